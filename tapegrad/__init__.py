@@ -1,0 +1,52 @@
+"""tapegrad: PyTorch-style reverse-mode autodiff on a flat tape, swept by Numba.
+
+>>> import tapegrad as torch
+>>> x = torch.ones(5)
+>>> w = torch.ones(5, 3, requires_grad=True)
+>>> loss = (torch.matmul(x, w) ** 2).sum()
+>>> loss.backward()
+>>> w.grad[0]
+tensor([10., 10., 10.])
+"""
+from . import autograd, nn
+from .autograd import Node
+from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace,
+                       manual_seed, ones, ones_like, rand, rand_like, randint, randn,
+                       randn_like, tensor, zeros, zeros_like)
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .ops import (abs, add, argmax, argmin, cat, clamp, clone, cos, div, dot, eq, exp,
+                  expand, flatten, ge, gt, le, log, lt, matmul, maximum, mean, minimum, mm,
+                  mul, ne, neg, permute, pow, relu, reshape, sigmoid, sin, sqrt, squeeze, stack,
+                  sub, sum, t, tanh, transpose, unsqueeze, where)
+from .ops import max, min  # noqa: A004
+from .tensor import (Size, Tensor, bool_, float16, float32, float64, get_default_dtype,
+                     int32, int64, is_tensor, set_default_dtype)
+from .tape import current as _current_tape
+
+bool = bool_  # noqa: A001 - torch.bool
+float = float32  # noqa: A001 - torch.float
+double = float64
+long = int64
+clip = clamp
+
+
+def softmax(input, dim):
+    return nn.functional.softmax(input, dim)
+
+
+def log_softmax(input, dim):
+    return nn.functional.log_softmax(input, dim)
+
+
+def tape_listing():
+    """This thread's tape as text, one record a line (``%3 = mul(%1, %2)  f32[5]``)."""
+    return _current_tape().listing()
+
+
+def tape_size():
+    """(records, bytes) held by this thread's tape right now."""
+    t = _current_tape()
+    return len(t), t.nbytes()
+
+
+__version__ = "0.1.0"

@@ -1,0 +1,2 @@
+"""Neural-network helpers. ``tapegrad.nn.functional`` holds the losses and activations."""
+from . import functional  # noqa: F401

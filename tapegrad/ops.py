@@ -1,0 +1,1139 @@
+"""The op table: each differentiable op computes its value with numpy and appends one
+record whose opcode the compiled sweep knows (see ``sweep.py`` for the VJPs).
+
+Opcodes say how to differentiate; names (``MulBackward0``...) say what ``grad_fn`` shows.
+So ``x - 2`` records ADDC (gradient passes through) named SubBackward0.
+"""
+import numpy as np
+
+from . import sweep as S
+from . import tape as T
+from .tensor import Tensor, Size, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
+
+_name = T.name_id
+_READS = S.READS
+
+
+# ---- tensor construction helpers -----------------------------------------------------------
+def _plain(data):
+    t = Tensor.__new__(Tensor)
+    t.data = data
+    t._rg = False
+    t._tape = None
+    t._gid = 0
+    t._fn = 0
+    t._snap = None
+    t._snaptape = None
+    t._grad = None
+    t._version = 0
+    t._retain = False
+    t._base = None
+    t._alias = None
+    return t
+
+
+def _graph(data, tape, gid, fn):
+    t = Tensor.__new__(Tensor)
+    t.data = data
+    t._rg = True
+    t._tape = tape
+    t._gid = gid
+    t._fn = fn
+    t._snap = None
+    t._snaptape = None
+    t._grad = None
+    t._version = 0
+    t._retain = False
+    t._base = None
+    t._alias = None
+    return t
+
+
+def as_tensor(x, dtype=None):
+    """Tensor from a tensor, array, list or scalar (Python floats take the default dtype)."""
+    if isinstance(x, Tensor):
+        return x if dtype is None or x.data.dtype == dtype else to_dtype(x, dtype)
+    if isinstance(x, np.ndarray):
+        a = x
+    else:
+        a = np.asarray(x)
+        if a.dtype == np.float64 and not _has_np_float64(x):
+            a = a.astype(get_default_dtype())
+    if dtype is not None:
+        a = a.astype(dtype, copy=False)
+    return _plain(a)
+
+
+def _has_np_float64(x):
+    return isinstance(x, np.floating) or (isinstance(x, (list, tuple)) and any(
+        isinstance(v, np.ndarray) and v.dtype == np.float64 for v in x))
+
+
+def _recording(*ts):
+    if not grad_enabled():
+        return False
+    for t in ts:
+        if t is not None and t._rg:
+            return True
+    return False
+
+
+def _tape():
+    tp = T.current()
+    if tp.n >= tp.limit:
+        tp.collect()
+    return tp
+
+
+def _slot(tp, t):
+    """Local record index of tensor t on tape tp, adding an INPUT record if needed."""
+    if t._tape is not None:
+        if t._tape is tp:
+            loc = tp.local(t._gid)
+            return loc if loc >= 0 else _dead(tp, t)
+        raise RuntimeError(
+            "this tensor was produced by operations recorded in another thread; tapegrad "
+            "keeps one tape per thread, so a graph cannot continue across threads. Pass "
+            "x.detach() (and set requires_grad on it) to start a new graph here.")
+    g = t._snap
+    if g is not None and t._snaptape is tp:
+        loc = tp.local(g)
+        if loc >= 0:
+            return loc
+    d = t.data
+    word = S.INPUT | (d.dtype == float64) << 8 | t._rg << 9
+    gid = tp.append(word, -1, -1, -1, 0, 0, d.shape, d.size, live=0)
+    t._snap = gid
+    t._snaptape = tp
+    if t._rg:
+        tp.leaves[gid] = t
+    return tp.n - 1
+
+
+_DEAD_NAME = _name("Freed")
+
+
+def _dead(tp, t):
+    """t's graph was freed: stand it in with a record that fails if backward reaches it."""
+    d = t.data
+    word = S.DEAD | (d.dtype == float64) << 8 | 1 << 9 | _DEAD_NAME << 16
+    t._gid = tp.append(word, -1, -1, -1, 0, 0, d.shape, d.size)
+    return tp.n - 1
+
+
+def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
+    """Append the record for out = op(x, y, z) and return the result tensor."""
+    tp = _tape()
+    a = _slot(tp, x)
+    b = -1 if y is None else _slot(tp, y)
+    c = -1 if z is None else _slot(tp, z)
+    reads = _READS.get(op, 0)
+    if reads & S.R_A:
+        tp.save(a, x.data)
+    if reads & S.R_B:
+        tp.save(b, y.data)
+    if reads & S.R_C and z is not None:
+        tp.save(c, z.data)
+    word = op | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    gid = tp.append(word, a, b, c, p0, p1, out.shape, out.size, f0, f1,
+                    out=out if reads & S.R_OUT else None)
+    return _graph(out, tp, gid, fn)
+
+
+# ---- dtype promotion -----------------------------------------------------------------------------
+def _float(x):
+    """x as a float tensor (integer and bool tensors take the default dtype)."""
+    return x if x.data.dtype in _FLOATS else _plain(x.data.astype(get_default_dtype()))
+
+
+def to_dtype(x, dtype):
+    dtype = np.dtype(dtype)
+    if x.data.dtype == dtype:
+        return x
+    out = x.data.astype(dtype)
+    if dtype in _FLOATS and _recording(x):
+        return _record(S.CAST, _CAST, out, x)
+    return _plain(out)
+
+
+_CAST = _name("ToCopyBackward0")
+
+
+def _promote(x, y):
+    """Bring two tensors to a common dtype the way PyTorch does for float math."""
+    dx = x.data.dtype
+    dy = y.data.dtype
+    if dx == dy:
+        return x, y
+    fx = dx in _FLOATS
+    fy = dy in _FLOATS
+    if fx and fy:
+        if x.data.ndim == 0 and y.data.ndim > 0:
+            target = dy
+        elif y.data.ndim == 0 and x.data.ndim > 0:
+            target = dx
+        else:
+            target = float64
+    elif fx:
+        target = dx
+    elif fy:
+        target = dy
+    else:
+        return x, y   # integer math: numpy's rules
+    return to_dtype(x, target), to_dtype(y, target)
+
+
+def _is_scalar(v):
+    return isinstance(v, (int, float, bool, np.integer, np.floating)) and not isinstance(v, np.ndarray)
+
+
+# ---- elementwise ---------------------------------------------------------------------------------
+_N = {k: _name(v) for k, v in {
+    "add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
+    "rsub": "RsubBackward1", "pow0": "PowBackward0", "pow1": "PowBackward1",
+    "neg": "NegBackward0", "exp": "ExpBackward0", "log": "LogBackward0",
+    "sqrt": "SqrtBackward0", "abs": "AbsBackward0", "sin": "SinBackward0",
+    "cos": "CosBackward0", "tanh": "TanhBackward0", "sigmoid": "SigmoidBackward0",
+    "relu": "ReluBackward0", "clamp": "ClampBackward1", "maximum": "MaximumBackward0",
+    "minimum": "MinimumBackward0", "where": "WhereBackward0", "sum": "SumBackward1",
+    "sumall": "SumBackward0", "mean": "MeanBackward1", "meanall": "MeanBackward0",
+    "max": "MaxBackward1", "min": "MinBackward1", "maxdim": "MaxBackward0",
+    "mindim": "MinBackward0", "select": "SelectBackward0", "slice": "SliceBackward0",
+    "index": "IndexBackward0", "t": "TBackward0", "transpose": "TransposeBackward0",
+    "permute": "PermuteBackward0", "view": "ViewBackward0", "reshape": "ReshapeAliasBackward0",
+    "unsqueeze": "UnsqueezeBackward0", "squeeze": "SqueezeBackward0",
+    "expand": "ExpandBackward0", "cat": "CatBackward0", "stack": "StackBackward0",
+    "softmax": "SoftmaxBackward0", "log_softmax": "LogSoftmaxBackward0",
+    "bcewl": "BinaryCrossEntropyWithLogitsBackward0", "nll": "NllLossBackward0",
+    "mm": "MmBackward0", "mv": "MvBackward0", "dot": "DotBackward0", "bmm": "BmmBackward0",
+    "matmul": "MatmulBackward0", "clone": "CloneBackward0", "flatten": "FlattenBackward0",
+}.items()}
+
+
+def _unary(op, fn, numpy_fn, x, f0=0.0, f1=0.0):
+    x = _float(x)
+    out = numpy_fn(x.data)
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    return _record(op, fn, out, x, f0=f0, f1=f1)
+
+
+def neg(x):
+    if x.data.dtype not in _FLOATS:
+        return _plain(-x.data)
+    return _unary(S.NEG, _N["neg"], np.negative, x)
+
+
+def exp(x):
+    return _unary(S.EXP, _N["exp"], np.exp, x)
+
+
+def log(x):
+    return _unary(S.LOG, _N["log"], np.log, x)
+
+
+def sqrt(x):
+    return _unary(S.SQRT, _N["sqrt"], np.sqrt, x)
+
+
+def abs(x):  # noqa: A001 - torch's name
+    if x.data.dtype not in _FLOATS:
+        return _plain(np.abs(x.data))
+    return _unary(S.ABS, _N["abs"], np.abs, x)
+
+
+def sin(x):
+    return _unary(S.SIN, _N["sin"], np.sin, x)
+
+
+def cos(x):
+    return _unary(S.COS, _N["cos"], np.cos, x)
+
+
+def tanh(x):
+    return _unary(S.TANH, _N["tanh"], np.tanh, x)
+
+
+def _sigmoid_np(a):
+    # exp(-logaddexp(0, -a)) is 1 / (1 + exp(-a)) without overflow warnings
+    return np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
+
+
+def sigmoid(x):
+    return _unary(S.SIGMOID, _N["sigmoid"], _sigmoid_np, x)
+
+
+def relu(x):
+    return _unary(S.RELU, _N["relu"], lambda a: np.maximum(a, 0), x)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002
+    if min is None and max is None:
+        raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+    lo = -np.inf if min is None else float(min)
+    hi = np.inf if max is None else float(max)
+    x = _float(x)
+    return _unary(S.CLAMP, _N["clamp"], lambda a: np.clip(a, lo, hi).astype(a.dtype, copy=False),
+                  x, lo, hi)
+
+
+def _broadcast_error(sx, sy, what="tensor"):
+    nd = max(len(sx), len(sy))
+    px = (1,) * (nd - len(sx)) + tuple(sx)
+    py = (1,) * (nd - len(sy)) + tuple(sy)
+    for d in range(nd - 1, -1, -1):
+        if px[d] != py[d] and px[d] != 1 and py[d] != 1:
+            return RuntimeError(
+                f"The size of tensor a ({px[d]}) must match the size of tensor b ({py[d]}) at "
+                f"non-singleton dimension {d}: shapes {tuple(sx)} and {tuple(sy)} do not "
+                f"broadcast. Reshape or unsqueeze one operand so the sizes agree or are 1.")
+    return RuntimeError(f"shapes {tuple(sx)} and {tuple(sy)} do not broadcast")
+
+
+def _binary(op, fn, numpy_fn, x, y):
+    x, y = _promote(x, y)
+    try:
+        out = numpy_fn(x.data, y.data)
+    except ValueError:
+        if x.data.shape != y.data.shape:
+            raise _broadcast_error(x.data.shape, y.data.shape) from None
+        raise
+    if not ((x._rg or y._rg) and grad_enabled()):
+        return _plain(out)
+    return _record(op, fn, out, x, y)
+
+
+def _scalar_op(op, fn, numpy_fn, x, c, f0):
+    x = _t(x)
+    if x.data.dtype not in _FLOATS:
+        if isinstance(c, (float, np.floating)) or op in (S.RDIVC,) or fn == _N["div"]:
+            x = _float(x)
+        else:
+            return _plain(numpy_fn(x.data))
+    out = numpy_fn(x.data)
+    if out.dtype != x.data.dtype and x.data.dtype in _FLOATS:
+        out = out.astype(x.data.dtype)
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    return _record(op, fn, out, x, f0=f0)
+
+
+def add(x, y, alpha=1):
+    if alpha != 1:
+        y = mul(y, alpha)
+    if _is_scalar(y):
+        return _scalar_op(S.ADDC, _N["add"], lambda a: a + y, x, y, 0.0)
+    if _is_scalar(x):
+        return add(y, x)
+    return _binary(S.ADD, _N["add"], np.add, _t(x), _t(y))
+
+
+def sub(x, y, alpha=1):
+    if alpha != 1:
+        y = mul(y, alpha)
+    if _is_scalar(y):
+        return _scalar_op(S.ADDC, _N["sub"], lambda a: a - y, x, y, 0.0)
+    if _is_scalar(x):
+        return _scalar_op(S.NEG, _N["rsub"], lambda a: x - a, y, x, 0.0)
+    return _binary(S.SUB, _N["sub"], np.subtract, _t(x), _t(y))
+
+
+def mul(x, y):
+    if _is_scalar(y):
+        return _scalar_op(S.MULC, _N["mul"], lambda a: a * y, x, y, float(y))
+    if _is_scalar(x):
+        return mul(y, x)
+    return _binary(S.MUL, _N["mul"], np.multiply, _t(x), _t(y))
+
+
+def div(x, y):
+    if _is_scalar(y):
+        return _scalar_op(S.MULC, _N["div"], lambda a: a / y, x, y, 1.0 / float(y) if y else np.inf)
+    if _is_scalar(x):
+        return _scalar_op(S.RDIVC, _N["div"], lambda a: x / a, y, x, float(x))
+    x, y = _t(x), _t(y)
+    if x.data.dtype not in _FLOATS and y.data.dtype not in _FLOATS:
+        x = _float(x)
+    return _binary(S.DIV, _N["div"], np.divide, x, y)
+
+
+def pow(x, y):  # noqa: A001
+    if _is_scalar(y):
+        if isinstance(x, Tensor) and x.data.dtype not in _FLOATS and not isinstance(y, float):
+            return _plain(x.data ** y)
+        return _scalar_op(S.POWC, _N["pow0"], lambda a: a ** y, x, y, float(y))
+    if _is_scalar(x):
+        return _scalar_op(S.RPOWC, _N["pow1"], lambda a: np.power(x, a), _float(y), x, float(x))
+    x, y = _t(x), _t(y)
+    if x.data.dtype not in _FLOATS and y.data.dtype not in _FLOATS:
+        return _plain(np.power(x.data, y.data))
+    return _binary(S.POW, _N["pow1"], np.power, x, y)
+
+
+def maximum(x, y):
+    return _binary(S.MAXIMUM, _N["maximum"], np.maximum, _t(x), _t(y))
+
+
+def minimum(x, y):
+    return _binary(S.MINIMUM, _N["minimum"], np.minimum, _t(x), _t(y))
+
+
+def where(condition, x, y):
+    cond = _t(condition).data
+    if cond.dtype != np.bool_:
+        cond = cond != 0
+    x, y = _t(x), _t(y)
+    x, y = _promote(x, y)
+    try:
+        out = np.where(cond, x.data, y.data)
+    except ValueError:
+        raise RuntimeError(f"where: condition {cond.shape}, x {tuple(x.shape)} and y "
+                           f"{tuple(y.shape)} do not broadcast to one shape") from None
+    if out.dtype not in _FLOATS or not _recording(x, y):
+        return _plain(out)
+    c = _plain(cond.astype(out.dtype))
+    return _record(S.WHERE, _N["where"], out, x, y, c)
+
+
+def _t(v):
+    return v if isinstance(v, Tensor) else as_tensor(v)
+
+
+# ---- comparisons (never differentiable) ------------------------------------------------------------
+def _cmp(numpy_fn):
+    def f(x, y):
+        yd = y.data if isinstance(y, Tensor) else y
+        return _plain(numpy_fn(x.data, yd))
+    return f
+
+
+eq, ne, lt, le, gt, ge = (_cmp(f) for f in (np.equal, np.not_equal, np.less, np.less_equal,
+                                           np.greater, np.greater_equal))
+
+
+# ---- reductions -------------------------------------------------------------------------------------
+def _dims(dim, nd):
+    if dim is None:
+        return tuple(range(nd))
+    if isinstance(dim, (list, tuple)):
+        ds = tuple(_dim(d, nd) for d in dim)
+    else:
+        ds = (_dim(dim, nd),)
+    if nd == 0:
+        return ()
+    return ds
+
+
+def _mask(dims):
+    m = 0
+    for d in dims:
+        m |= 1 << d
+    return m
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):  # noqa: A001
+    if dtype is not None:
+        x = to_dtype(x, dtype)
+    dims = _dims(dim, x.data.ndim)
+    if x.data.dtype == np.bool_:
+        return _plain(np.sum(x.data, axis=dims, keepdims=keepdim))
+    out = np.asarray(np.sum(x.data, axis=dims, keepdims=keepdim))
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    return _record(S.SUM, _N["sumall" if dim is None else "sum"], out, x, p0=_mask(dims))
+
+
+def mean(x, dim=None, keepdim=False, dtype=None):
+    if dtype is not None:
+        x = to_dtype(x, dtype)
+    if x.data.dtype not in _FLOATS:
+        raise RuntimeError(
+            f"mean(): could not infer output dtype. Input dtype must be either a floating point "
+            f"or complex dtype. Got: {x.data.dtype}. Call .float() first.")
+    dims = _dims(dim, x.data.ndim)
+    out = np.asarray(np.mean(x.data, axis=dims, keepdims=keepdim))
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    count = 1
+    for d in dims:
+        count *= x.data.shape[d]
+    return _record(S.MEAN, _N["meanall" if dim is None else "mean"], out, x, p0=_mask(dims),
+                   f0=1.0 / count if count else np.nan)
+
+
+class _MinMax(tuple):
+    """(values, indices), like torch.return_types.max."""
+    @property
+    def values(self):
+        return self[0]
+
+    @property
+    def indices(self):
+        return self[1]
+
+
+def _extreme(x, dim, keepdim, is_max):
+    a = x.data
+    if dim is None:
+        if a.size == 0:
+            raise RuntimeError(f"{'max' if is_max else 'min'}(): Expected reduction dim to be "
+                               f"specified for input.numel() == 0.")
+        out = np.asarray(a.max() if is_max else a.min())
+        if not (x._rg and grad_enabled()):
+            return _plain(out)
+        return _record(S.EXTREME, _N["max" if is_max else "min"], out, x)
+    d = _dim(dim, a.ndim)
+    if a.ndim == 0:
+        return _MinMax((x, _plain(np.asarray(0))))
+    idx = np.argmax(a, axis=d) if is_max else np.argmin(a, axis=d)
+    idx_k = np.expand_dims(idx, d)
+    values = np.take_along_axis(a, idx_k, axis=d)
+    flat = np.take_along_axis(np.arange(a.size).reshape(a.shape), idx_k, axis=d)
+    if not keepdim:
+        values = values.squeeze(d)
+        flat = flat.squeeze(d)
+    else:
+        idx = idx_k
+    indices = _plain(idx.astype(np.int64))
+    if not (x._rg and grad_enabled()):
+        return _MinMax((_plain(values), indices))
+    return _MinMax((_gather(x, values, flat, _N["maxdim" if is_max else "mindim"]), indices))
+
+
+def max(x, dim=None, keepdim=False):  # noqa: A001
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    return _extreme(x, dim, keepdim, True)
+
+
+def min(x, dim=None, keepdim=False):  # noqa: A001
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    return _extreme(x, dim, keepdim, False)
+
+
+def argmax(x, dim=None, keepdim=False):
+    if dim is None:
+        return _plain(np.asarray(np.argmax(x.data)))
+    return _plain(np.argmax(x.data, axis=_dim(dim, x.data.ndim), keepdims=keepdim))
+
+
+def argmin(x, dim=None, keepdim=False):
+    if dim is None:
+        return _plain(np.asarray(np.argmin(x.data)))
+    return _plain(np.argmin(x.data, axis=_dim(dim, x.data.ndim), keepdims=keepdim))
+
+
+# ---- data movement ----------------------------------------------------------------------------------
+def _gather(x, out, flat, fn):
+    """Record out = x.flat[flat]; the VJP scatters back. `out` owns its memory."""
+    tp = _tape()
+    a = _slot(tp, x)
+    io = tp.store_index(np.ascontiguousarray(flat, dtype=np.int64))
+    word = S.GATHER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    gid = tp.append(word, a, -1, -1, io, out.size, out.shape, out.size)
+    return _graph(out, tp, gid, fn)
+
+
+def _view_of(x, out, fn, builder):
+    """Result of a movement op: a view for plain tensors, a recorded copy otherwise."""
+    if not (x._rg and grad_enabled()):
+        t = _plain(out)
+        if np.shares_memory(out, x.data):
+            t._base = x
+        return t
+    return builder(np.array(out, copy=True))
+
+
+def _index_key(key):
+    if isinstance(key, tuple):
+        return tuple(_index_key(k) for k in key)
+    if isinstance(key, Tensor):
+        return key.data
+    if isinstance(key, list):
+        return np.asarray(key)
+    return key
+
+
+def _key_name(key):
+    parts = key if isinstance(key, tuple) else (key,)
+    if any(isinstance(k, np.ndarray) and k.ndim > 0 for k in parts):
+        return _N["index"]
+    if len(parts) == 1 and isinstance(parts[0], (int, np.integer)):
+        return _N["select"]
+    if all(k is None for k in parts):
+        return _N["unsqueeze"]
+    return _N["slice"]
+
+
+def getitem(x, key):
+    key = _index_key(key)
+    try:
+        out = x.data[key]
+    except IndexError as e:
+        raise IndexError(f"{e} (tensor of shape {tuple(x.data.shape)})") from None
+    if not isinstance(out, np.ndarray):
+        out = np.asarray(out)
+    if not (x._rg and grad_enabled()):
+        t = _plain(out)
+        if np.shares_memory(out, x.data):
+            t._base = x
+        return t
+    flat = np.arange(x.data.size).reshape(x.data.shape)[key]
+    return _gather(x, np.array(out, copy=True), np.asarray(flat), _key_name(key))
+
+
+def _perm_gather(x, axes, fn):
+    out = x.data.transpose(axes)
+    return _view_of(x, out, fn, lambda o: _gather(
+        x, o, np.arange(x.data.size).reshape(x.data.shape).transpose(axes), fn))
+
+
+def transpose(x, dim0, dim1):
+    nd = x.data.ndim
+    if nd == 0:
+        return x
+    d0, d1 = _dim(dim0, nd), _dim(dim1, nd)
+    axes = list(range(nd))
+    axes[d0], axes[d1] = axes[d1], axes[d0]
+    return _perm_gather(x, tuple(axes), _N["transpose"])
+
+
+def t(x):
+    if x.data.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                           f"{x.data.ndim}D; use transpose(dim0, dim1) or permute")
+    if x.data.ndim < 2:
+        return x
+    return _perm_gather(x, (1, 0), _N["t"])
+
+
+def T_(x):
+    return _perm_gather(x, tuple(range(x.data.ndim))[::-1], _N["permute"])
+
+
+def permute(x, *dims):
+    if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+        dims = tuple(dims[0])
+    nd = x.data.ndim
+    axes = tuple(_dim(d, nd) for d in dims)
+    if sorted(axes) != list(range(nd)):
+        raise RuntimeError(f"permute: dims {tuple(dims)} are not a permutation of the "
+                           f"{nd} dimensions of a tensor of shape {tuple(x.data.shape)}")
+    return _perm_gather(x, axes, _N["permute"])
+
+
+def _reshape(x, shape, fn):
+    try:
+        out = x.data.reshape(shape)
+    except ValueError:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size "
+                           f"{x.data.size} (tensor of shape {tuple(x.data.shape)})") from None
+    if not (x._rg and grad_enabled()):
+        t = _plain(out)
+        t._base = x
+        return t
+    out = np.array(out, copy=True)
+    tp = _tape()
+    a = _slot(tp, x)
+    word = S.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    gid = tp.append(word, a, -1, -1, 0, 0, out.shape, out.size)
+    return _graph(out, tp, gid, fn)
+
+
+def _shape_args(shape):
+    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def reshape(x, *shape):
+    return _reshape(x, _shape_args(shape), _N["view"])
+
+
+def view(x, *shape):
+    return _reshape(x, _shape_args(shape), _N["view"])
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    nd = x.data.ndim
+    if nd == 0:
+        return _reshape(x, (1,), _N["view"])
+    s, e = _dim(start_dim, nd), _dim(end_dim, nd)
+    shp = x.data.shape
+    n = 1
+    for d in range(s, e + 1):
+        n *= shp[d]
+    return _reshape(x, shp[:s] + (n,) + shp[e + 1:], _N["view"])
+
+
+def squeeze(x, dim=None):
+    shp = x.data.shape
+    if dim is None:
+        new = tuple(s for s in shp if s != 1)
+    else:
+        dims = _dims(dim, x.data.ndim)
+        new = tuple(s for i, s in enumerate(shp) if not (i in dims and s == 1))
+    return _reshape(x, new, _N["squeeze"])
+
+
+def unsqueeze(x, dim):
+    nd = x.data.ndim + 1
+    d = _dim(dim, nd)
+    shp = x.data.shape
+    return _reshape(x, shp[:d] + (1,) + shp[d:], _N["unsqueeze"])
+
+
+def expand(x, *shape):
+    shape = _shape_args(shape)
+    nd = len(shape)
+    src = (1,) * (nd - x.data.ndim) + x.data.shape
+    target = tuple(src[i] if s == -1 else s for i, s in enumerate(shape))
+    try:
+        out = np.broadcast_to(x.data, target)
+    except ValueError:
+        raise RuntimeError(f"expand: shape {tuple(x.data.shape)} cannot be expanded to "
+                           f"{target}") from None
+    return _view_of(x, out, _N["expand"], lambda o: _gather(
+        x, o, np.broadcast_to(np.arange(x.data.size).reshape(x.data.shape), target),
+        _N["expand"]))
+
+
+def clone(x):
+    out = x.data.copy()
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    tp = _tape()
+    a = _slot(tp, x)
+    fn = _N["clone"]
+    word = S.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    gid = tp.append(word, a, -1, -1, 0, 0, out.shape, out.size)
+    return _graph(out, tp, gid, fn)
+
+
+def _cat_record(ts, out, dim, mids, fn):
+    tp = _tape()
+    shp = out.shape
+    outer = 1
+    for s in shp[:dim]:
+        outer *= s
+    inner = 1
+    for s in shp[dim + 1:]:
+        inner *= s
+    slots = [_slot(tp, x) for x in ts]
+    block = [len(ts), outer, inner, shp[dim] if out.ndim else 1]
+    off = 0
+    for s, m in zip(slots, mids):
+        block += [s, m, off]
+        off += m
+    io = tp.store_index(np.asarray(block, np.int64))
+    word = S.CAT | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    gid = tp.append(word, -1, -1, -1, io, len(block), out.shape, out.size)
+    return _graph(out, tp, gid, fn)
+
+
+def _common(ts):
+    ts = [_t(x) for x in ts]
+    if not ts:
+        raise RuntimeError("expected a non-empty list of Tensors")
+    floats = [x.data.dtype for x in ts if x.data.dtype in _FLOATS]
+    if floats:
+        target = float64 if float64 in floats else float32
+        ts = [to_dtype(x, target) for x in ts]
+    return ts
+
+
+def cat(tensors, dim=0):
+    ts = _common(tensors)
+    nd = ts[0].data.ndim
+    if nd == 0:
+        raise RuntimeError("zero-dimensional tensor cannot be concatenated; use stack")
+    d = _dim(dim, nd)
+    try:
+        out = np.concatenate([x.data for x in ts], axis=d)
+    except ValueError:
+        raise RuntimeError("cat: tensors must have the same shape except in the "
+                           f"concatenating dimension {d}; got shapes "
+                           f"{[tuple(x.data.shape) for x in ts]}") from None
+    if not _recording(*ts):
+        return _plain(out)
+    return _cat_record(ts, out, d, [x.data.shape[d] for x in ts], _N["cat"])
+
+
+def stack(tensors, dim=0):
+    ts = _common(tensors)
+    d = _dim(dim, ts[0].data.ndim + 1)
+    try:
+        out = np.stack([x.data for x in ts], axis=d)
+    except ValueError:
+        raise RuntimeError(f"stack expects each tensor to be equal size, but got shapes "
+                           f"{[tuple(x.data.shape) for x in ts]}") from None
+    if not _recording(*ts):
+        return _plain(out)
+    return _cat_record(ts, out, d, [1] * len(ts), _N["stack"])
+
+
+# ---- matrix products ----------------------------------------------------------------------------------
+def matmul(x, y):
+    x, y = _promote(_t(x), _t(y))
+    a, b = x.data, y.data
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.ndim}D and {b.ndim}D")
+    try:
+        out = np.matmul(a, b)
+    except ValueError:
+        ka = a.shape[-1]
+        kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if ka != kb:
+            raise RuntimeError(
+                f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
+                f"(the last dimension of the first, {ka}, must equal the "
+                f"{'second-to-last' if b.ndim > 1 else 'only'} dimension of the second, {kb})"
+            ) from None
+        raise RuntimeError(f"matmul: the batch dimensions of shapes {tuple(a.shape)} and "
+                           f"{tuple(b.shape)} do not broadcast") from None
+    out = np.asarray(out)
+    if not ((x._rg or y._rg) and grad_enabled()):
+        return _plain(out)
+    if a.ndim == 1 and b.ndim == 1:
+        fn = _N["dot"]
+    elif a.ndim == 2 and b.ndim == 2:
+        fn = _N["mm"]
+    elif a.ndim == 2 and b.ndim == 1:
+        fn = _N["mv"]
+    elif a.ndim == 3 and b.ndim == 3:
+        fn = _N["bmm"]
+    else:
+        fn = _N["matmul"]
+    tp = _tape()
+    sa = _slot(tp, x)
+    sb = _slot(tp, y)
+    word = S.MATMUL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    gid = tp.append(word, sa, sb, -1, 0, 0, out.shape, out.size)
+    tp.pyrefs[gid] = (a, b)
+    return _graph(out, tp, gid, fn)
+
+
+def mm(x, y):
+    if x.ndim != 2 or y.ndim != 2:
+        raise RuntimeError(f"mm: both arguments must be 2-D matrices, got shapes "
+                           f"{tuple(x.shape)} and {tuple(y.shape)}")
+    return matmul(x, y)
+
+
+def dot(x, y):
+    if x.ndim != 1 or y.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {x.ndim}D and {y.ndim}D tensors")
+    return matmul(x, y)
+
+
+# ---- fused ops used by nn.functional -------------------------------------------------------------------
+def softmax(x, dim, log=False):
+    x = _float(x)
+    a = x.data
+    d = _dim(dim, a.ndim)
+    if a.ndim == 0:
+        out = np.zeros_like(a) if log else np.ones_like(a)
+    else:
+        m = np.max(a, axis=d, keepdims=True)
+        z = a - m
+        if log:
+            out = z - np.log(np.sum(np.exp(z), axis=d, keepdims=True))
+        else:
+            e = np.exp(z)
+            out = e / np.sum(e, axis=d, keepdims=True)
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    D = a.shape[d] if a.ndim else 1
+    inner = 1
+    for s in a.shape[d + 1:]:
+        inner *= s
+    return _record(S.LOGSOFTMAX if log else S.SOFTMAX,
+                   _N["log_softmax" if log else "softmax"], out, x, p0=D, p1=inner)
+
+
+def bce_with_logits(z, y, pos_weight, reduction):
+    """Unweighted, numerically stable BCE on logits: reduction 'none', 'mean' or 'sum'."""
+    zs, ys = z.data, y.data
+    sp = np.logaddexp(0, -zs)           # log(1 + exp(-z))
+    if pos_weight is None:
+        lw = 1.0
+    else:
+        lw = 1.0 + (pos_weight.data - 1.0) * ys
+    elem = ((1.0 - ys) * zs + lw * sp).astype(zs.dtype, copy=False)
+    if reduction == "none":
+        out, reduce, scale = elem, 0, 1.0
+    elif reduction == "mean":
+        out, reduce, scale = np.asarray(elem.mean(), zs.dtype), 1, 1.0 / builtins_max(elem.size, 1)
+    else:
+        out, reduce, scale = np.asarray(elem.sum(), zs.dtype), 1, 1.0
+    if not _recording(z, y, pos_weight):
+        return _plain(out)
+    return _record(S.BCEWL, _N["bcewl"], out, z, y, pos_weight, p1=reduce, f0=scale)
+
+
+def nll(x, target, weight, reduction, ignore_index):
+    """nll_loss on log-probabilities x of shape (N, C) or (C,), class indices target."""
+    a = x.data
+    tgt = target.data.astype(np.int64).reshape(-1)
+    if a.ndim == 1:
+        rows = a.reshape(1, -1)
+    elif a.ndim == 2:
+        rows = a
+    else:
+        raise RuntimeError(f"nll_loss: expected input of shape (N, C) or (C,), got "
+                           f"{tuple(a.shape)}")
+    N, Cn = rows.shape
+    if tgt.shape[0] != N:
+        raise ValueError(f"Expected input batch_size ({N}) to match target batch_size "
+                         f"({tgt.shape[0]}).")
+    valid = tgt != ignore_index
+    bad = valid & ((tgt < 0) | (tgt >= Cn))
+    if bad.any():
+        raise IndexError(f"Target {int(tgt[bad][0])} is out of bounds for {Cn} classes")
+    safe = np.where(valid, tgt, 0)
+    w = np.ones(N, a.dtype) if weight is None else weight.data[safe].astype(a.dtype)
+    w = np.where(valid, w, 0).astype(a.dtype)
+    picked = rows[np.arange(N), safe]
+    if reduction == "none":
+        coef = w
+        out = (-coef * picked).reshape(tgt.shape if a.ndim == 2 else ())
+        reduced = 0.0
+    else:
+        denom = w.sum() if reduction == "mean" else 1.0
+        coef = (w / denom).astype(a.dtype) if reduction == "mean" else w
+        out = np.asarray(-(coef * picked).sum(), a.dtype)
+        reduced = 1.0
+    out = np.asarray(out, a.dtype)
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    tp = _tape()
+    sa = _slot(tp, x)
+    cz = _plain(np.ascontiguousarray(coef, a.dtype))
+    sb = _slot(tp, cz)
+    tp.save(sb, cz.data)
+    flat = (np.arange(N) * Cn + safe).astype(np.int64)
+    io = tp.store_index(flat)
+    fn = _N["nll"]
+    word = S.NLL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    gid = tp.append(word, sa, sb, -1, io, N, out.shape, out.size, reduced)
+    return _graph(out, tp, gid, fn)
+
+
+import builtins as _builtins  # noqa: E402
+builtins_max = _builtins.max
+
+
+# ---- in-place ops ---------------------------------------------------------------------------------------
+def _mark_modified(t, count=None, resave=True):
+    """t's storage changed: every tape slot holding its value is now out of date for the
+    records made before `count` (default: all so far); later records see the new value."""
+    t._version += 1
+    links = []
+    if t._tape is not None:
+        links.append((t._tape, t._gid))
+    if t._snap is not None:
+        links.append((t._snaptape, t._snap))
+    if t._alias is not None:
+        links.append(t._alias)
+    for tp, gid in links:
+        loc = tp.local(gid)
+        if loc >= 0:
+            tp.dirty[gid] = (tp.n if count is None else count, t._version)
+            if resave:
+                tp.resave(loc, t.data)
+    if t._base is not None:
+        _mark_modified(t._base)
+
+
+def _inplace(t, outofplace, numpy_inplace=None):
+    """Run an in-place op: numpy in place when nothing is recorded, otherwise record the
+    out-of-place result and rebase t's history onto it (as PyTorch does)."""
+    on = grad_enabled()
+    if on and t._tape is None and t._rg:
+        raise RuntimeError(
+            "a leaf Variable that requires grad is being used in an in-place operation. "
+            "Update parameters inside `with tapegrad.no_grad():` (as optimizers do), or "
+            "work on a clone().")
+    if not on or (not t._rg and numpy_inplace is not None):
+        if numpy_inplace is not None:
+            try:
+                numpy_inplace(t.data)
+            except TypeError as e:   # numpy's casting error (e.g. float into an int tensor)
+                raise RuntimeError(f"in-place op: the result can't be stored in a tensor of "
+                                   f"dtype {t.data.dtype} ({e})") from None
+            _mark_modified(t)
+            return t
+    res = outofplace(t)
+    if res.data.dtype != t.data.dtype and not np.can_cast(res.data.dtype, t.data.dtype,
+                                                         "same_kind"):
+        raise RuntimeError(f"result type {res.data.dtype} can't be cast to the desired output "
+                           f"type {t.data.dtype}")
+    if res._tape is None:
+        np.copyto(t.data, res.data, casting="unsafe")
+        _mark_modified(t)
+        return t
+    if t._base is not None:
+        raise RuntimeError(
+            "in-place operations on a view of a tensor that requires grad are not supported; "
+            "compute the new value out of place (for example with tapegrad.where or cat)")
+    tp = res._tape
+    loc = tp.local(res._gid)
+    _mark_modified(t, count=loc, resave=False)
+    np.copyto(t.data, res.data, casting="unsafe")
+    old = (t._tape, t._gid)
+    t._tape, t._gid, t._fn, t._rg, t._snap = tp, res._gid, res._fn, True, None
+    tp.rc[loc] += 1
+    tp.nlive += 1
+    if old[0] is not None:
+        old[0].release(old[1])
+    return t
+
+
+def _other_data(o):
+    return o.data if isinstance(o, Tensor) else o
+
+
+def add_(t, other, alpha=1):
+    def np_add(a):
+        o = _other_data(other)
+        a += o if alpha == 1 else alpha * np.asarray(o)
+    return _inplace(t, lambda x: add(x, other, alpha=alpha),
+                    None if _needs_grad(other) else np_add)
+
+
+def sub_(t, other, alpha=1):
+    def np_sub(a):
+        o = _other_data(other)
+        a -= o if alpha == 1 else alpha * np.asarray(o)
+    return _inplace(t, lambda x: sub(x, other, alpha=alpha),
+                    None if _needs_grad(other) else np_sub)
+
+
+def mul_(t, other):
+    def np_mul(a):
+        a *= _other_data(other)
+    return _inplace(t, lambda x: mul(x, other), None if _needs_grad(other) else np_mul)
+
+
+def div_(t, other):
+    def np_div(a):
+        a /= _other_data(other)
+    return _inplace(t, lambda x: div(x, other), None if _needs_grad(other) else np_div)
+
+
+def clamp_(t, min=None, max=None):  # noqa: A002
+    return _inplace(t, lambda x: clamp(x, min, max),
+                    lambda a: np.clip(a, min, max, out=a))
+
+
+def zero_(t):
+    return fill_(t, 0)
+
+
+def fill_(t, value):
+    v = _other_data(value)
+    return _inplace(t, lambda x: add(mul(x, 0.0), value if _is_scalar(value) else _t(value)),
+                    None if _needs_grad(value) else (lambda a: a.fill(v)))
+
+
+def copy_(t, src):
+    s = _t(src)
+    return _inplace(t, lambda x: add(mul(x, 0.0), s),
+                    None if s._rg else (lambda a: np.copyto(a, s.data, casting="unsafe")))
+
+
+def _needs_grad(o):
+    return isinstance(o, Tensor) and o._rg and grad_enabled()
+
+
+def setitem(t, key, value):
+    key = _index_key(key)
+    v = _t(value)
+    if not ((t._rg or v._rg) and grad_enabled()):
+        if t._tape is None and t._rg and grad_enabled():
+            raise RuntimeError("a leaf Variable that requires grad is being used in an "
+                               "in-place operation (item assignment); do it under no_grad()")
+        t.data[key] = v.data
+        _mark_modified(t)
+        return
+
+    def place(x):
+        # out = where(mask, v spread over the indexed positions, x): two records, exact VJP
+        mask = np.zeros(x.data.shape, bool)
+        mask[key] = True
+        region_shape = x.data[key].shape
+        vv = to_dtype(v, x.data.dtype) if v.data.dtype != x.data.dtype else v
+        try:
+            vidx = np.broadcast_to(np.arange(vv.data.size).reshape(vv.data.shape), region_shape)
+        except ValueError:
+            raise RuntimeError(f"shape mismatch: value tensor of shape {tuple(v.shape)} cannot "
+                               f"be broadcast to indexing result of shape {region_shape}") from None
+        full = np.zeros(x.data.shape, np.int64)
+        full[key] = vidx
+        spread_vals = vv.data.reshape(-1)[full]
+        spread = _gather(vv, spread_vals, full, _N["index"]) if _recording(vv) else _plain(spread_vals)
+        return where(_plain(mask), spread, x)
+    _inplace(t, place)
+
+
+# ---- Tensor methods: bound here so that tensor.py never imports this module ----------------------------
+def _bind():
+    def rev(f):
+        return lambda s, o: f(o, s)
+
+    def dtype_method(d):
+        return lambda s: to_dtype(s, d)
+
+    methods = dict(
+        __add__=add, __radd__=rev(add), __sub__=sub, __rsub__=rev(sub), __mul__=mul,
+        __rmul__=rev(mul), __truediv__=div, __rtruediv__=rev(div), __pow__=pow,
+        __rpow__=rev(pow), __matmul__=matmul, __rmatmul__=rev(matmul), __neg__=neg,
+        __abs__=abs, __getitem__=getitem, __setitem__=setitem,
+        __eq__=eq, __ne__=ne, __lt__=lt, __le__=le, __gt__=gt, __ge__=ge,
+        __iadd__=add_, __isub__=sub_, __imul__=mul_, __itruediv__=div_,
+        add=add, sub=sub, mul=mul, div=div, pow=pow, matmul=matmul, mm=mm, dot=dot,
+        neg=neg, exp=exp, log=log, sqrt=sqrt, abs=abs, sin=sin, cos=cos, tanh=tanh,
+        sigmoid=sigmoid, relu=relu, clamp=clamp, clip=clamp, maximum=maximum, minimum=minimum,
+        sum=sum, mean=mean, max=max, min=min, argmax=argmax, argmin=argmin,
+        reshape=reshape, view=view, flatten=flatten, squeeze=squeeze, unsqueeze=unsqueeze,
+        expand=expand, transpose=transpose, t=t, permute=permute, clone=clone,
+        add_=add_, sub_=sub_, mul_=mul_, div_=div_, zero_=zero_, fill_=fill_, copy_=copy_,
+        clamp_=clamp_, eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge,
+        float=dtype_method(float32), double=dtype_method(float64),
+        long=dtype_method(np.int64), int=dtype_method(np.int32), bool=dtype_method(np.bool_),
+        softmax=lambda s, dim: softmax(s, dim), log_softmax=lambda s, dim: softmax(s, dim, True),
+    )
+    for k, v in methods.items():
+        setattr(Tensor, k, v)
+    Tensor.T = property(T_)
+    Tensor.mT = property(lambda s: transpose(s, -2, -1))
+
+    def to(self, *args, **kwargs):
+        dtype = kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, (np.dtype, type)) or (isinstance(a, str) and a not in ("cpu",)):
+                dtype = a
+            elif isinstance(a, Tensor):
+                dtype = a.dtype
+        return self if dtype is None else to_dtype(self, dtype)
+    Tensor.to = to
+    Tensor.type_as = lambda s, o: to_dtype(s, o.dtype)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Compute the gradient of this tensor with respect to the graph's leaves.
+
+        The result is accumulated (added) into each leaf's ``.grad``. A non-scalar tensor
+        needs ``gradient``, a tensor of its shape: backward then computes the
+        vector-Jacobian product. The graph is freed afterwards unless ``retain_graph``.
+        """
+        from . import autograd
+        if create_graph:
+            raise NotImplementedError("create_graph=True is not supported yet")
+        autograd.backward([self], None if gradient is None else [gradient],
+                          retain_graph=retain_graph, inputs=inputs)
+    Tensor.backward = backward
+
+
+_bind()

@@ -1,0 +1,314 @@
+"""Tensor: a numpy array plus what autograd needs to know about it.
+
+A tensor is one of
+- a leaf: ``_tape is None``. It may require grad; when an op uses it, the tape gets an
+  INPUT record for it (cached in ``_snap`` until the tape forgets it);
+- a graph tensor: the output of a recorded op. ``_tape``/``_gid`` name its record and
+  ``_fn`` the grad_fn name. Its ``__del__`` tells the tape, which is how graphs nobody can
+  reach any more are reclaimed.
+
+Operators hand off to ``tapegrad.ops``; this module only holds state and conversions.
+"""
+import numpy as np
+
+from . import grad_mode, tape as _tapemod
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+float16 = np.dtype(np.float16)
+int64 = np.dtype(np.int64)
+int32 = np.dtype(np.int32)
+bool_ = np.dtype(np.bool_)
+_FLOATS = (float32, float64)
+_default = [float32]
+
+
+def get_default_dtype():
+    """The dtype new float tensors get (``tapegrad.float32`` unless changed)."""
+    return _default[0]
+
+
+def set_default_dtype(dtype):
+    """Make ``dtype`` (``tapegrad.float32`` or ``tapegrad.float64``) the default float dtype.
+
+    >>> import tapegrad as tg
+    >>> tg.set_default_dtype(tg.float64); tg.tensor([1.5]).dtype
+    dtype('float64')
+    >>> tg.set_default_dtype(tg.float32)
+    """
+    d = np.dtype(dtype)
+    if d not in _FLOATS:
+        raise TypeError(f"set_default_dtype supports tapegrad.float32 and tapegrad.float64, "
+                        f"not {d}")
+    _default[0] = d
+
+
+def dtype_name(d):
+    return "tapegrad." + ("bool" if d == bool_ else str(d))
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    Create tensors with ``tapegrad.tensor``, ``ones``, ``randn`` and friends. Set
+    ``requires_grad=True`` on the leaves you want gradients for; every operation on them
+    is recorded, and ``backward()`` fills their ``.grad``.
+
+    >>> import tapegrad as tg
+    >>> x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> y = (x * x).sum()
+    >>> y.backward()
+    >>> x.grad
+    tensor([2., 4., 6.])
+    """
+    __slots__ = ("data", "_rg", "_tape", "_gid", "_fn", "_snap", "_snaptape", "_grad",
+                 "_version", "_retain", "_base", "_alias", "__weakref__")
+    __array_ufunc__ = None   # numpy defers to our reflected operators
+
+    def __init__(self, data, requires_grad=False):
+        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        self._tape = None
+        self._gid = 0
+        self._fn = 0
+        self._snap = None
+        self._snaptape = None
+        self._grad = None
+        self._version = 0
+        self._retain = False
+        self._base = None
+        self._alias = None
+        self._rg = False
+        if requires_grad:
+            self.requires_grad = True
+
+    def __del__(self):
+        t = self._tape
+        if t is not None:
+            t.release(self._gid)
+
+    # ---- autograd state -------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        """Whether operations on this tensor are recorded for differentiation."""
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        flag = bool(flag)
+        if self._tape is not None:
+            if not flag:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want "
+                    "to use a computed variable in a subgraph that doesn't require "
+                    "differentiation use var_no_grad = var.detach().")
+            return
+        if flag and self.data.dtype not in _FLOATS:
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients; this tensor "
+                f"has dtype {dtype_name(self.data.dtype)}. Create it with "
+                f"dtype=tapegrad.float32 (or call .float()) first.")
+        if flag != self._rg:
+            self._snap = None   # the tape's INPUT record carries the old flag
+        self._rg = flag
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return self (leaves only)."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self):
+        """True for tensors no recorded op produced (they have no ``grad_fn``)."""
+        return self._tape is None
+
+    @property
+    def grad_fn(self):
+        """The backward node of the op that produced this tensor, or None for a leaf."""
+        if self._tape is None:
+            return None
+        from .autograd import Node
+        return Node(self._tape, self._gid, self._fn)
+
+    @property
+    def grad(self):
+        """Gradient accumulated by backward (leaves, or tensors that called retain_grad)."""
+        if self._tape is not None and not self._retain and self._grad is None:
+            import warnings
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
+                "backward() does not fill .grad for non-leaf tensors; call .retain_grad() "
+                "on it before backward() if you need it, or read the gradient of a leaf.",
+                UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            value = value if isinstance(value, Tensor) else Tensor(np.asarray(value))
+            if value.shape != self.shape:
+                raise RuntimeError(f"assigned grad has shape {value.shape} but the tensor "
+                                   f"has shape {self.shape}")
+        self._grad = value
+
+    def retain_grad(self):
+        """Ask backward to also fill ``.grad`` of this non-leaf tensor."""
+        if self._tape is None:
+            if not self._rg:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        if not self._retain:
+            import weakref
+            self._retain = True
+            self._tape.retained[self._gid] = weakref.ref(self)
+
+    @property
+    def retains_grad(self):
+        return self._retain and self._tape is not None
+
+    def detach(self):
+        """A new leaf sharing this tensor's data, cut off from the graph."""
+        t = Tensor(self.data)
+        if self._tape is not None:
+            t._alias = (self._tape, self._gid)
+        else:
+            t._base = self
+        return t
+
+    def detach_(self):
+        if self._tape is not None:
+            raise RuntimeError("detach_() is only supported on leaf tensors here; "
+                               "use y = x.detach() instead")
+        self._rg = False
+        return self
+
+    # ---- array facts --------------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(self.data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self.data.shape)
+        return self.data.shape[_dim(dim, self.data.ndim)]
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    def dim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return "cpu"
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def item(self):
+        if self.data.size != 1:
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted "
+                               f"to Scalar; use .tolist() or index it first")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def numpy(self):
+        if self._rg:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
+                               "Use tensor.detach().numpy() instead.")
+        return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.data.reshape(()))
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __repr__(self):
+        return _format(self)
+
+    __str__ = __repr__
+
+
+class Size(tuple):
+    """A shape, printed as ``tapegrad.Size([5, 3])``."""
+
+    def __repr__(self):
+        return f"tapegrad.Size({list(self)})"
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+def _dim(d, nd):
+    n = max(nd, 1)
+    if not -n <= d < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-n}, {n - 1}], but got {d})")
+    return d % n
+
+
+def _format(t):
+    a = t.data
+    if a.dtype.kind == "f":
+        finite = a[np.isfinite(a)]
+        whole = finite.size == 0 or bool(np.all(finite == np.round(finite)))
+        big = finite.size and np.max(np.abs(finite)) >= 1e8
+        opts = dict(precision=4, floatmode="fixed" if not whole and not big else "maxprec",
+                    suppress_small=False)
+        if whole and not big:
+            opts = dict(floatmode="unique")
+    else:
+        opts = {}
+    body = np.array2string(a, separator=", ", prefix="tensor(", threshold=1000, **opts)
+    extras = []
+    if a.dtype not in (get_default_dtype(), int64, bool_):
+        extras.append(f"dtype={dtype_name(a.dtype)}")
+    if t._tape is not None:
+        extras.append(f"grad_fn=<{_tapemod.NAMES[t._fn]}>")
+    elif t._rg:
+        extras.append("requires_grad=True")
+    return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+def is_tensor(x):
+    return isinstance(x, Tensor)
+
+
+def grad_enabled():
+    return getattr(grad_mode._state, "enabled", True)
