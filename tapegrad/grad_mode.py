@@ -2,12 +2,16 @@
 import functools
 import threading
 
-_state = threading.local()
+class _State(threading.local):
+    enabled = True   # class default: each new thread starts with grad mode on
+
+
+_state = _State()
 
 
 def is_grad_enabled():
     """True when operations on tensors that require grad are being recorded (this thread)."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def _set(mode):

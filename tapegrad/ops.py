@@ -9,9 +9,10 @@ import numpy as np
 from . import sweep as S
 from . import tape as T
 from .tensor import Tensor, Size, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
+from .tensor import _gstate
 
 _name = T.name_id
-_READS = S.READS
+_READS = S.reads_table().tolist()
 
 
 # ---- tensor construction helpers -----------------------------------------------------------
@@ -78,8 +79,11 @@ def _recording(*ts):
     return False
 
 
+_tls = T._tls
+
+
 def _tape():
-    tp = T.current()
+    tp = _tls.tape
     if tp.n >= tp.limit:
         tp.collect()
     return tp
@@ -123,20 +127,23 @@ def _dead(tp, t):
 
 def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
     """Append the record for out = op(x, y, z) and return the result tensor."""
-    tp = _tape()
-    a = _slot(tp, x)
+    tp = _tls.tape
+    if tp.n >= tp.limit:
+        tp.collect()
+    g = x._gid
+    a = g - tp.g0 + tp.k if (x._tape is tp and g >= tp.g0) else _slot(tp, x)
     b = -1 if y is None else _slot(tp, y)
     c = -1 if z is None else _slot(tp, z)
-    reads = _READS.get(op, 0)
-    if reads & S.R_A:
-        tp.save(a, x.data)
-    if reads & S.R_B:
-        tp.save(b, y.data)
-    if reads & S.R_C and z is not None:
-        tp.save(c, z.data)
-    word = op | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, a, b, c, p0, p1, out.shape, out.size, f0, f1,
-                    out=out if reads & S.R_OUT else None)
+    reads = _READS[op]
+    if reads:
+        if reads & S.R_A:
+            tp.save(a, x.data)
+        if reads & S.R_B:
+            tp.save(b, y.data)
+        if reads & S.R_C and z is not None:
+            tp.save(c, z.data)
+    gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, b, c, p0, p1,
+                    out.shape, out.size, f0, f1, out if reads & S.R_OUT else None)
     return _graph(out, tp, gid, fn)
 
 
@@ -183,8 +190,11 @@ def _promote(x, y):
     return to_dtype(x, target), to_dtype(y, target)
 
 
+_SCALARS = {int, float, bool, np.float64, np.float32, np.int64, np.int32, np.bool_}
+
+
 def _is_scalar(v):
-    return isinstance(v, (int, float, bool, np.integer, np.floating)) and not isinstance(v, np.ndarray)
+    return type(v) in _SCALARS
 
 
 # ---- elementwise ---------------------------------------------------------------------------------
@@ -211,11 +221,13 @@ _N = {k: _name(v) for k, v in {
 
 
 def _unary(op, fn, numpy_fn, x, f0=0.0, f1=0.0):
-    x = _float(x)
+    d = x.data.dtype
+    if d is not float32 and d is not float64:
+        x = _float(x)
     out = numpy_fn(x.data)
-    if not (x._rg and grad_enabled()):
-        return _plain(out)
-    return _record(op, fn, out, x, f0=f0, f1=f1)
+    if x._rg and _gstate.enabled:
+        return _record(op, fn, out, x, None, None, 0, 0, f0, f1)
+    return _plain(out)
 
 
 def neg(x):
@@ -278,7 +290,7 @@ def clamp(x, min=None, max=None):  # noqa: A002
 
 
 def _broadcast_error(sx, sy, what="tensor"):
-    nd = max(len(sx), len(sy))
+    nd = builtins_max(len(sx), len(sy))
     px = (1,) * (nd - len(sx)) + tuple(sx)
     py = (1,) * (nd - len(sy)) + tuple(sy)
     for d in range(nd - 1, -1, -1):
@@ -304,18 +316,23 @@ def _binary(op, fn, numpy_fn, x, y):
 
 
 def _scalar_op(op, fn, numpy_fn, x, c, f0):
-    x = _t(x)
-    if x.data.dtype not in _FLOATS:
-        if isinstance(c, (float, np.floating)) or op in (S.RDIVC,) or fn == _N["div"]:
+    if type(x) is not Tensor:
+        x = _t(x)
+    d = x.data.dtype
+    if d is not float32 and d is not float64:
+        if d in _FLOATS:
+            pass
+        elif isinstance(c, (float, np.floating)) or op == S.RDIVC or fn == _N["div"]:
             x = _float(x)
+            d = x.data.dtype
         else:
             return _plain(numpy_fn(x.data))
     out = numpy_fn(x.data)
-    if out.dtype != x.data.dtype and x.data.dtype in _FLOATS:
-        out = out.astype(x.data.dtype)
-    if not (x._rg and grad_enabled()):
-        return _plain(out)
-    return _record(op, fn, out, x, f0=f0)
+    if out.dtype is not d:
+        out = out.astype(d)
+    if x._rg and _gstate.enabled:
+        return _record(op, fn, out, x, None, None, 0, 0, f0)
+    return _plain(out)
 
 
 def add(x, y, alpha=1):

@@ -24,11 +24,12 @@ import numpy as np
 from . import sweep as S
 
 _REC = struct.Struct("14q2d")
-_PACK = _REC.pack
 _RECBYTES = _REC.size
+# one packer per ndim: the unused shape words are pad bytes, so no padding tuple is built
+_PACKERS = tuple(struct.Struct(f"{7 + nd}q{8 * (S.MAXD - nd)}xq2d").pack
+                 for nd in range(S.MAXD + 1))
 _VOFF_BYTE = S.VOFF * 8
 _Q = struct.Struct("q")
-_PAD = tuple((0,) * (S.MAXD - i) for i in range(S.MAXD + 1))
 _MIN_LIMIT = 4096
 
 # grad_fn names, indexed by the name id stored in each record
@@ -82,13 +83,14 @@ class Tape:
     # ---- recording ------------------------------------------------------------------
     def append(self, word, a, b, c, p0, p1, shape, size, f0=0.0, f1=0.0, out=None, live=1):
         """Append one record; returns its gid. `out` (an array) is saved as the value."""
-        voff = -1 if out is None else self._store(word >> 8 & 1, out)
         nd = len(shape)
         if nd > S.MAXD:
             raise RuntimeError(
                 f"tapegrad records tensors of up to {S.MAXD} dimensions; got shape "
                 f"{tuple(shape)}. Reshape to fewer dimensions before this operation.")
-        rec = _PACK(word | nd << 10, a, b, c, p0, p1, voff, *shape, *_PAD[nd], size, f0, f1)
+        rec = _PACKERS[nd](word | nd << 10, a, b, c, p0, p1,
+                           -1 if out is None else self._store(word >> 8 & 1, out),
+                           *shape, size, f0, f1)
         try:
             self.buf += rec
         except BufferError:   # a view from an interrupted sweep is still alive somewhere
@@ -120,7 +122,7 @@ class Tape:
         ar = self.arena[d]
         if top + size > ar.shape[0]:
             ar = self.arena[d] = _grown(ar, top, top + size)
-        ar[top:top + size] = arr.reshape(-1)
+        ar[top:top + size] = arr if arr.ndim == 1 else arr.reshape(-1)
         self.atop[d] = top + size
         return top
 
@@ -288,12 +290,14 @@ def _grown(arr, used, need, zero=False):
     return new
 
 
-_tls = threading.local()
+class _PerThread(threading.local):
+    def __init__(self):
+        self.tape = Tape()
+
+
+_tls = _PerThread()
 
 
 def current():
     """This thread's tape."""
-    t = getattr(_tls, "tape", None)
-    if t is None:
-        t = _tls.tape = Tape()
-    return t
+    return _tls.tape

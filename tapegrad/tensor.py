@@ -310,5 +310,8 @@ def is_tensor(x):
     return isinstance(x, Tensor)
 
 
+_gstate = grad_mode._state
+
+
 def grad_enabled():
-    return getattr(grad_mode._state, "enabled", True)
+    return _gstate.enabled

@@ -1,0 +1,284 @@
+"""The ``tapegrad`` command: demo, train, graph and bench subcommands."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import tapegrad as tg
+from tapegrad import viz
+
+F = tg.nn.functional
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reports a bad argument in one line, without usage text."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _heading(text):
+    print(f"\n== {text} ==")
+
+
+# ---- demo ---------------------------------------------------------------------------------------
+def _tutorial_graph():
+    """The tutorial's one-layer network; returns the tensors by name."""
+    x = tg.ones(5)
+    y = tg.zeros(3)
+    w = tg.randn(5, 3, requires_grad=True)
+    b = tg.randn(3, requires_grad=True)
+    z = tg.matmul(x, w) + b
+    loss = F.binary_cross_entropy_with_logits(z, y)
+    return dict(x=x, y=y, w=w, b=b, z=z, loss=loss)
+
+
+def _vjp_graph():
+    inp = tg.eye(4, 5, requires_grad=True)
+    out = (inp + 1).pow(2).t()
+    return dict(inp=inp, out=out)
+
+
+def cmd_demo(args):
+    tg.manual_seed(args.seed)
+    print(f"tapegrad {tg.__version__}: the autograd tutorial, step by step (seed {args.seed})")
+    _heading("A one-layer network: z = x @ w + b, loss = BCE-with-logits(z, y)")
+    g = _tutorial_graph()
+    w, b, z, loss = g["w"], g["b"], g["z"], g["loss"]
+    print(f"w = {w}\nb = {b}\nz = {z}\nloss = {loss}")
+
+    _heading("Each result remembers the backward function that made it")
+    print(f"z.grad_fn    = <{z.grad_fn.name()}>")
+    print(f"loss.grad_fn = <{loss.grad_fn.name()}>")
+    print("loss.grad_fn.next_functions:",
+          ", ".join("None" if f is None else f.name() for f, _ in loss.grad_fn.next_functions))
+
+    _heading("The tape recorded by the forward pass (one line per record)")
+    print(viz.listing())
+
+    _heading("loss.backward() fills .grad of the leaves w and b")
+    loss.backward()
+    print(f"w.grad =\n{w.grad}\nb.grad = {b.grad}")
+    try:
+        loss.backward()
+    except RuntimeError as e:
+        print(f"a second backward() raises: {str(e).split('. ')[0]}.")
+
+    _heading("Turning tracking off: no_grad() and detach()")
+    z = tg.matmul(g["x"], w) + b
+    print(f"z.requires_grad                  -> {z.requires_grad}")
+    with tg.no_grad():
+        z = tg.matmul(g["x"], w) + b
+    print(f"under no_grad(): z.requires_grad -> {z.requires_grad}")
+    z = tg.matmul(g["x"], w) + b
+    print(f"z.detach().requires_grad         -> {z.detach().requires_grad}")
+    del z
+
+    _heading("Vector-Jacobian products: out = (inp + 1).pow(2).t()")
+    v = _vjp_graph()
+    inp, out = v["inp"], v["out"]
+    out.backward(tg.ones_like(out), retain_graph=True)
+    print(f"first call, inp.grad =\n{inp.grad}")
+    out.backward(tg.ones_like(out), retain_graph=True)
+    print(f"second call (gradients accumulate), inp.grad =\n{inp.grad}")
+    inp.grad.zero_()
+    out.backward(tg.ones_like(out), retain_graph=True)
+    print(f"after inp.grad.zero_(), inp.grad =\n{inp.grad}")
+    return 0
+
+
+# ---- train ----------------------------------------------------------------------------------------
+def two_spirals(points, seed, noise=0.15, turns=1.75):
+    """``points`` 2-d points on two interleaved spiral arms (float64 array, int64 labels)."""
+    rng = np.random.default_rng(seed)
+    m = points // 2
+    t = np.sqrt(rng.random(m)) * turns * 2 * np.pi
+    arm = np.stack([t * np.cos(t), t * np.sin(t)], axis=1)
+    X = np.concatenate([arm, -arm]) + noise * rng.standard_normal((2 * m, 2))
+    X /= np.abs(X).max()
+    y = np.concatenate([np.zeros(m, np.int64), np.ones(m, np.int64)])
+    return X, y
+
+
+def _progress(epoch, epochs, loss, width=30):
+    done = width * epoch // epochs
+    bar = "#" * done + "." * (width - done)
+    sys.stderr.write(f"\repoch {epoch:>{len(str(epochs))}}/{epochs} [{bar}] loss {loss:.4f}")
+    sys.stderr.flush()
+
+
+def cmd_train(args):
+    dtype = tg.float32 if args.dtype == "float32" else tg.float64
+    act = tg.tanh if args.activation == "tanh" else tg.relu
+    X_np, y_np = two_spirals(args.points, args.seed)
+    X, y = tg.tensor(X_np, dtype=dtype), tg.tensor(y_np)
+    tg.manual_seed(args.seed)
+    sizes = [2] + [args.width] * args.layers + [2]
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        params.append((tg.randn(fan_in, fan_out, dtype=dtype) / fan_in ** 0.5).requires_grad_())
+        params.append(tg.zeros(fan_out, dtype=dtype, requires_grad=True))
+    velocity = [tg.zeros_like(p) for p in params]
+
+    def forward(h):
+        for i in range(0, len(params) - 2, 2):
+            h = act(h @ params[i] + params[i + 1])
+        return h @ params[-2] + params[-1]
+
+    print(f"two spirals: {len(y_np)} points; MLP 2-{'-'.join([str(args.width)] * args.layers)}-2 "
+          f"({args.activation}, {args.dtype}); SGD lr={args.lr} momentum={args.momentum}; "
+          f"seed {args.seed}")
+    every = max(1, args.epochs // (100 if sys.stderr.isatty() else 10))
+    start = time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        loss = F.cross_entropy(forward(X), y)
+        loss.backward()
+        with tg.no_grad():
+            for p, v in zip(params, velocity):
+                v.mul_(args.momentum).add_(p.grad)
+                p -= args.lr * v
+                p.grad = None
+        if epoch % every == 0 or epoch == args.epochs:
+            _progress(epoch, args.epochs, loss.item())
+    sys.stderr.write(f"  ({time.perf_counter() - start:.1f} s)\n")
+    with tg.no_grad():
+        logits = forward(X)
+        final = F.cross_entropy(logits, y).item()
+        acc = (logits.argmax(dim=1) == y).float().mean().item()
+    print(f"final loss {final:.4f}; training accuracy {100 * acc:.1f}% "
+          f"({int(round(acc * len(y_np)))}/{len(y_np)})")
+    return 0
+
+
+# ---- graph ----------------------------------------------------------------------------------------
+def _mlp_graph():
+    x = tg.randn(4, 2)
+    target = tg.tensor([0, 1, 1, 0])
+    w1 = tg.randn(2, 8, requires_grad=True)
+    b1 = tg.zeros(8, requires_grad=True)
+    w2 = tg.randn(8, 2, requires_grad=True)
+    b2 = tg.zeros(2, requires_grad=True)
+    h = tg.relu(x @ w1 + b1)
+    loss = F.cross_entropy(h @ w2 + b2, target)
+    return dict(w1=w1, b1=b1, w2=w2, b2=b2, h=h, loss=loss)
+
+
+_EXAMPLES = {"tutorial": (_tutorial_graph, "loss"), "mlp": (_mlp_graph, "loss"),
+             "vjp": (_vjp_graph, "out")}
+
+
+def cmd_graph(args):
+    tg.manual_seed(args.seed)
+    build, root = _EXAMPLES[args.example]
+    tensors = build()
+    source = viz.to_dot(tensors[root], names=tensors)
+    out = Path(args.output)
+    fmt = args.format
+    if out.suffix in (".svg", ".png"):     # -o names the picture: keep the DOT beside it
+        fmt, out = fmt or out.suffix[1:], out.with_suffix(".dot")
+    out.write_text(source)
+    print(f"wrote {out}")
+    if fmt:
+        image = out.with_suffix("." + fmt)
+        try:
+            written = viz.render(source, image, fmt)
+        except RuntimeError as e:
+            sys.stderr.write(f"tapegrad graph: {e}\n")
+            return 1
+        if written is None:
+            print(f"Graphviz 'dot' is not on PATH, so no {fmt.upper()} was drawn "
+                  f"(install graphviz, or run: dot -T{fmt} {out} -o {image})")
+        else:
+            print(f"wrote {written}")
+    return 0
+
+
+# ---- bench ----------------------------------------------------------------------------------------
+def cmd_bench(args):
+    print("The benchmark report is provided by `python -m bench` (run from the repository root).")
+    try:
+        from bench import report
+    except ModuleNotFoundError as e:
+        if e.name not in ("bench", "bench.report"):
+            raise
+        sys.stderr.write("tapegrad bench: the bench package (bench/report.py) is not available "
+                         "here; run `python -m bench` from a tapegrad checkout\n")
+        return 1
+    result = report.main(args.rest)
+    return result if isinstance(result, int) else 0
+
+
+# ---- entry point -----------------------------------------------------------------------------------
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _parser():
+    p = _Parser(prog="tapegrad", description="tapegrad: reverse-mode autodiff on a flat tape.")
+    p.add_argument("--version", action="version", version=f"tapegrad {tg.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    d = sub.add_parser("demo", help="walk through the autograd tutorial with tapegrad",
+                       description="Run the autograd tutorial (one-layer network, no_grad, "
+                                   "detach, vector-Jacobian products) and print each step.")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="train a small MLP on two spirals",
+                       description="Train an MLP on a two-spirals data set with hand-written "
+                                   "SGD (full batch) and report training accuracy.")
+    t.add_argument("--epochs", type=_positive, default=1500, help="full-batch steps (1500)")
+    t.add_argument("--width", type=_positive, default=32, help="hidden units per layer (32)")
+    t.add_argument("--layers", type=_positive, default=2, help="hidden layers (2)")
+    t.add_argument("--activation", choices=("tanh", "relu"), default="tanh",
+                   help="hidden activation (tanh)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating point type (float32)")
+    t.add_argument("--seed", type=int, default=0, help="seed for data and weights (0)")
+    t.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
+    t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum, 0 for none (0.9)")
+    t.add_argument("--points", type=_positive, default=400, help="points, both arms (400)")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("graph", help="write a computational graph as Graphviz DOT",
+                       description="Write the graph of an example computation as DOT text, "
+                                   "and draw it too when --format is given and Graphviz "
+                                   "'dot' is installed.")
+    g.add_argument("--example", choices=sorted(_EXAMPLES), default="tutorial",
+                   help="which computation to draw (tutorial)")
+    g.add_argument("-o", "--output", default="graph.dot", help="DOT file to write (graph.dot)")
+    g.add_argument("--format", choices=("svg", "png"), help="also draw FILE.svg or FILE.png")
+    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    g.set_defaults(func=cmd_graph)
+
+    b = sub.add_parser("bench", help="run the benchmark report (python -m bench)",
+                       description="Hand over to the benchmark report in bench/report.py; "
+                                   "remaining arguments are passed on to it.")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the report")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None):
+    """Run the ``tapegrad`` command line with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit status: 0 on success, 1 when a step fails, 2 for bad arguments.
+    """
+    args = _parser().parse_args(argv)
+    if getattr(args, "lr", 1.0) <= 0:
+        _Parser(prog=f"tapegrad {args.command}").error(f"--lr must be positive, got {args.lr}")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""The engine's contract: autograd semantics, one compiled sweep, bounded memory, errors."""
+import sys
+import threading
+import warnings
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+import tapegrad.nn.functional as F
+from tapegrad import autograd as ag
+from tapegrad import sweep as S
+from tapegrad.tape import current
+
+
+# ---- the tutorial, checked by hand --------------------------------------------------------
+def test_tutorial_one_layer_network_by_hand():
+    x = tg.ones(5)
+    y = tg.zeros(3)
+    w = tg.tensor(np.arange(15).reshape(5, 3) / 20.0, dtype=tg.float32, requires_grad=True)
+    b = tg.tensor([0.1, -0.2, 0.3], requires_grad=True)
+    z = tg.matmul(x, w) + b
+    loss = F.binary_cross_entropy_with_logits(z, y)
+    assert z.grad_fn.name() == "AddBackward0"
+    assert loss.grad_fn.name() == "BinaryCrossEntropyWithLogitsBackward0"
+    assert "BinaryCrossEntropyWithLogitsBackward0 object at" in repr(loss.grad_fn)
+    loss.backward()
+    zs = np.arange(15).reshape(5, 3).sum(0) / 20.0 + np.array([0.1, -0.2, 0.3])
+    expected_b = 1 / (1 + np.exp(-zs)) / 3          # d mean(bce(z, 0)) / dz = sigmoid(z) / 3
+    np.testing.assert_allclose(b.grad.numpy(), expected_b, rtol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), np.tile(expected_b, (5, 1)), rtol=1e-6)
+    assert w.grad.dtype == tg.float32
+
+
+def test_tutorial_no_grad_and_detach():
+    w = tg.randn(5, 3, requires_grad=True)
+    x = tg.ones(5)
+    assert (x @ w).requires_grad
+    with tg.no_grad():
+        assert not (x @ w).requires_grad
+    z = x @ w
+    zd = z.detach()
+    assert not zd.requires_grad and zd.is_leaf
+    assert np.shares_memory(zd.numpy(), z.data)
+
+
+def test_tutorial_vector_jacobian_product_accumulates_and_resets():
+    inp = tg.eye(4, 5, requires_grad=True)
+    out = (inp + 1).pow(2).t()
+    expected = 2 * (np.eye(4, 5) + 1)
+    out.backward(tg.ones_like(out), retain_graph=True)
+    np.testing.assert_array_equal(inp.grad.numpy(), expected)
+    out.backward(tg.ones_like(out), retain_graph=True)
+    np.testing.assert_array_equal(inp.grad.numpy(), 2 * expected)
+    inp.grad.zero_()
+    out.backward(tg.ones_like(out), retain_graph=True)
+    np.testing.assert_array_equal(inp.grad.numpy(), expected)
+
+
+def test_grad_fn_next_functions_reach_leaves_through_accumulate_grad():
+    w = tg.randn(3, requires_grad=True)
+    c = tg.randn(3)
+    y = (w * c).sum()
+    (mul, _), = y.grad_fn.next_functions
+    assert mul.name() == "MulBackward0"
+    (acc, _), (const, _) = mul.next_functions
+    assert isinstance(acc, ag.AccumulateGrad) and acc.variable is w
+    assert const is None
+    assert w.grad_fn is None and w.is_leaf and not y.is_leaf
+
+
+# ---- backward semantics ----------------------------------------------------------------------
+def test_leaf_gradients_accumulate_across_backward_calls():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    (3 * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2 + 3, 4 + 3])
+
+
+def test_shared_subexpression_gradients_add_up():
+    x = tg.tensor(2.0, requires_grad=True)
+    y = tg.tensor(3.0, requires_grad=True)
+    h = x * y
+    z = h * x + h          # z = x^2 y + x y
+    z.backward()
+    assert x.grad.item() == pytest.approx(2 * 2 * 3 + 3)
+    assert y.grad.item() == pytest.approx(4 + 2)
+
+
+def test_non_leaf_grad_is_none_with_warning_unless_retained():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    k = x * 4
+    k.retain_grad()
+    (h.sum() + (k * k).sum()).backward()
+    with pytest.warns(UserWarning, match="not a leaf"):
+        assert h.grad is None
+    np.testing.assert_allclose(k.grad.numpy(), 2 * 4 * np.array([1.0, 2.0]))
+
+
+def test_autograd_grad_leaves_dot_grad_alone():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = x * 2
+    y = (h ** 2).sum()
+    gx, gh = tg.autograd.grad(y, [x, h])
+    np.testing.assert_allclose(gx.numpy(), 8 * x.data)
+    np.testing.assert_allclose(gh.numpy(), 2 * h.data)
+    assert x.grad is None
+
+
+def test_autograd_grad_allow_unused():
+    x = tg.tensor([1.0], requires_grad=True)
+    u = tg.tensor([1.0], requires_grad=True)
+    y = (x * 2).sum()
+    with pytest.raises(RuntimeError, match="not have been used"):
+        tg.autograd.grad(y, [x, u], retain_graph=True)
+    gx, gu = tg.autograd.grad(y, [x, u], allow_unused=True)
+    assert gu is None and gx.item() == 2
+
+
+def test_backward_with_gradient_is_a_vjp():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x ** 3
+    v = tg.tensor([1.0, 0.5, -1.0])
+    y.backward(v)
+    np.testing.assert_allclose(x.grad.numpy(), v.data * 3 * x.data ** 2)
+
+
+def test_float64_and_mixed_dtype_promotion():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)                     # float32
+    b = tg.tensor(np.array([3.0, 4.0]), requires_grad=True)           # float64
+    y = a * b
+    assert y.dtype == tg.float64
+    y.sum().backward()
+    assert a.grad.dtype == tg.float32 and b.grad.dtype == tg.float64
+    np.testing.assert_allclose(a.grad.numpy(), [3.0, 4.0])
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 2.0])
+    s = tg.tensor(np.float64(2.0))                                    # 0-d float64
+    assert (a * s).dtype == tg.float32                                # like PyTorch
+
+
+def test_set_default_dtype():
+    tg.set_default_dtype(tg.float64)
+    assert tg.tensor([1.5]).dtype == tg.float64 and tg.randn(2).dtype == tg.float64
+    tg.set_default_dtype(tg.float32)
+    assert tg.tensor([1.5]).dtype == tg.float32
+
+
+# ---- one compiled call ------------------------------------------------------------------------------
+def _chain(v, n):
+    for _ in range(n):
+        v = tg.tanh(v * 1.01 + 0.1)
+    return v.sum()
+
+
+def test_backward_of_3000_op_chain_is_one_compiled_call(monkeypatch):
+    v = tg.randn(16, requires_grad=True)
+    loss = _chain(v, 1000)
+    assert len(current()) >= 3000
+    calls = []
+    real = S.sweep
+    monkeypatch.setattr(S, "sweep", lambda *a: calls.append(1) or real(*a))
+    python_calls = []
+
+    def prof(frame, event, arg):
+        if event == "call":
+            python_calls.append(frame.f_code.co_name)
+    sys.setprofile(prof)
+    try:
+        loss.backward()
+    finally:
+        sys.setprofile(None)
+    assert len(calls) == 1
+    # Python work during backward is a fixed handful of calls, not one per record
+    assert len(python_calls) < 100, python_calls[:20]
+    assert np.isfinite(v.grad.numpy()).all()
+
+
+# ---- memory lifecycle ---------------------------------------------------------------------------------
+def test_training_loop_keeps_tape_empty_between_iterations():
+    tg.manual_seed(1)
+    w = tg.randn(4, 3, requires_grad=True)
+    x = tg.randn(8, 4)
+    losses = []
+    for _ in range(300):
+        loss = ((x @ w).tanh() ** 2).mean()
+        loss.backward()
+        with tg.no_grad():
+            w -= 0.1 * w.grad
+        w.grad.zero_()
+        losses.append(loss)          # keeping losses must not keep their graphs
+        assert len(current()) == 0
+    assert losses[-1].item() < losses[0].item()
+
+
+def test_graphs_never_backwarded_are_reclaimed():
+    w = tg.randn(16, requires_grad=True)
+    sizes = []
+    for _ in range(40):
+        out = _chain(w, 300)         # ~900 records, never backwarded, then dropped
+        sizes.append(current().nbytes())
+    assert max(sizes) < 4 * sizes[3]
+    del out
+    assert len(current()) == 0
+
+
+def test_exception_mid_forward_leaves_nothing_behind():
+    w = tg.randn(3, requires_grad=True)
+    for _ in range(5):
+        with pytest.raises(RuntimeError):
+            h = w * 2
+            h @ tg.randn(4, 4)     # shape error after recording one op
+    del h
+    assert len(current()) == 0
+
+
+def test_live_tensor_from_old_graph_survives_compaction():
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    keep = (x * 3).exp()             # recorded, kept alive, backwarded only at the end
+    w = tg.randn(16, requires_grad=True)
+    lengths = []
+    for _ in range(30):              # enough records to force several collections
+        _chain(w, 300).backward()
+        junk = _chain(w, 200)        # never backwarded
+        lengths.append(len(current()))
+    del junk
+    assert max(lengths) < 3 * 4096   # bounded: collections reclaim the dead graphs
+    keep.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(3 * x.data), rtol=1e-6)
+
+
+def test_using_a_freed_graph_again_raises_second_time():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x.exp()
+    h.sum().backward()
+    y = (h * 2).sum()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+# ---- errors --------------------------------------------------------------------------------------------
+def _still_works():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    (a * a).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [2.0, 4.0])
+
+
+def test_second_backward_without_retain_graph_raises():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
+    _still_works()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp()).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.exp(x.data), rtol=1e-6)
+
+
+def test_implicit_gradient_needs_a_scalar():
+    x = tg.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        (x * 2).backward()
+    _still_works()
+
+
+def test_backward_on_tensor_without_grad():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tg.ones(3).sum().backward()
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tg.autograd.grad(tg.ones(2).sum(), [tg.ones(2)])
+
+
+def test_gradient_of_wrong_shape():
+    x = tg.ones(3, requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"Mismatch in shape.*\[2\].*\[3\]"):
+        y.backward(tg.ones(2))
+    _still_works()
+
+
+def test_broadcast_error_names_both_shapes():
+    with pytest.raises(RuntimeError, match=r"\(2, 3\) and \(4,\)"):
+        tg.ones(2, 3, requires_grad=True) + tg.ones(4)
+
+
+def test_matmul_error_names_both_shapes():
+    with pytest.raises(RuntimeError, match=r"\(2, 3\) and \(4, 5\)"):
+        tg.ones(2, 3) @ tg.ones(4, 5)
+    with pytest.raises(RuntimeError, match="at least 1D"):
+        tg.tensor(2.0) @ tg.ones(2)
+
+
+def test_in_place_change_of_saved_value_raises():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x.exp()
+    h.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation.*ExpBackward0"):
+        h.sum().backward()
+    _still_works()
+
+
+def test_in_place_op_not_needing_the_old_value_is_fine():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x + 1                         # add saves nothing
+    h.mul_(3)
+    assert h.grad_fn.name() == "MulBackward0" and h._version == 1
+    h.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_in_place_through_detached_alias_is_detected():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = x.sigmoid()
+    h.detach().zero_()
+    with pytest.raises(RuntimeError, match="inplace"):
+        h.sum().backward()
+
+
+def test_in_place_on_leaf_requiring_grad_raises_but_works_under_no_grad():
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w.add_(1)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        w -= 1
+    with tg.no_grad():
+        w -= 0.5 * tg.ones(2)
+        w.mul_(2)
+    np.testing.assert_allclose(w.numpy() if not w.requires_grad else w.data, [1.0, 3.0])
+
+
+def test_optimizer_step_after_backward_changes_next_gradient():
+    w = tg.tensor([1.0], requires_grad=True)
+    for expected in (2.0, 1.6, 1.28):
+        loss = (w * w).sum()
+        loss.backward()
+        assert w.grad.item() == pytest.approx(expected)
+        with tg.no_grad():
+            w -= 0.1 * w.grad
+        w.grad = None
+
+
+def test_requires_grad_on_integer_tensor_raises():
+    with pytest.raises(RuntimeError, match="floating point"):
+        tg.tensor([1, 2, 3], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf variables"):
+        (tg.ones(2, requires_grad=True) * 2).requires_grad = False
+
+
+def test_too_many_dimensions_is_a_clear_error():
+    x = tg.ones(*([1] * 7), requires_grad=True)
+    with pytest.raises(RuntimeError, match="up to 6 dimensions"):
+        x * 2
+    _still_works()
+
+
+# ---- grad mode and threads -------------------------------------------------------------------------------
+def test_no_grad_as_decorator_and_set_grad_enabled():
+    w = tg.ones(2, requires_grad=True)
+
+    @tg.no_grad()
+    def f():
+        return w * 2
+    assert not f().requires_grad and tg.is_grad_enabled()
+    with tg.set_grad_enabled(False):
+        assert not tg.is_grad_enabled()
+        with tg.enable_grad():
+            assert (w * 2).requires_grad
+    assert tg.is_grad_enabled()
+
+
+def test_grad_mode_is_thread_local():
+    seen = {}
+    stop = threading.Event()
+
+    def worker():
+        seen["worker_start"] = tg.is_grad_enabled()
+        stop.wait(5)
+        seen["worker_end"] = tg.is_grad_enabled()
+    t = threading.Thread(target=worker)
+    with tg.no_grad():
+        t.start()
+        while "worker_start" not in seen:
+            pass
+        assert not tg.is_grad_enabled()
+    stop.set()
+    t.join()
+    assert seen == {"worker_start": True, "worker_end": True}
+
+
+def test_threads_have_their_own_tapes():
+    results = {}
+
+    def worker(i):
+        x = tg.tensor(np.full(4, float(i + 1)), requires_grad=True)
+        for _ in range(50):
+            loss = _chain(x, 100)
+            loss.backward()
+        results[i] = (x.grad.numpy().copy(), id(current()))
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(3):
+        x = tg.tensor(np.full(4, float(i + 1)), requires_grad=True)
+        for _ in range(50):
+            _chain(x, 100).backward()
+        np.testing.assert_allclose(results[i][0], x.grad.numpy(), rtol=1e-12)
+    assert len({r[1] for r in results.values()}) == 3
+
+
+# ---- small API facts ---------------------------------------------------------------------------------------
+def test_repr_like_pytorch():
+    assert repr(tg.tensor([1.0, 2.0], requires_grad=True)) == "tensor([1., 2.], requires_grad=True)"
+    y = tg.tensor([1.0, 2.0], requires_grad=True) * 2
+    assert repr(y) == "tensor([2., 4.], grad_fn=<MulBackward0>)"
+    assert repr(tg.tensor([0.5, 1.25])) == "tensor([0.5000, 1.2500])"
+    assert "dtype=tapegrad.float64" in repr(tg.tensor(np.array([1.0])))
+
+
+def test_from_numpy_shares_memory_and_clone_does_not():
+    a = np.zeros(3)
+    t = tg.from_numpy(a)
+    a[0] = 5
+    assert t[0].item() == 5
+    c = t.clone()
+    a[1] = 7
+    assert c[1].item() == 0
+
+
+def test_manual_seed_is_reproducible():
+    tg.manual_seed(7)
+    a = tg.randn(4).numpy().copy()
+    tg.manual_seed(7)
+    np.testing.assert_array_equal(a, tg.randn(4).numpy())
+
+
+def test_tape_listing_is_readable():
+    x = tg.ones(2, requires_grad=True)
+    y = x * x + 1
+    text = tg.tape_listing()
+    assert "= mul(%0, %0)" in text and "add_scalar" in text and "<MulBackward0>" in text
+    records, nbytes = tg.tape_size()
+    assert records == 3 and nbytes > 0
+    del y
