@@ -1,5 +1,6 @@
 """The ``tapegrad`` command: demo, train, graph and bench subcommands."""
 import argparse
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -198,14 +199,17 @@ def cmd_graph(args):
 
 # ---- bench ----------------------------------------------------------------------------------------
 def cmd_bench(args):
-    print("The benchmark report is provided by `python -m bench` (run from the repository root).")
+    print("The benchmark report is provided by `python -m bench` (run from the repository root).",
+          flush=True)
     try:
-        from bench import report
-    except ModuleNotFoundError as e:
-        if e.name not in ("bench", "bench.report"):
-            raise
-        sys.stderr.write("tapegrad bench: the bench package (bench/report.py) is not available "
-                         "here; run `python -m bench` from a tapegrad checkout\n")
+        report = importlib.import_module("bench.report")
+    except ImportError as e:
+        if getattr(e, "name", None) in ("bench", "bench.report"):
+            why = "the bench package (bench/report.py) is not available here"
+        else:
+            why = f"bench.report could not be imported ({e})"
+        sys.stderr.write(f"tapegrad bench: {why}; run `python -m bench` from a tapegrad "
+                         f"checkout\n")
         return 1
     result = report.main(args.rest)
     return result if isinstance(result, int) else 0

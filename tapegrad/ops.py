@@ -310,9 +310,10 @@ def _binary(op, fn, numpy_fn, x, y):
         if x.data.shape != y.data.shape:
             raise _broadcast_error(x.data.shape, y.data.shape) from None
         raise
-    if not ((x._rg or y._rg) and grad_enabled()):
+    if not ((x._rg or y._rg) and _gstate.enabled):
         return _plain(out)
-    return _record(op, fn, out, x, y)
+    shp = out.shape
+    return _record(op, fn, out, x, y, None, (x.data.shape != shp) | (y.data.shape != shp) << 1)
 
 
 def _scalar_op(op, fn, numpy_fn, x, c, f0):
@@ -409,7 +410,9 @@ def where(condition, x, y):
     if out.dtype not in _FLOATS or not _recording(x, y):
         return _plain(out)
     c = _plain(cond.astype(out.dtype))
-    return _record(S.WHERE, _N["where"], out, x, y, c)
+    shp = out.shape
+    flags = (x.data.shape != shp) | (y.data.shape != shp) << 1 | (cond.shape != shp) << 2
+    return _record(S.WHERE, _N["where"], out, x, y, c, flags)
 
 
 def _t(v):

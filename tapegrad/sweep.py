@@ -69,16 +69,6 @@ def reads_table():
 
 # ---- small compiled helpers -------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _touch(grads, goff, R, touched, s):
-    """Zero slot s's gradient the first time anything accumulates into it."""
-    if touched[s] == 0:
-        o = goff[s]
-        for i in range(R[s, SIZE]):
-            grads[o + i] = 0
-        touched[s] = 1
-
-
-@njit(cache=True, nogil=True)
 def _fill_map(shape, nd, strides, out):
     """out[i] = offset reached by walking shape in C order with the given strides."""
     n = out.shape[0]
@@ -130,115 +120,17 @@ def _reduce_map(R, src, mask):
 
 
 @njit(cache=True, nogil=True)
-def _same_shape(R, x, y):
-    nx = (R[x, OPW] >> 10) & 15
-    if nx != ((R[y, OPW] >> 10) & 15):
-        return False
-    for d in range(nx):
-        if R[x, SH + d] != R[y, SH + d]:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
 def _softplus(t):
     # log(1 + exp(t)) without overflow
     return max(t, 0.0) + np.log1p(np.exp(-abs(t)))
 
 
-# ---- the VJP kernels, one per op family ---------------------------------------------------
+# ---- VJP kernels of the heavier fused ops -------------------------------------------------
+# Kernels index the whole value arena V and gradient buffer G by offset. The elementwise
+# VJPs are written out inside the sweep itself: a call that passes arrays costs reference
+# counting on every record, which at a few elements per record was 3x the arithmetic.
 @njit(cache=True, nogil=True)
-def _vjp_unary(op, n, go, va, vo, f0, f1, ga):
-    for i in range(n):
-        g = go[i]
-        if op == NEG:
-            d = -g
-        elif op == EXP:
-            d = g * vo[i]
-        elif op == LOG:
-            d = g / va[i]
-        elif op == SQRT:
-            d = g * 0.5 / vo[i]
-        elif op == ABS:
-            x = va[i]
-            d = g if x > 0 else (-g if x < 0 else 0.0 * g)
-        elif op == SIN:
-            d = g * np.cos(va[i])
-        elif op == COS:
-            d = -g * np.sin(va[i])
-        elif op == TANH:
-            y = vo[i]
-            d = g * (1 - y * y)
-        elif op == SIGMOID:
-            y = vo[i]
-            d = g * y * (1 - y)
-        elif op == RELU:
-            d = g if vo[i] > 0 else 0.0 * g
-        elif op == ADDC:
-            d = g
-        elif op == MULC:
-            d = g * f0
-        elif op == POWC:
-            d = 0.0 * g if f0 == 0.0 else g * f0 * va[i] ** (f0 - 1.0)
-        elif op == RPOWC:
-            d = g * vo[i] * np.log(f0)
-        elif op == RDIVC:
-            x = va[i]
-            d = -g * f0 / (x * x)
-        else:  # CLAMP: gradient passes where lo <= x <= hi
-            x = va[i]
-            d = g if (x >= f0 and x <= f1) else 0.0 * g
-        ga[i] += d
-
-
-@njit(cache=True, nogil=True)
-def _vjp_binary(op, n, go, va, vb, vc, vo, ga, gb, ma, mb, mc, ida, idb, idc, wa, wb):
-    for i in range(n):
-        g = go[i]
-        ia = i if ida else ma[i]
-        ib = i if idb else mb[i]
-        if op == ADD:
-            da = g
-            db = g
-        elif op == SUB:
-            da = g
-            db = -g
-        elif op == MUL:
-            da = g * vb[ib]
-            db = g * va[ia]
-        elif op == DIV:
-            y = vb[ib]
-            da = g / y
-            db = -g * va[ia] / (y * y)
-        elif op == POW:
-            x = va[ia]
-            e = vb[ib]
-            da = 0.0 * g if e == 0.0 else g * e * x ** (e - 1.0)
-            db = 0.0 * g if (x == 0.0 and e >= 0.0) else g * vo[i] * np.log(x)
-        elif op == MAXIMUM or op == MINIMUM:
-            x = va[ia]
-            y = vb[ib]
-            if x == y:
-                da = 0.5 * g
-                db = 0.5 * g
-            elif (x > y) == (op == MAXIMUM):
-                da = g
-                db = 0.0 * g
-            else:
-                da = 0.0 * g
-                db = g
-        else:  # WHERE
-            cnd = vc[i if idc else mc[i]]
-            da = g if cnd != 0 else 0.0 * g
-            db = 0.0 * g if cnd != 0 else g
-        if wa:
-            ga[ia] += da
-        if wb:
-            gb[ib] += db
-
-
-@njit(cache=True, nogil=True)
-def _vjp_softmax(log, n, D, inner, go, y, ga):
+def _vjp_softmax(log, n, D, inner, G, go, V, vo, ga):
     outer = n // (D * inner) if D * inner > 0 else 0
     for o in range(outer):
         for j in range(inner):
@@ -246,43 +138,43 @@ def _vjp_softmax(log, n, D, inner, go, y, ga):
             acc = 0.0
             for m in range(D):
                 k = base + m * inner
-                acc += go[k] if log else go[k] * y[k]
+                acc += G[go + k] if log else G[go + k] * V[vo + k]
             for m in range(D):
                 k = base + m * inner
                 if log:
-                    ga[k] += go[k] - np.exp(y[k]) * acc
+                    G[ga + k] += G[go + k] - np.exp(V[vo + k]) * acc
                 else:
-                    ga[k] += y[k] * (go[k] - acc)
+                    G[ga + k] += V[vo + k] * (G[go + k] - acc)
 
 
 @njit(cache=True, nogil=True)
-def _vjp_bcewl(n, go, reduce, scale, z, y, pw, mpw, has_pw, gz, gy, gp, wz, wy, wp):
+def _vjp_bcewl(n, G, go, reduce, scale, V, vz, vy, vp, mpw, has_pw, gz, gy, gp, wz, wy, wp):
     for i in range(n):
-        g = go[0] * scale if reduce else go[i]
-        zi = z[i]
-        yi = y[i]
-        p = pw[mpw[i]] if has_pw else 1.0
+        g = G[go] * scale if reduce else G[go + i]
+        zi = V[vz + i]
+        yi = V[vy + i]
+        p = V[vp + mpw[i]] if has_pw else 1.0
         lw = 1.0 + (p - 1.0) * yi
         sp = _softplus(-zi)           # log(1 + exp(-z))
         sneg = np.exp(-sp)            # sigmoid(z) = exp(-softplus(-z))
         if wz:
-            gz[i] += g * ((1.0 - yi) - lw * (1.0 - sneg))
+            G[gz + i] += g * ((1.0 - yi) - lw * (1.0 - sneg))
         if wy:
-            gy[i] += g * (-zi + (p - 1.0) * sp)
+            G[gy + i] += g * (-zi + (p - 1.0) * sp)
         if wp:
-            gp[mpw[i]] += g * yi * sp
+            G[gp + mpw[i]] += g * yi * sp
 
 
 # ---- the reverse sweep -----------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def sweep(R, F, vals, grads, goff, touched, freed, dirty_at, reads, iar, start, stop, dt):
-    """Walk records start, start-1, ..., stop backwards, accumulating VJPs into grads.
+def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt):
+    """Walk records start, start-1, ..., stop backwards, accumulating VJPs into G.
 
-    Returns (status, record). ST_PYTHON asks the caller to run that record in Python (a
-    matrix product, a dtype change, or a record of the other dtype) and call again below it.
+    V is the value arena and G the gradient buffer of dtype dt. Returns (status, record).
+    ST_PYTHON asks the caller to run that record in Python (a matrix product, a dtype
+    change, or a record of the other dtype) and call again below it.
     """
     has_dirty = dirty_at.shape[0] > 0
-    empty = vals[0:0]
     noidx = np.empty(0, np.int64)
     for r in range(start, stop - 1, -1):
         if touched[r] == 0:
@@ -297,79 +189,185 @@ def sweep(R, F, vals, grads, goff, touched, freed, dirty_at, reads, iar, start, 
             return ST_FREED, r
         if op >= FIRST_PY or ((w >> 8) & 1) != dt:
             return ST_PYTHON, r
-        rd = reads[op] if op < reads.shape[0] else 0
+        rd = reads[op]
         if has_dirty and rd != 0:
             if ((rd & R_A) and r < dirty_at[R[r, A]]) or ((rd & R_B) and r < dirty_at[R[r, B]]) \
                     or ((rd & R_C) and r < dirty_at[R[r, C]]) or ((rd & R_OUT) and r < dirty_at[r]):
                 return ST_DIRTY, r
         n = R[r, SIZE]
-        go = grads[goff[r]:goff[r] + n]
+        go = goff[r]
+        vo = R[r, VOFF]
         a = R[r, A]
         b = R[r, B]
         c = R[r, C]
         wa = a >= 0 and ((R[a, OPW] >> 9) & 1) == 1
         wb = b >= 0 and ((R[b, OPW] >> 9) & 1) == 1
         wc = c >= 0 and ((R[c, OPW] >> 9) & 1) == 1
-        if wa:
-            _touch(grads, goff, R, touched, a)
-        if wb:
-            _touch(grads, goff, R, touched, b)
-        if wc:
-            _touch(grads, goff, R, touched, c)
-        va = vals[R[a, VOFF]:R[a, VOFF] + R[a, SIZE]] if (a >= 0 and R[a, VOFF] >= 0) else empty
-        vo = vals[R[r, VOFF]:R[r, VOFF] + n] if R[r, VOFF] >= 0 else empty
-        ga = grads[goff[a]:goff[a] + R[a, SIZE]] if wa else empty
+        # zero each input's gradient the first time anything flows into it (written out
+        # here: a helper taking arrays costs reference counting on every call)
+        for s in (a, b, c):
+            if s >= 0 and touched[s] == 0 and (R[s, OPW] >> 9) & 1:
+                o = goff[s]
+                for i in range(R[s, SIZE]):
+                    G[o + i] = 0
+                touched[s] = 1
+        va = R[a, VOFF] if a >= 0 else -1
+        ga = goff[a] if a >= 0 else -1
 
         if op < ADD:  # unary elementwise
-            if wa:
-                _vjp_unary(op, n, go, va, vo, F[r, F0], F[r, F1], ga)
+            if not wa:
+                continue
+            f0 = F[r, F0]
+            f1 = F[r, F1]
+            if op == NEG:
+                for i in range(n):
+                    G[ga + i] -= G[go + i]
+            elif op == ADDC:
+                for i in range(n):
+                    G[ga + i] += G[go + i]
+            elif op == MULC:
+                for i in range(n):
+                    G[ga + i] += G[go + i] * f0
+            elif op == EXP:
+                for i in range(n):
+                    G[ga + i] += G[go + i] * V[vo + i]
+            elif op == LOG:
+                for i in range(n):
+                    G[ga + i] += G[go + i] / V[va + i]
+            elif op == SQRT:
+                for i in range(n):
+                    G[ga + i] += G[go + i] * 0.5 / V[vo + i]
+            elif op == ABS:
+                for i in range(n):
+                    x = V[va + i]
+                    if x > 0:
+                        G[ga + i] += G[go + i]
+                    elif x < 0:
+                        G[ga + i] -= G[go + i]
+            elif op == SIN:
+                for i in range(n):
+                    G[ga + i] += G[go + i] * np.cos(V[va + i])
+            elif op == COS:
+                for i in range(n):
+                    G[ga + i] -= G[go + i] * np.sin(V[va + i])
+            elif op == TANH:
+                for i in range(n):
+                    y = V[vo + i]
+                    G[ga + i] += G[go + i] * (1 - y * y)
+            elif op == SIGMOID:
+                for i in range(n):
+                    y = V[vo + i]
+                    G[ga + i] += G[go + i] * y * (1 - y)
+            elif op == RELU:
+                for i in range(n):
+                    if V[vo + i] > 0:
+                        G[ga + i] += G[go + i]
+            elif op == POWC:
+                if f0 != 0.0:
+                    for i in range(n):
+                        G[ga + i] += G[go + i] * f0 * V[va + i] ** (f0 - 1.0)
+            elif op == RPOWC:
+                lf = np.log(f0)
+                for i in range(n):
+                    G[ga + i] += G[go + i] * V[vo + i] * lf
+            elif op == RDIVC:
+                for i in range(n):
+                    x = V[va + i]
+                    G[ga + i] -= G[go + i] * f0 / (x * x)
+            else:  # CLAMP: the gradient passes where lo <= x <= hi
+                for i in range(n):
+                    x = V[va + i]
+                    if x >= f0 and x <= f1:
+                        G[ga + i] += G[go + i]
         elif op <= WHERE:
-            vb = vals[R[b, VOFF]:R[b, VOFF] + R[b, SIZE]] if R[b, VOFF] >= 0 else empty
-            gb = grads[goff[b]:goff[b] + R[b, SIZE]] if wb else empty
-            ida = _same_shape(R, a, r)
-            idb = _same_shape(R, b, r)
-            ma = noidx if ida else _bcast_map(R, r, a)
-            mb = noidx if idb else _bcast_map(R, r, b)
-            vc = empty
+            bc = R[r, P0]   # bit k set: input k was broadcast (its shape differs from out)
+            ma = _bcast_map(R, r, a) if bc & 1 else noidx
+            mb = _bcast_map(R, r, b) if bc & 2 else noidx
+            vc = -1
             mc = noidx
-            idc = True
             if op == WHERE:
-                vc = vals[R[c, VOFF]:R[c, VOFF] + R[c, SIZE]]
-                idc = _same_shape(R, c, r)
-                mc = noidx if idc else _bcast_map(R, r, c)
-            _vjp_binary(op, n, go, va, vb, vc, vo, ga, gb, ma, mb, mc, ida, idb, idc, wa, wb)
+                vc = R[c, VOFF]
+                mc = _bcast_map(R, r, c) if bc & 4 else noidx
+            vb = R[b, VOFF]
+            gb = goff[b]
+            # ma/mb/mc map each output element to its input element; empty: same shape
+            ida = ma.shape[0] == 0
+            idb = mb.shape[0] == 0
+            for i in range(n):
+                g = G[go + i]
+                ia = i if ida else ma[i]
+                ib = i if idb else mb[i]
+                if op == ADD:
+                    da = g
+                    db = g
+                elif op == SUB:
+                    da = g
+                    db = -g
+                elif op == MUL:
+                    da = g * V[vb + ib]
+                    db = g * V[va + ia]
+                elif op == DIV:
+                    y = V[vb + ib]
+                    da = g / y
+                    db = -g * V[va + ia] / (y * y)
+                elif op == POW:
+                    x = V[va + ia]
+                    e = V[vb + ib]
+                    da = 0.0 * g if e == 0.0 else g * e * x ** (e - 1.0)
+                    db = 0.0 * g if (x == 0.0 and e >= 0.0) else g * V[vo + i] * np.log(x)
+                elif op == MAXIMUM or op == MINIMUM:
+                    x = V[va + ia]
+                    y = V[vb + ib]
+                    if x == y:
+                        da = 0.5 * g
+                        db = 0.5 * g
+                    elif (x > y) == (op == MAXIMUM):
+                        da = g
+                        db = 0.0 * g
+                    else:
+                        da = 0.0 * g
+                        db = g
+                else:  # WHERE
+                    cnd = V[vc + (i if mc.shape[0] == 0 else mc[i])]
+                    da = g if cnd != 0 else 0.0 * g
+                    db = 0.0 * g if cnd != 0 else g
+                if wa:
+                    G[ga + ia] += da
+                if wb:
+                    G[gb + ib] += db
         elif op == SUM or op == MEAN:
             if wa:
                 scale = 1.0 if op == SUM else F[r, F0]
                 na = R[a, SIZE]
                 if n == 1:
-                    g0 = go[0] * scale
+                    g0 = G[go] * scale
                     for i in range(na):
-                        ga[i] += g0
+                        G[ga + i] += g0
                 else:
                     m = _reduce_map(R, a, R[r, P0])
                     for i in range(na):
-                        ga[i] += go[m[i]] * scale
+                        G[ga + i] += G[go + m[i]] * scale
         elif op == EXTREME:
             if wa:
                 na = R[a, SIZE]
+                best = V[vo]
                 cnt = 0
                 for i in range(na):
-                    if va[i] == vo[0]:
+                    if V[va + i] == best:
                         cnt += 1
-                share = go[0] / max(cnt, 1)
+                share = G[go] / max(cnt, 1)
                 for i in range(na):
-                    if va[i] == vo[0]:
-                        ga[i] += share
+                    if V[va + i] == best:
+                        G[ga + i] += share
         elif op == GATHER:
             if wa:
                 io = R[r, P0]
                 for i in range(n):
-                    ga[iar[io + i]] += go[i]
+                    G[ga + iar[io + i]] += G[go + i]
         elif op == RESHAPE:
             if wa:
                 for i in range(n):
-                    ga[i] += go[i]
+                    G[ga + i] += G[go + i]
         elif op == CAT:
             io = R[r, P0]
             k = iar[io]
@@ -382,35 +380,35 @@ def sweep(R, F, vals, grads, goff, touched, freed, dirty_at, reads, iar, start, 
                 off = iar[io + 6 + 3 * q]
                 if ((R[s, OPW] >> 9) & 1) == 0:
                     continue
-                _touch(grads, goff, R, touched, s)
                 gs = goff[s]
+                if touched[s] == 0:
+                    for i in range(R[s, SIZE]):
+                        G[gs + i] = 0
+                    touched[s] = 1
                 for o in range(outer):
                     for m in range(mid):
-                        src = (o * mtot + off + m) * inner
+                        src = go + (o * mtot + off + m) * inner
                         dst = gs + (o * mid + m) * inner
                         for j in range(inner):
-                            grads[dst + j] += go[src + j]
+                            G[dst + j] += G[src + j]
         elif op == SOFTMAX or op == LOGSOFTMAX:
             if wa:
-                _vjp_softmax(op == LOGSOFTMAX, n, R[r, P0], R[r, P1], go, vo, ga)
+                _vjp_softmax(op == LOGSOFTMAX, n, R[r, P0], R[r, P1], G, go, V, vo, ga)
         elif op == BCEWL:
-            vb = vals[R[b, VOFF]:R[b, VOFF] + R[b, SIZE]]
-            gb = grads[goff[b]:goff[b] + R[b, SIZE]] if wb else empty
             has_pw = c >= 0
-            vc = vals[R[c, VOFF]:R[c, VOFF] + R[c, SIZE]] if has_pw else empty
-            gc = grads[goff[c]:goff[c] + R[c, SIZE]] if wc else empty
             mpw = _bcast_map(R, a, c) if has_pw else noidx
-            _vjp_bcewl(R[a, SIZE], go, R[r, P1] == 1, F[r, F0], va, vb, vc, mpw, has_pw,
-                       ga, gb, gc, wa, wb, wc)
+            _vjp_bcewl(R[a, SIZE], G, go, R[r, P1] == 1, F[r, F0], V, va, R[b, VOFF],
+                       R[c, VOFF] if has_pw else -1, mpw, has_pw,
+                       ga, goff[b] if wb else -1, goff[c] if wc else -1, wa, wb, wc)
         elif op == NLL:
             if wa:
                 io = R[r, P0]
                 cnt = R[r, P1]
-                coef = vals[R[b, VOFF]:R[b, VOFF] + cnt]
+                vb = R[b, VOFF]
                 reduced = F[r, F0] != 0.0
                 for k in range(cnt):
-                    g = go[0] if reduced else go[k]
-                    ga[iar[io + k]] -= coef[k] * g
+                    g = G[go] if reduced else G[go + k]
+                    G[ga + iar[io + k]] -= V[vb + k] * g
         else:
             return ST_BADOP, r
     return ST_DONE, -1

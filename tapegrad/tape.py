@@ -31,6 +31,7 @@ _PACKERS = tuple(struct.Struct(f"{7 + nd}q{8 * (S.MAXD - nd)}xq2d").pack
 _VOFF_BYTE = S.VOFF * 8
 _Q = struct.Struct("q")
 _MIN_LIMIT = 4096
+_NO_GIDS = np.empty(0, np.int64)
 
 # grad_fn names, indexed by the name id stored in each record
 NAMES = ["Input", "Freed"]
@@ -159,21 +160,26 @@ class Tape:
                 self.reset()
 
     def reset(self):
-        """Forget every record in O(1); arena capacity is kept for the next graph."""
-        self.g0 += self.n - self.k
+        """Forget every record; arena capacity is kept for the next graph."""
+        n = self.n
+        self.g0 += n - self.k
         self.k = 0
-        self.kept = np.empty(0, np.int64)
+        self.kept = _NO_GIDS
         self.n = 0
         self.buf = bytearray()
         self.rc = array("q")
         self.nlive = 0
         self.atop = [0, 0]
         self.itop = 0
-        self.freed[:] = 0
-        self.leaves.clear()
-        self.retained.clear()
-        self.dirty.clear()
-        self.pyrefs.clear()
+        self.freed[:n] = 0
+        if self.leaves:
+            self.leaves.clear()
+        if self.retained:
+            self.retained.clear()
+        if self.dirty:
+            self.dirty.clear()
+        if self.pyrefs:
+            self.pyrefs.clear()
         self.limit = _MIN_LIMIT
 
     def after_backward(self):
@@ -213,7 +219,7 @@ class Tape:
         del R, rc
         self.buf = self.buf[:k * _RECBYTES]
         self.rc = array("q", newrc.tobytes())
-        self.freed[:] = 0
+        self.freed[:n] = 0
         self.freed[:k] = newfreed
         self.arena = [_grown(new32, t32, self.arena[0].shape[0]),
                       _grown(new64, t64, self.arena[1].shape[0])]
