@@ -25,7 +25,7 @@ def _heading(text):
     print(f"\n== {text} ==")
 
 
-# ---- demo ---------------------------------------------------------------------------------------
+# ---- demo ------------------------------------------------------------------------------------
 def _tutorial_graph():
     """The tutorial's one-layer network; returns the tensors by name."""
     x = tg.ones(5)
@@ -91,7 +91,7 @@ def cmd_demo(args):
     return 0
 
 
-# ---- train ----------------------------------------------------------------------------------------
+# ---- train -----------------------------------------------------------------------------------
 def two_spirals(points, seed, noise=0.15, turns=1.75):
     """``points`` 2-d points on two interleaved spiral arms (float64 array, int64 labels)."""
     rng = np.random.default_rng(seed)
@@ -154,7 +154,7 @@ def cmd_train(args):
     return 0
 
 
-# ---- graph ----------------------------------------------------------------------------------------
+# ---- graph -----------------------------------------------------------------------------------
 def _mlp_graph():
     x = tg.randn(4, 2)
     target = tg.tensor([0, 1, 1, 0])
@@ -180,7 +180,11 @@ def cmd_graph(args):
     fmt = args.format
     if out.suffix in (".svg", ".png"):     # -o names the picture: keep the DOT beside it
         fmt, out = fmt or out.suffix[1:], out.with_suffix(".dot")
-    out.write_text(source)
+    try:
+        out.write_text(source)
+    except OSError as e:
+        sys.stderr.write(f"tapegrad graph: cannot write {out}: {e.strerror}\n")
+        return 1
     print(f"wrote {out}")
     if fmt:
         image = out.with_suffix("." + fmt)
@@ -197,7 +201,7 @@ def cmd_graph(args):
     return 0
 
 
-# ---- bench ----------------------------------------------------------------------------------------
+# ---- bench -----------------------------------------------------------------------------------
 def cmd_bench(args):
     print("The benchmark report is provided by `python -m bench` (run from the repository root).",
           flush=True)
@@ -215,7 +219,7 @@ def cmd_bench(args):
     return result if isinstance(result, int) else 0
 
 
-# ---- entry point -----------------------------------------------------------------------------------
+# ---- entry point -----------------------------------------------------------------------------
 def _positive(text):
     try:
         value = int(text)
@@ -279,8 +283,12 @@ def main(argv=None):
     Returns the exit status: 0 on success, 1 when a step fails, 2 for bad arguments.
     """
     args = _parser().parse_args(argv)
-    if getattr(args, "lr", 1.0) <= 0:
-        _Parser(prog=f"tapegrad {args.command}").error(f"--lr must be positive, got {args.lr}")
+    if args.command == "train":
+        bad = _Parser(prog="tapegrad train").error
+        if args.lr <= 0:
+            bad(f"--lr must be positive, got {args.lr}")
+        if args.points < 4:
+            bad(f"--points must be at least 4 (two per arm), got {args.points}")
     return args.func(args)
 
 

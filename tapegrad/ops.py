@@ -147,6 +147,21 @@ def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
     return _graph(out, tp, gid, fn)
 
 
+def _record1(op, fn, out, x, f0=0.0, f1=0.0):
+    """_record for the hot one-input elementwise ops (no broadcasting, no index data)."""
+    tp = _tls.tape
+    if tp.n >= tp.limit:
+        tp.collect()
+    g = x._gid
+    a = g - tp.g0 + tp.k if (x._tape is tp and g >= tp.g0) else _slot(tp, x)
+    reads = _READS[op]
+    if reads & 1:
+        tp.save(a, x.data)
+    gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, -1, -1, 0, 0,
+                    out.shape, out.size, f0, f1, out if reads & 8 else None)
+    return _graph(out, tp, gid, fn)
+
+
 # ---- dtype promotion -----------------------------------------------------------------------------
 def _float(x):
     """x as a float tensor (integer and bool tensors take the default dtype)."""
@@ -220,13 +235,17 @@ _N = {k: _name(v) for k, v in {
 }.items()}
 
 
+_ADD = _N["add"]
+_MUL = _N["mul"]
+
+
 def _unary(op, fn, numpy_fn, x, f0=0.0, f1=0.0):
     d = x.data.dtype
     if d is not float32 and d is not float64:
         x = _float(x)
     out = numpy_fn(x.data)
     if x._rg and _gstate.enabled:
-        return _record(op, fn, out, x, None, None, 0, 0, f0, f1)
+        return _record1(op, fn, out, x, f0, f1)
     return _plain(out)
 
 
@@ -332,11 +351,19 @@ def _scalar_op(op, fn, numpy_fn, x, c, f0):
     if out.dtype is not d:
         out = out.astype(d)
     if x._rg and _gstate.enabled:
-        return _record(op, fn, out, x, None, None, 0, 0, f0)
+        return _record1(op, fn, out, x, f0)
     return _plain(out)
 
 
 def add(x, y, alpha=1):
+    ty = type(y)
+    if (ty is float or ty is int) and type(x) is Tensor and alpha == 1:   # the hot case
+        d = x.data
+        if d.dtype is float32 or d.dtype is float64:
+            out = d + y
+            if x._rg and _gstate.enabled:
+                return _record1(S.ADDC, _ADD, out, x)
+            return _plain(out)
     if alpha != 1:
         y = mul(y, alpha)
     if _is_scalar(y):
@@ -357,6 +384,14 @@ def sub(x, y, alpha=1):
 
 
 def mul(x, y):
+    ty = type(y)
+    if (ty is float or ty is int) and type(x) is Tensor:   # the hot case
+        d = x.data
+        if d.dtype is float32 or d.dtype is float64:
+            out = d * y
+            if x._rg and _gstate.enabled:
+                return _record1(S.MULC, _MUL, out, x, float(y))
+            return _plain(out)
     if _is_scalar(y):
         return _scalar_op(S.MULC, _N["mul"], lambda a: a * y, x, y, float(y))
     if _is_scalar(x):

@@ -85,23 +85,22 @@ class Tape:
     def append(self, word, a, b, c, p0, p1, shape, size, f0=0.0, f1=0.0, out=None, live=1):
         """Append one record; returns its gid. `out` (an array) is saved as the value."""
         nd = len(shape)
-        if nd > S.MAXD:
+        try:
+            self.buf += _PACKERS[nd](word | nd << 10, a, b, c, p0, p1,
+                                     -1 if out is None else self._store(word >> 8 & 1, out),
+                                     *shape, size, f0, f1)
+        except IndexError:
             raise RuntimeError(
                 f"tapegrad records tensors of up to {S.MAXD} dimensions; got shape "
-                f"{tuple(shape)}. Reshape to fewer dimensions before this operation.")
-        rec = _PACKERS[nd](word | nd << 10, a, b, c, p0, p1,
-                           -1 if out is None else self._store(word >> 8 & 1, out),
-                           *shape, size, f0, f1)
-        try:
-            self.buf += rec
+                f"{tuple(shape)}. Reshape to fewer dimensions before this operation.") from None
         except BufferError:   # a view from an interrupted sweep is still alive somewhere
             self.buf = bytearray(self.buf)
-            self.buf += rec
+            return self.append(word, a, b, c, p0, p1, shape, size, f0, f1, out, live)
         self.rc.append(live)
         self.nlive += live
-        local = self.n
-        self.n = local + 1
-        return self.g0 + local - self.k
+        n = self.n
+        self.n = n + 1
+        return self.g0 + n - self.k
 
     def save(self, local, arr):
         """Make sure slot `local` has its value in the arena (copying `arr` once)."""

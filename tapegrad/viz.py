@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 from . import sweep as _S
-from . import tape_listing
+from .tape import current as _current_tape
 
 _LEAF = 'shape=box, style="filled,rounded", fillcolor="#dbe9f6"'
 _CONST = 'shape=box, style=filled, fillcolor="#f2f2f2", fontsize=9, height=0.2'
@@ -74,30 +74,31 @@ def to_dot(tensor, names=None):
         lines.append(f"  {ids[key]} [label={_quote(label)}, {style}];")
         return ids[key]
 
-    def visit(fn):
-        """Emit fn and everything below it once; return its DOT id."""
+    todo = []
+
+    def node(fn):
+        """The DOT id of fn, emitting the node (and queueing its inputs) on first sight."""
         if fn in ids:
             return ids[fn]
         if hasattr(fn, "variable"):        # AccumulateGrad: a leaf that requires grad
             v = fn.variable
-            label = f"{leaf_names.get(id(v), 'leaf')}\n{_tensor_type(v)}\nrequires_grad"
-            return add(fn, label, _LEAF)
+            return add(fn, f"{leaf_names.get(id(v), 'leaf')}\n{_tensor_type(v)}\nrequires_grad",
+                       _LEAF)
         named = op_names[fn] + " " if fn in op_names else ""
-        me = add(fn, f"{fn.name()}\n{named}{_node_shape(fn) or '(freed)'}", _OP)
-        for child, _ in fn.next_functions:
-            if child is None:
-                src = add(("const", len(ids)), "constant", _CONST)
-            else:
-                src = visit(child)
-            lines.append(f"  {src} -> {me};")
-        return me
+        todo.append(fn)
+        return add(fn, f"{fn.name()}\n{named}{_node_shape(fn) or '(freed)'}", _OP)
 
     label = f"{out_name}\n{_tensor_type(tensor)}"
     if tensor.grad_fn is None:
         add("root", label + ("\nrequires_grad" if tensor.requires_grad else ""), _OUT)
     else:
-        top = visit(tensor.grad_fn)
+        top = node(tensor.grad_fn)
         lines.append(f"  {top} -> {add('root', label, _OUT)};")
+    while todo:                            # a loop, not recursion: graphs can be deep
+        fn = todo.pop()
+        for child, _ in fn.next_functions:
+            src = add(("const", len(ids)), "constant", _CONST) if child is None else node(child)
+            lines.append(f"  {src} -> {ids[fn]};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -121,4 +122,4 @@ def render(dot_source, path, fmt="svg"):
 
 def listing():
     """This thread's tape as text, one record a line (see ``tapegrad.tape_listing``)."""
-    return tape_listing()
+    return _current_tape().listing()
