@@ -156,7 +156,9 @@ class Tape:
             self.rc[loc] -= 1
             self.nlive -= 1
             if self.nlive <= 0:
-                self.reset()
+                # Reset at the next op or backward, not here: __del__ can run inside an op
+                # (cyclic GC), and that op may hold local indices into this tape.
+                self.limit = 0
 
     def reset(self):
         """Forget every record; arena capacity is kept for the next graph."""
@@ -187,7 +189,8 @@ class Tape:
     def collect(self):
         """Reclaim every record no live, unfreed tensor can reach."""
         n = self.n
-        if n == 0:
+        if n == 0 or self.nlive <= 0:
+            self.reset()
             return
         R, _ = self.records()
         rc = np.frombuffer(self.rc, np.int64)
@@ -236,11 +239,18 @@ class Tape:
         self.limit = max(_MIN_LIMIT, 2 * k)
 
     # ---- reading ----------------------------------------------------------------------------
+    def settle(self):
+        """Carry out a reset that release() deferred."""
+        if self.nlive <= 0 and self.n:
+            self.reset()
+
     def __len__(self):
+        self.settle()
         return self.n
 
     def nbytes(self):
         """Bytes held for the current records: records, saved values, index blocks."""
+        self.settle()
         return (self.n * _RECBYTES + self.atop[0] * 4 + self.atop[1] * 8 + self.itop * 8)
 
     def listing(self):
