@@ -1,6 +1,7 @@
 """The ``tapegrad`` command: demo, train, graph and bench subcommands."""
 import argparse
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -282,14 +283,23 @@ def main(argv=None):
 
     Returns the exit status: 0 on success, 1 when a step fails, 2 for bad arguments.
     """
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"] and argv[1:2] not in (["-h"], ["--help"]):
+        args = _parser().parse_args(["bench"])
+        args.rest = argv[1:]               # everything, options included, goes to the report
+    else:
+        args = _parser().parse_args(argv)
     if args.command == "train":
         bad = _Parser(prog="tapegrad train").error
         if args.lr <= 0:
             bad(f"--lr must be positive, got {args.lr}")
         if args.points < 4:
             bad(f"--points must be at least 4 (two per arm), got {args.points}")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:                # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -230,6 +230,7 @@ _N = {k: _name(v) for k, v in {
     "expand": "ExpandBackward0", "cat": "CatBackward0", "stack": "StackBackward0",
     "softmax": "SoftmaxBackward0", "log_softmax": "LogSoftmaxBackward0",
     "bcewl": "BinaryCrossEntropyWithLogitsBackward0", "nll": "NllLossBackward0",
+    "bce": "BinaryCrossEntropyBackward0",
     "mm": "MmBackward0", "mv": "MvBackward0", "dot": "DotBackward0", "bmm": "BmmBackward0",
     "matmul": "MatmulBackward0", "clone": "CloneBackward0", "flatten": "FlattenBackward0",
 }.items()}
@@ -362,12 +363,12 @@ def add(x, y, alpha=1):
         if d.dtype is float32 or d.dtype is float64:
             out = d + y
             if x._rg and _gstate.enabled:
-                return _record1(S.ADDC, _ADD, out, x)
+                return _record1(S.ADDC, _ADD, out, x, float(y))
             return _plain(out)
     if alpha != 1:
         y = mul(y, alpha)
     if _is_scalar(y):
-        return _scalar_op(S.ADDC, _N["add"], lambda a: a + y, x, y, 0.0)
+        return _scalar_op(S.ADDC, _N["add"], lambda a: a + y, x, y, float(y))
     if _is_scalar(x):
         return add(y, x)
     return _binary(S.ADD, _N["add"], np.add, _t(x), _t(y))
@@ -377,9 +378,9 @@ def sub(x, y, alpha=1):
     if alpha != 1:
         y = mul(y, alpha)
     if _is_scalar(y):
-        return _scalar_op(S.ADDC, _N["sub"], lambda a: a - y, x, y, 0.0)
+        return _scalar_op(S.ADDC, _N["sub"], lambda a: a - y, x, y, -float(y))
     if _is_scalar(x):
-        return _scalar_op(S.NEG, _N["rsub"], lambda a: x - a, y, x, 0.0)
+        return _scalar_op(S.NEG, _N["rsub"], lambda a: x - a, y, x, float(x))
     return _binary(S.SUB, _N["sub"], np.subtract, _t(x), _t(y))
 
 
@@ -928,19 +929,43 @@ def bce_with_logits(z, y, pos_weight, reduction):
     return _record(S.BCEWL, _N["bcewl"], out, z, y, pos_weight, p1=reduce, f0=scale)
 
 
+def bce(x, y, reduction):
+    """Binary cross entropy on probabilities, logs clamped at -100 (PyTorch's rule)."""
+    xs, ys = x.data, y.data
+    with np.errstate(divide="ignore"):
+        elem = -(ys * np.maximum(np.log(xs), -100) + (1 - ys) * np.maximum(np.log1p(-xs), -100))
+    elem = elem.astype(xs.dtype, copy=False)
+    if reduction == "none":
+        out, reduce, scale = elem, 0, 1.0
+    elif reduction == "mean":
+        out, reduce, scale = np.asarray(elem.mean(), xs.dtype), 1, 1.0 / builtins_max(elem.size, 1)
+    else:
+        out, reduce, scale = np.asarray(elem.sum(), xs.dtype), 1, 1.0
+    if not _recording(x, y):
+        return _plain(out)
+    return _record(S.BCE, _N["bce"], out, x, y, None, 0, reduce, scale)
+
+
 def nll(x, target, weight, reduction, ignore_index):
     """nll_loss on log-probabilities x of shape (N, C) or (C,), class indices target."""
     a = x.data
+    tshape = target.data.shape
     tgt = target.data.astype(np.int64).reshape(-1)
     if a.ndim == 1:
-        rows = a.reshape(1, -1)
-    elif a.ndim == 2:
-        rows = a
+        N, Cn, inner = 1, a.shape[0], 1
+    elif a.ndim >= 2:
+        N, Cn = a.shape[0], a.shape[1]
+        inner = int(np.prod(a.shape[2:], dtype=np.int64))
+        if tuple(tshape) != (a.shape[0],) + tuple(a.shape[2:]):
+            if a.ndim == 2:
+                raise ValueError(f"Expected input batch_size ({N}) to match target batch_size "
+                                 f"({tshape[0] if len(tshape) else 1}).")
+            raise RuntimeError(f"nll_loss: input of shape {tuple(a.shape)} needs a target of "
+                               f"shape {(a.shape[0],) + tuple(a.shape[2:])}, got {tuple(tshape)}")
     else:
-        raise RuntimeError(f"nll_loss: expected input of shape (N, C) or (C,), got "
-                           f"{tuple(a.shape)}")
-    N, Cn = rows.shape
-    if tgt.shape[0] != N:
+        raise RuntimeError("nll_loss: input must have at least 1 dimension (C,) or (N, C, ...)")
+    M = N * inner          # one picked element per (sample, position)
+    if tgt.shape[0] != M:
         raise ValueError(f"Expected input batch_size ({N}) to match target batch_size "
                          f"({tgt.shape[0]}).")
     valid = tgt != ignore_index
@@ -948,12 +973,14 @@ def nll(x, target, weight, reduction, ignore_index):
     if bad.any():
         raise IndexError(f"Target {int(tgt[bad][0])} is out of bounds for {Cn} classes")
     safe = np.where(valid, tgt, 0)
-    w = np.ones(N, a.dtype) if weight is None else weight.data[safe].astype(a.dtype)
+    w = np.ones(M, a.dtype) if weight is None else weight.data[safe].astype(a.dtype)
     w = np.where(valid, w, 0).astype(a.dtype)
-    picked = rows[np.arange(N), safe]
+    pos = np.arange(M)
+    flat = (pos // inner) * (Cn * inner) + safe * inner + pos % inner
+    picked = a.reshape(-1)[flat]
     if reduction == "none":
         coef = w
-        out = (-coef * picked).reshape(tgt.shape if a.ndim == 2 else ())
+        out = (-coef * picked).reshape(tshape if a.ndim >= 2 else ())
         reduced = 0.0
     else:
         denom = w.sum() if reduction == "mean" else 1.0
@@ -968,11 +995,10 @@ def nll(x, target, weight, reduction, ignore_index):
     cz = _plain(np.ascontiguousarray(coef, a.dtype))
     sb = _slot(tp, cz)
     tp.save(sb, cz.data)
-    flat = (np.arange(N) * Cn + safe).astype(np.int64)
-    io = tp.store_index(flat)
+    io = tp.store_index(flat.astype(np.int64))
     fn = _N["nll"]
     word = S.NLL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, sa, sb, -1, io, N, out.shape, out.size, reduced)
+    gid = tp.append(word, sa, sb, -1, io, M, out.shape, out.size, reduced)
     return _graph(out, tp, gid, fn)
 
 

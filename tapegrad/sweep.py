@@ -30,7 +30,8 @@ F0, F1 = 14, 15
 # ---- opcodes ---------------------------------------------------------------------------
 INPUT = 0      # a leaf or constant entering the tape (no VJP; its gradient is read out)
 DEAD = 1       # stands for a tensor whose graph was already freed; touching it is an error
-# unary elementwise: out = f(a; F0, F1)
+# unary elementwise: out = f(a; F0, F1). Every record keeps what recomputes its output:
+# NEG is F0 - a (so `2 - x` is NEG with F0 = 2), ADDC a + F0, MULC a * F0.
 NEG, EXP, LOG, SQRT, ABS, SIN, COS, TANH, SIGMOID, RELU = 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 ADDC, MULC, POWC, RPOWC, RDIVC, CLAMP = 12, 13, 14, 15, 16, 17
 # binary elementwise with numpy broadcasting: out = f(a, b) (WHERE: c is the condition)
@@ -38,7 +39,7 @@ ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE = 20, 21, 22, 23, 24, 25, 26, 2
 # reductions and data movement
 SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 30, 31, 32, 33, 34, 35
 # fused ops
-SOFTMAX, LOGSOFTMAX, BCEWL, NLL = 40, 41, 42, 43
+SOFTMAX, LOGSOFTMAX, BCEWL, NLL, BCE = 40, 41, 42, 43, 44
 # ops whose VJP runs in Python between compiled segments (numpy's BLAS, dtype changes)
 MATMUL, CAST = 50, 51
 FIRST_PY = 50
@@ -51,7 +52,7 @@ READS = {
     SIGMOID: R_OUT, RELU: R_OUT, POWC: R_A, RPOWC: R_OUT, RDIVC: R_A, CLAMP: R_A,
     MUL: R_A | R_B, DIV: R_A | R_B, POW: R_A | R_B | R_OUT, MAXIMUM: R_A | R_B,
     MINIMUM: R_A | R_B, WHERE: R_C, EXTREME: R_A | R_OUT, SOFTMAX: R_OUT,
-    LOGSOFTMAX: R_OUT, BCEWL: R_A | R_B | R_C, NLL: R_B, MATMUL: R_A | R_B,
+    LOGSOFTMAX: R_OUT, BCEWL: R_A | R_B | R_C, NLL: R_B, BCE: R_A | R_B, MATMUL: R_A | R_B,
 }
 # ops whose VJP reads the index arena block at P0
 USES_IARENA = (GATHER, CAT, NLL)
@@ -68,7 +69,7 @@ def reads_table():
 
 
 # ---- small compiled helpers -------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fill_map(shape, nd, strides, out):
     """out[i] = offset reached by walking shape in C order with the given strides."""
     n = out.shape[0]
@@ -87,7 +88,7 @@ def _fill_map(shape, nd, strides, out):
             d -= 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _bcast_map(R, big, small):
     """Flat index into `small` for every element of `big` (numpy right-aligned broadcast)."""
     ndb = (R[big, OPW] >> 10) & 15
@@ -104,7 +105,7 @@ def _bcast_map(R, big, small):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _reduce_map(R, src, mask):
     """Flat index into the reduced output for every element of src (dims in mask summed)."""
     nd = (R[src, OPW] >> 10) & 15
@@ -119,7 +120,7 @@ def _reduce_map(R, src, mask):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _softplus(t):
     # log(1 + exp(t)) without overflow
     return max(t, 0.0) + np.log1p(np.exp(-abs(t)))
@@ -129,7 +130,7 @@ def _softplus(t):
 # Kernels index the whole value arena V and gradient buffer G by offset. The elementwise
 # VJPs are written out inside the sweep itself: a call that passes arrays costs reference
 # counting on every record, which at a few elements per record was 3x the arithmetic.
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _vjp_softmax(log, n, D, inner, G, go, V, vo, ga):
     outer = n // (D * inner) if D * inner > 0 else 0
     for o in range(outer):
@@ -147,7 +148,7 @@ def _vjp_softmax(log, n, D, inner, G, go, V, vo, ga):
                     G[ga + k] += V[vo + k] * (G[go + k] - acc)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _vjp_bcewl(n, G, go, reduce, scale, V, vz, vy, vp, mpw, has_pw, gz, gy, gp, wz, wy, wp):
     for i in range(n):
         g = G[go] * scale if reduce else G[go + i]
@@ -166,7 +167,7 @@ def _vjp_bcewl(n, G, go, reduce, scale, V, vz, vy, vp, mpw, has_pw, gz, gy, gp, 
 
 
 # ---- the reverse sweep -----------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt):
     """Walk records start, start-1, ..., stop backwards, accumulating VJPs into G.
 
@@ -267,9 +268,10 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                     for i in range(n):
                         G[ga + i] += G[go + i] * f0 * V[va + i] ** (f0 - 1.0)
             elif op == RPOWC:
-                lf = np.log(f0)
-                for i in range(n):
-                    G[ga + i] += G[go + i] * V[vo + i] * lf
+                if f0 != 0.0:   # 0 ** x: PyTorch treats the gradient as 0
+                    lf = np.log(f0)
+                    for i in range(n):
+                        G[ga + i] += G[go + i] * V[vo + i] * lf
             elif op == RDIVC:
                 for i in range(n):
                     x = V[va + i]
@@ -394,6 +396,20 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         elif op == SOFTMAX or op == LOGSOFTMAX:
             if wa:
                 _vjp_softmax(op == LOGSOFTMAX, n, R[r, P0], R[r, P1], G, go, V, vo, ga)
+        elif op == BCE:
+            # binary cross entropy on probabilities, logs clamped at -100 and the
+            # denominator at 1e-12, as PyTorch does
+            red = R[r, P1] == 1
+            vb = R[b, VOFF]
+            gb = goff[b]
+            for i in range(R[a, SIZE]):
+                g = G[go] * F[r, F0] if red else G[go + i]
+                x = V[va + i]
+                y = V[vb + i]
+                if wa:
+                    G[ga + i] += g * (x - y) / max(x * (1.0 - x), 1e-12)
+                if wb:
+                    G[gb + i] += g * (max(np.log(1.0 - x), -100.0) - max(np.log(x), -100.0))
         elif op == BCEWL:
             has_pw = c >= 0
             mpw = _bcast_map(R, a, c) if has_pw else noidx
@@ -415,7 +431,7 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
 
 
 # ---- bookkeeping kernels ------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def grad_offsets(R, n, goff):
     """Lay out one gradient buffer per dtype; returns the two buffer sizes."""
     t0 = 0
@@ -431,7 +447,7 @@ def grad_offsets(R, n, goff):
     return t0, t1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def mark_live(R, iar, rc, freed, n, keep):
     """keep[r] = 1 for every record a live, not yet freed tensor can still reach."""
     any_live = False
@@ -453,7 +469,7 @@ def mark_live(R, iar, rc, freed, n, keep):
     return any_live
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
     """Move kept records to the front, keeping order; saved values and index blocks are
     copied into fresh arenas. Returns (kept records, arena tops for f32, f64, index)."""

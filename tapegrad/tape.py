@@ -271,14 +271,15 @@ class Tape:
                 io = int(R[r, S.P0])
                 args = [f"%{int(self.iar[io + 4 + 3 * q])}" for q in range(int(self.iar[io]))]
             extra = ""
-            if op in (S.ADDC, S.MULC, S.POWC, S.RPOWC, S.RDIVC):
+            if op in (S.ADDC, S.MULC, S.POWC, S.RPOWC, S.RDIVC) or (op == S.NEG and F[r, S.F0]):
                 extra = f", {F[r, S.F0]:g}"
             elif op == S.CLAMP:
                 extra = f", {F[r, S.F0]:g}, {F[r, S.F1]:g}"
             if op == S.INPUT:
                 text = "input" + (" requires_grad" if w >> 9 & 1 else "")
             else:
-                text = f"{OPNAMES.get(op, '?')}({', '.join(args)}{extra})"
+                opname = "scalar_sub" if op == S.NEG and extra else OPNAMES.get(op, "?")
+                text = f"{opname}({', '.join(args)}{extra})"
             flags = "  freed" if self.freed.shape[0] > r and self.freed[r] else ""
             lines.append(f"%{r} = {text}  {ty}  <{name}>{flags}")
         return "\n".join(lines)
@@ -293,7 +294,7 @@ OPNAMES = {
     S.MAXIMUM: "maximum", S.MINIMUM: "minimum", S.WHERE: "where", S.SUM: "sum",
     S.MEAN: "mean", S.EXTREME: "extreme", S.GATHER: "gather", S.RESHAPE: "reshape",
     S.CAT: "cat", S.SOFTMAX: "softmax", S.LOGSOFTMAX: "log_softmax",
-    S.BCEWL: "bce_with_logits", S.NLL: "nll", S.MATMUL: "matmul", S.CAST: "cast",
+    S.BCEWL: "bce_with_logits", S.NLL: "nll", S.BCE: "bce", S.MATMUL: "matmul", S.CAST: "cast",
 }
 
 

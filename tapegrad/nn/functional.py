@@ -101,14 +101,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     _check_reduction(reduction)
     x, y = _promote(_float(_t(input)), _float(_t(target)))
     _same_size(x, y, "binary_cross_entropy")
-    d = x.detach().data
+    d = x.data
     if ((d < 0) | (d > 1)).any():
         raise RuntimeError("all elements of input should be between 0 and 1")
-    logp = ops.clamp(ops.log(x), min=-100)
-    log1mp = ops.clamp(ops.log(1 - x), min=-100)
-    elem = -(y * logp + (1 - y) * log1mp)
-    if weight is not None:
-        elem = elem * ops.to_dtype(_t(weight), x.dtype)
+    if weight is None:
+        return ops.bce(x, y, reduction)
+    elem = ops.bce(x, y, "none") * ops.to_dtype(_t(weight), x.dtype)
     return _named(_reduce(elem, reduction), "BinaryCrossEntropyBackward0")
 
 
