@@ -540,7 +540,8 @@ def _extreme(x, dim, keepdim, is_max):
         return _record(S.EXTREME, _N["max" if is_max else "min"], out, x)
     d = _dim(dim, a.ndim)
     if a.ndim == 0:
-        return _MinMax((x, _plain(np.asarray(0))))
+        return _MinMax((_reshape(x, (), _N["maxdim" if is_max else "mindim"]),
+                        _plain(np.asarray(0))))
     idx = np.argmax(a, axis=d) if is_max else np.argmin(a, axis=d)
     idx_k = np.expand_dims(idx, d)
     values = np.take_along_axis(a, idx_k, axis=d)
@@ -648,7 +649,8 @@ def _perm_gather(x, axes, fn):
 def transpose(x, dim0, dim1):
     nd = x.data.ndim
     if nd == 0:
-        return x
+        _dim(dim0, 0), _dim(dim1, 0)
+        return _reshape(x, (), _N["transpose"])
     d0, d1 = _dim(dim0, nd), _dim(dim1, nd)
     axes = list(range(nd))
     axes[d0], axes[d1] = axes[d1], axes[d0]
@@ -660,7 +662,7 @@ def t(x):
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                            f"{x.data.ndim}D; use transpose(dim0, dim1) or permute")
     if x.data.ndim < 2:
-        return x
+        return _reshape(x, x.data.shape, _N["t"])
     return _perm_gather(x, (1, 0), _N["t"])
 
 
@@ -984,8 +986,9 @@ def nll(x, target, weight, reduction, ignore_index):
         reduced = 0.0
     else:
         denom = w.sum() if reduction == "mean" else 1.0
-        coef = (w / denom).astype(a.dtype) if reduction == "mean" else w
-        out = np.asarray(-(coef * picked).sum(), a.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.asarray(-(w * picked).sum() / denom, a.dtype)   # nan when all ignored
+        coef = (w / denom).astype(a.dtype) if denom != 0 else np.zeros_like(w)
         reduced = 1.0
     out = np.asarray(out, a.dtype)
     if not (x._rg and grad_enabled()):
