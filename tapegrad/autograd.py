@@ -155,9 +155,8 @@ def _unbroadcast(g, shape):
     return g
 
 
-def _matmul_vjp(tp, R, r, grads, goff, touched):
+def _matmul_vjp(a, b, R, r, grads, goff, touched):
     a_s, b_s = int(R[r, S.A]), int(R[r, S.B])
-    a, b = tp.pyrefs[tp.gid(r)]
     buf = grads[int(R[r, S.OPW]) >> 8 & 1]
     nd = int(R[r, S.OPW]) >> 10 & 15
     oshape = tuple(int(v) for v in R[r, S.SH:S.SH + nd])
@@ -197,6 +196,39 @@ def _cast_vjp(R, r, grads, goff, touched):
     _acc(dst, goff, R, touched, a_s, g.astype(dst.dtype))
 
 
+def reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, operands, dirty):
+    """Run the reverse sweep from record `start` down to 0 in compiled segments.
+
+    vals and grads are (float32, float64) pairs; operands(r) gives a matmul record's two
+    input arrays and dirty(r) the exception for a modified saved value.
+    """
+    r = start
+    dt = int(R[r, S.OPW]) >> 8 & 1
+    while r >= 0:
+        status, r = S.sweep(R, F, vals[dt], grads[dt], goff, touched, freed, dirty_at,
+                            _REDS, iar, r, 0, dt)
+        if status == S.ST_DONE:
+            return
+        if status == S.ST_PYTHON:
+            op = int(R[r, S.OPW]) & 255
+            if op == S.MATMUL:
+                a, b = operands(r)
+                _matmul_vjp(a, b, R, r, grads, goff, touched)
+            elif op == S.CAST:
+                _cast_vjp(R, r, grads, goff, touched)
+            else:               # a record of the other dtype: switch and go on
+                dt = 1 - dt
+                continue
+            r -= 1
+            continue
+        if status in (S.ST_FREED, S.ST_DEAD):
+            raise _second_time()
+        if status == S.ST_DIRTY:
+            raise dirty(r)
+        raise RuntimeError(f"internal error: the sweep met an unknown opcode "
+                           f"{int(R[r, S.OPW]) & 255} at record {r}")
+
+
 def _run(tp, seeds, retain_graph):
     """Sweep the tape from the seeded slots; returns (grads, goff, touched)."""
     R, F = tp.records()
@@ -219,30 +251,8 @@ def _run(tp, seeds, retain_graph):
         for loc, val in seeds:
             _acc(grads[int(R[loc, S.OPW]) >> 8 & 1], goff, R, touched, loc, val)
             start = max(start, loc)
-        r = start
-        dt = int(R[r, S.OPW]) >> 8 & 1
-        while r >= 0:
-            status, r = S.sweep(R, F, tp.arena[dt], grads[dt], goff, touched, freed, dirty_at,
-                                _REDS, tp.iar, r, 0, dt)
-            if status == S.ST_DONE:
-                break
-            if status == S.ST_PYTHON:
-                op = int(R[r, S.OPW]) & 255
-                if op == S.MATMUL:
-                    _matmul_vjp(tp, R, r, grads, goff, touched)
-                elif op == S.CAST:
-                    _cast_vjp(R, r, grads, goff, touched)
-                else:               # a record of the other dtype: switch and go on
-                    dt = 1 - dt
-                    continue
-                r -= 1
-                continue
-            if status in (S.ST_FREED, S.ST_DEAD):
-                raise _second_time()
-            if status == S.ST_DIRTY:
-                raise _dirty_error(tp, R, r)
-            raise RuntimeError(f"internal error: the sweep met an unknown opcode "
-                               f"{int(R[r, S.OPW]) & 255} at record {r}")
+        reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
+                lambda r: tp.pyrefs[tp.gid(r)], lambda r: _dirty_error(tp, R, r))
         if not retain_graph:
             freed[:n] |= touched
         return grads, goff, touched, R

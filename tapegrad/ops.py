@@ -95,6 +95,10 @@ def _slot(tp, t):
         if t._tape is tp:
             loc = tp.local(t._gid)
             return loc if loc >= 0 else _dead(tp, t)
+        if tp.save_all:
+            raise RuntimeError(
+                "a compiled or transformed function used a tensor with grad history from "
+                "outside the function; pass it as an argument (or use x.detach()) instead.")
         raise RuntimeError(
             "this tensor was produced by operations recorded in another thread; tapegrad "
             "keeps one tape per thread, so a graph cannot continue across threads. Pass "
@@ -106,11 +110,13 @@ def _slot(tp, t):
             return loc
     d = t.data
     word = S.INPUT | (d.dtype == float64) << 8 | t._rg << 9
-    gid = tp.append(word, -1, -1, -1, 0, 0, d.shape, d.size, live=0)
+    gid = tp.append(word, -1, -1, -1, 0, 0, d, False, live=0)
     t._snap = gid
     t._snaptape = tp
     if t._rg:
         tp.leaves[gid] = t
+    if tp.save_all:
+        tp.inputs_log[gid] = t
     return tp.n - 1
 
 
@@ -121,7 +127,7 @@ def _dead(tp, t):
     """t's graph was freed: stand it in with a record that fails if backward reaches it."""
     d = t.data
     word = S.DEAD | (d.dtype == float64) << 8 | 1 << 9 | _DEAD_NAME << 16
-    t._gid = tp.append(word, -1, -1, -1, 0, 0, d.shape, d.size)
+    t._gid = tp.append(word, -1, -1, -1, 0, 0, d, False)
     return tp.n - 1
 
 
@@ -143,7 +149,7 @@ def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
         if reads & S.R_C and z is not None:
             tp.save(c, z.data)
     gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, b, c, p0, p1,
-                    out.shape, out.size, f0, f1, out if reads & S.R_OUT else None)
+                    out, reads & 8, f0, f1)
     return _graph(out, tp, gid, fn)
 
 
@@ -158,7 +164,7 @@ def _record1(op, fn, out, x, f0=0.0, f1=0.0):
     if reads & 1:
         tp.save(a, x.data)
     gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, -1, -1, 0, 0,
-                    out.shape, out.size, f0, f1, out if reads & 8 else None)
+                    out, reads & 8, f0, f1)
     return _graph(out, tp, gid, fn)
 
 
@@ -233,6 +239,7 @@ _N = {k: _name(v) for k, v in {
     "bce": "BinaryCrossEntropyBackward0",
     "mm": "MmBackward0", "mv": "MvBackward0", "dot": "DotBackward0", "bmm": "BmmBackward0",
     "matmul": "MatmulBackward0", "clone": "CloneBackward0", "flatten": "FlattenBackward0",
+    "scatter": "ScatterAddBackward0",
 }.items()}
 
 
@@ -537,7 +544,7 @@ def _extreme(x, dim, keepdim, is_max):
         out = np.asarray(a.max() if is_max else a.min())
         if not (x._rg and grad_enabled()):
             return _plain(out)
-        return _record(S.EXTREME, _N["max" if is_max else "min"], out, x)
+        return _record(S.EXTREME, _N["max" if is_max else "min"], out, x, p0=int(is_max))
     d = _dim(dim, a.ndim)
     if a.ndim == 0:
         return _MinMax((_reshape(x, (), _N["maxdim" if is_max else "mindim"]),
@@ -588,8 +595,37 @@ def _gather(x, out, flat, fn):
     a = _slot(tp, x)
     io = tp.store_index(np.ascontiguousarray(flat, dtype=np.int64))
     word = S.GATHER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, a, -1, -1, io, out.size, out.shape, out.size)
+    gid = tp.append(word, a, -1, -1, io, out.size, out, False)
     return _graph(out, tp, gid, fn)
+
+
+def scatter(x, flat, shape, fn=None):
+    """out = zeros(shape); out.flat[flat] += x.flat (repeats add): GATHER's transpose."""
+    flat = np.ascontiguousarray(flat, dtype=np.int64).reshape(-1)
+    out = np.zeros(int(np.prod(shape, dtype=np.int64)), x.data.dtype)
+    np.add.at(out, flat, x.data.reshape(-1))
+    out = out.reshape(shape)
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    fn = _N["scatter"] if fn is None else fn
+    tp = _tape()
+    a = _slot(tp, x)
+    io = tp.store_index(flat)
+    word = S.SCATTER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    gid = tp.append(word, a, -1, -1, io, flat.size, out, False)
+    return _graph(out, tp, gid, fn)
+
+
+def take(x, flat, shape=None, fn=None):
+    """out.flat[i] = x.flat[flat[i]], shaped like `flat` (or `shape`): a recorded gather."""
+    flat = np.asarray(flat, dtype=np.int64)
+    out = x.data.reshape(-1)[flat]
+    if shape is not None:
+        out = out.reshape(shape)
+        flat = flat.reshape(shape)
+    if not (x._rg and grad_enabled()):
+        return _plain(out)
+    return _gather(x, out, flat, _N["index"] if fn is None else fn)
 
 
 def _view_of(x, out, fn, builder):
@@ -695,7 +731,7 @@ def _reshape(x, shape, fn):
     tp = _tape()
     a = _slot(tp, x)
     word = S.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, a, -1, -1, 0, 0, out.shape, out.size)
+    gid = tp.append(word, a, -1, -1, 0, 0, out, False)
     return _graph(out, tp, gid, fn)
 
 
@@ -765,7 +801,7 @@ def clone(x):
     a = _slot(tp, x)
     fn = _N["clone"]
     word = S.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, a, -1, -1, 0, 0, out.shape, out.size)
+    gid = tp.append(word, a, -1, -1, 0, 0, out, False)
     return _graph(out, tp, gid, fn)
 
 
@@ -786,7 +822,7 @@ def _cat_record(ts, out, dim, mids, fn):
         off += m
     io = tp.store_index(np.asarray(block, np.int64))
     word = S.CAT | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, -1, -1, -1, io, len(block), out.shape, out.size)
+    gid = tp.append(word, -1, -1, -1, io, len(block), out, False)
     return _graph(out, tp, gid, fn)
 
 
@@ -868,7 +904,7 @@ def matmul(x, y):
     sa = _slot(tp, x)
     sb = _slot(tp, y)
     word = S.MATMUL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, sa, sb, -1, 0, 0, out.shape, out.size)
+    gid = tp.append(word, sa, sb, -1, 0, 0, out, False)
     tp.pyrefs[gid] = (a, b)
     return _graph(out, tp, gid, fn)
 
@@ -1001,7 +1037,7 @@ def nll(x, target, weight, reduction, ignore_index):
     io = tp.store_index(flat.astype(np.int64))
     fn = _N["nll"]
     word = S.NLL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, sa, sb, -1, io, M, out.shape, out.size, reduced)
+    gid = tp.append(word, sa, sb, -1, io, M, out, False, reduced)
     return _graph(out, tp, gid, fn)
 
 

@@ -37,7 +37,8 @@ ADDC, MULC, POWC, RPOWC, RDIVC, CLAMP = 12, 13, 14, 15, 16, 17
 # binary elementwise with numpy broadcasting: out = f(a, b) (WHERE: c is the condition)
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE = 20, 21, 22, 23, 24, 25, 26, 27
 # reductions and data movement
-SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 30, 31, 32, 33, 34, 35
+SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 30, 31, 32, 33, 34, 35   # EXTREME: P0 = 1 max, 0 min
+SCATTER = 36   # out = zeros; out[map[i]] += a[i]: the transpose of GATHER
 # fused ops
 SOFTMAX, LOGSOFTMAX, BCEWL, NLL, BCE = 40, 41, 42, 43, 44
 # ops whose VJP runs in Python between compiled segments (numpy's BLAS, dtype changes)
@@ -55,7 +56,7 @@ READS = {
     LOGSOFTMAX: R_OUT, BCEWL: R_A | R_B | R_C, NLL: R_B, BCE: R_A | R_B, MATMUL: R_A | R_B,
 }
 # ops whose VJP reads the index arena block at P0
-USES_IARENA = (GATHER, CAT, NLL)
+USES_IARENA = (GATHER, CAT, NLL, SCATTER)
 
 # sweep status codes
 ST_DONE, ST_PYTHON, ST_FREED, ST_DIRTY, ST_BADOP, ST_DEAD = 0, 1, 2, 3, 4, 5
@@ -370,6 +371,11 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
             if wa:
                 for i in range(n):
                     G[ga + i] += G[go + i]
+        elif op == SCATTER:
+            if wa:
+                io = R[r, P0]
+                for i in range(R[a, SIZE]):
+                    G[ga + i] += G[go + iar[io + i]]
         elif op == CAT:
             io = R[r, P0]
             k = iar[io]
@@ -507,7 +513,7 @@ def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
                 R[j, VOFF] = t32
                 t32 += sz
         op = R[j, OPW] & 255
-        if op == GATHER or op == CAT or op == NLL:
+        if op == GATHER or op == CAT or op == NLL or op == SCATTER:
             io = R[j, P0]
             ln = R[j, P1]
             for i in range(ln):
@@ -518,3 +524,446 @@ def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
             R[j, P0] = ti
             ti += ln
     return k, t32, t64, ti
+
+
+# ---- replay: the forward pass in compiled code ----------------------------------------------------
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sigmoid1(x):
+    if x >= 0:
+        return 1.0 / (1.0 + np.exp(-x))
+    e = np.exp(x)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def forward(R, F, V, iar, start, stop, dt):
+    """Recompute records start..stop-1 in order into V (every record has a VOFF here).
+
+    Returns (status, record): ST_PYTHON for a record Python must run (matmul, cast, or the
+    other dtype), ST_DONE at the end. Elementwise code is written inline, as in sweep().
+    """
+    noidx = np.empty(0, np.int64)
+    for r in range(start, stop):
+        w = R[r, OPW]
+        op = w & 255
+        if op == INPUT:
+            continue
+        if op == DEAD:
+            return ST_DEAD, r
+        if op >= FIRST_PY or ((w >> 8) & 1) != dt:
+            return ST_PYTHON, r
+        n = R[r, SIZE]
+        vo = R[r, VOFF]
+        a = R[r, A]
+        b = R[r, B]
+        c = R[r, C]
+        va = R[a, VOFF] if a >= 0 else -1
+        if op < ADD:
+            f0 = F[r, F0]
+            f1 = F[r, F1]
+            for i in range(n):
+                x = V[va + i]
+                if op == NEG:
+                    y = f0 - x
+                elif op == EXP:
+                    y = np.exp(x)
+                elif op == LOG:
+                    y = np.log(x)
+                elif op == SQRT:
+                    y = np.sqrt(x)
+                elif op == ABS:
+                    y = abs(x)
+                elif op == SIN:
+                    y = np.sin(x)
+                elif op == COS:
+                    y = np.cos(x)
+                elif op == TANH:
+                    y = np.tanh(x)
+                elif op == SIGMOID:
+                    y = _sigmoid1(x)
+                elif op == RELU:
+                    y = x if x > 0 else 0.0 * x
+                elif op == ADDC:
+                    y = x + f0
+                elif op == MULC:
+                    y = x * f0
+                elif op == POWC:
+                    y = x ** f0
+                elif op == RPOWC:
+                    y = f0 ** x
+                elif op == RDIVC:
+                    y = f0 / x
+                else:  # CLAMP
+                    y = min(max(x, f0), f1)
+                V[vo + i] = y
+        elif op <= WHERE:
+            bc = R[r, P0]
+            ma = _bcast_map(R, r, a) if bc & 1 else noidx
+            mb = _bcast_map(R, r, b) if bc & 2 else noidx
+            vb = R[b, VOFF]
+            if op == WHERE:
+                vc = R[c, VOFF]
+                mc = _bcast_map(R, r, c) if bc & 4 else noidx
+                for i in range(n):
+                    cnd = V[vc + (mc[i] if bc & 4 else i)]
+                    V[vo + i] = V[va + (ma[i] if bc & 1 else i)] if cnd != 0 \
+                        else V[vb + (mb[i] if bc & 2 else i)]
+                continue
+            for i in range(n):
+                x = V[va + (ma[i] if bc & 1 else i)]
+                y = V[vb + (mb[i] if bc & 2 else i)]
+                if op == ADD:
+                    z = x + y
+                elif op == SUB:
+                    z = x - y
+                elif op == MUL:
+                    z = x * y
+                elif op == DIV:
+                    z = x / y
+                elif op == POW:
+                    z = x ** y
+                elif op == MAXIMUM:
+                    z = x if (x > y or x != x) else y
+                else:
+                    z = x if (x < y or x != x) else y
+                V[vo + i] = z
+        elif op == SUM or op == MEAN:
+            scale = 1.0 if op == SUM else F[r, F0]
+            na = R[a, SIZE]
+            for i in range(n):
+                V[vo + i] = 0
+            if n == 1:
+                acc = 0.0
+                for i in range(na):
+                    acc += V[va + i]
+                V[vo] = acc * scale
+            else:
+                m = _reduce_map(R, a, R[r, P0])
+                for i in range(na):
+                    V[vo + m[i]] += V[va + i]
+                if op == MEAN:
+                    for i in range(n):
+                        V[vo + i] *= scale
+        elif op == EXTREME:
+            best = V[va]
+            for i in range(1, R[a, SIZE]):
+                x = V[va + i]
+                if x != x or best != best:
+                    best = x if x != x else best
+                elif (x > best) if R[r, P0] == 1 else (x < best):
+                    best = x
+            V[vo] = best
+        elif op == GATHER:
+            io = R[r, P0]
+            for i in range(n):
+                V[vo + i] = V[va + iar[io + i]]
+        elif op == RESHAPE:
+            for i in range(n):
+                V[vo + i] = V[va + i]
+        elif op == SCATTER:
+            io = R[r, P0]
+            for i in range(n):
+                V[vo + i] = 0
+            for i in range(R[a, SIZE]):
+                V[vo + iar[io + i]] += V[va + i]
+        elif op == CAT:
+            io = R[r, P0]
+            outer = iar[io + 1]
+            inner = iar[io + 2]
+            mtot = iar[io + 3]
+            for q in range(iar[io]):
+                s = iar[io + 4 + 3 * q]
+                mid = iar[io + 5 + 3 * q]
+                off = iar[io + 6 + 3 * q]
+                vs = R[s, VOFF]
+                for o in range(outer):
+                    for m in range(mid):
+                        dst = vo + (o * mtot + off + m) * inner
+                        src = vs + (o * mid + m) * inner
+                        for j in range(inner):
+                            V[dst + j] = V[src + j]
+        elif op == SOFTMAX or op == LOGSOFTMAX:
+            D = R[r, P0]
+            inner = R[r, P1]
+            outer = n // (D * inner) if D * inner > 0 else 0
+            for o in range(outer):
+                for j in range(inner):
+                    base = o * D * inner + j
+                    mx = -np.inf
+                    for q in range(D):
+                        mx = max(mx, V[va + base + q * inner])
+                    tot = 0.0
+                    for q in range(D):
+                        tot += np.exp(V[va + base + q * inner] - mx)
+                    lt = np.log(tot)
+                    for q in range(D):
+                        k = base + q * inner
+                        z = V[va + k] - mx
+                        V[vo + k] = z - lt if op == LOGSOFTMAX else np.exp(z) / tot
+        elif op == BCEWL or op == BCE:
+            red = R[r, P1] == 1
+            na = R[a, SIZE]
+            vb = R[b, VOFF]
+            has_pw = op == BCEWL and c >= 0
+            mpw = _bcast_map(R, a, c) if has_pw else noidx
+            vc = R[c, VOFF] if has_pw else -1
+            acc = 0.0
+            for i in range(na):
+                x = V[va + i]
+                yv = V[vb + i]
+                if op == BCEWL:
+                    p = V[vc + mpw[i]] if has_pw else 1.0
+                    l = (1.0 - yv) * x + (1.0 + (p - 1.0) * yv) * _softplus(-x)
+                else:
+                    l = -(yv * max(np.log(x), -100.0) + (1.0 - yv) * max(np.log(1.0 - x), -100.0))
+                if red:
+                    acc += l
+                else:
+                    V[vo + i] = l
+            if red:
+                V[vo] = acc * F[r, F0]
+        elif op == NLL:
+            io = R[r, P0]
+            cnt = R[r, P1]
+            vb = R[b, VOFF]
+            if F[r, F0] != 0.0:
+                acc = 0.0
+                for k in range(cnt):
+                    acc -= V[vb + k] * V[va + iar[io + k]]
+                V[vo] = acc
+            else:
+                for k in range(cnt):
+                    V[vo + k] = -V[vb + k] * V[va + iar[io + k]]
+        else:
+            return ST_BADOP, r
+    return ST_DONE, -1
+
+
+# ---- forward mode: the tangent sweep --------------------------------------------------------------
+@njit(cache=True, nogil=True, error_model="numpy")
+def tangent(R, F, V, T, iar, start, stop, dt):
+    """Propagate tangents T (laid out like V) through records start..stop-1 in order.
+
+    Every record's tangent is the JVP of its op at the values in V; records a tangent never
+    reached hold zeros. Returns (status, record) like forward().
+    """
+    noidx = np.empty(0, np.int64)
+    for r in range(start, stop):
+        w = R[r, OPW]
+        op = w & 255
+        if op == INPUT:
+            continue
+        if op == DEAD:
+            return ST_DEAD, r
+        if op >= FIRST_PY or ((w >> 8) & 1) != dt:
+            return ST_PYTHON, r
+        n = R[r, SIZE]
+        vo = R[r, VOFF]
+        a = R[r, A]
+        b = R[r, B]
+        c = R[r, C]
+        va = R[a, VOFF] if a >= 0 else -1
+        if op < ADD:
+            f0 = F[r, F0]
+            f1 = F[r, F1]
+            for i in range(n):
+                t = T[va + i]
+                x = V[va + i]
+                y = V[vo + i]
+                if op == NEG:
+                    d = -t
+                elif op == EXP:
+                    d = t * y
+                elif op == LOG:
+                    d = t / x
+                elif op == SQRT:
+                    d = t * 0.5 / y
+                elif op == ABS:
+                    d = t if x > 0 else (-t if x < 0 else 0.0 * t)
+                elif op == SIN:
+                    d = t * np.cos(x)
+                elif op == COS:
+                    d = -t * np.sin(x)
+                elif op == TANH:
+                    d = t * (1 - y * y)
+                elif op == SIGMOID:
+                    d = t * y * (1 - y)
+                elif op == RELU:
+                    d = t if y > 0 else 0.0 * t
+                elif op == ADDC:
+                    d = t
+                elif op == MULC:
+                    d = t * f0
+                elif op == POWC:
+                    d = 0.0 * t if f0 == 0.0 else t * f0 * x ** (f0 - 1.0)
+                elif op == RPOWC:
+                    d = 0.0 * t if f0 == 0.0 else t * y * np.log(f0)
+                elif op == RDIVC:
+                    d = -t * f0 / (x * x)
+                else:  # CLAMP
+                    d = t if (x >= f0 and x <= f1) else 0.0 * t
+                T[vo + i] = d
+        elif op <= WHERE:
+            bc = R[r, P0]
+            ma = _bcast_map(R, r, a) if bc & 1 else noidx
+            mb = _bcast_map(R, r, b) if bc & 2 else noidx
+            vb = R[b, VOFF]
+            mc = noidx
+            vc = -1
+            if op == WHERE:
+                vc = R[c, VOFF]
+                mc = _bcast_map(R, r, c) if bc & 4 else noidx
+            for i in range(n):
+                ia = va + (ma[i] if bc & 1 else i)
+                ib = vb + (mb[i] if bc & 2 else i)
+                ta = T[ia]
+                tb = T[ib]
+                x = V[ia]
+                y = V[ib]
+                if op == ADD:
+                    d = ta + tb
+                elif op == SUB:
+                    d = ta - tb
+                elif op == MUL:
+                    d = ta * y + tb * x
+                elif op == DIV:
+                    d = ta / y - tb * x / (y * y)
+                elif op == POW:
+                    da = 0.0 * ta if y == 0.0 else ta * y * x ** (y - 1.0)
+                    db = 0.0 * tb if (x == 0.0 and y >= 0.0) else tb * V[vo + i] * np.log(x)
+                    d = da + db
+                elif op == MAXIMUM or op == MINIMUM:
+                    if x == y:
+                        d = 0.5 * (ta + tb)
+                    elif (x > y) == (op == MAXIMUM):
+                        d = ta
+                    else:
+                        d = tb
+                else:  # WHERE
+                    d = ta if V[vc + (mc[i] if bc & 4 else i)] != 0 else tb
+                T[vo + i] = d
+        elif op == SUM or op == MEAN:
+            scale = 1.0 if op == SUM else F[r, F0]
+            na = R[a, SIZE]
+            for i in range(n):
+                T[vo + i] = 0
+            m = _reduce_map(R, a, R[r, P0]) if n > 1 else noidx
+            for i in range(na):
+                T[vo + (m[i] if n > 1 else 0)] += T[va + i] * scale
+        elif op == EXTREME:
+            best = V[vo]
+            cnt = 0
+            acc = 0.0
+            for i in range(R[a, SIZE]):
+                if V[va + i] == best:
+                    cnt += 1
+                    acc += T[va + i]
+            T[vo] = acc / max(cnt, 1)
+        elif op == GATHER:
+            io = R[r, P0]
+            for i in range(n):
+                T[vo + i] = T[va + iar[io + i]]
+        elif op == RESHAPE:
+            for i in range(n):
+                T[vo + i] = T[va + i]
+        elif op == SCATTER:
+            io = R[r, P0]
+            for i in range(n):
+                T[vo + i] = 0
+            for i in range(R[a, SIZE]):
+                T[vo + iar[io + i]] += T[va + i]
+        elif op == CAT:
+            io = R[r, P0]
+            outer = iar[io + 1]
+            inner = iar[io + 2]
+            mtot = iar[io + 3]
+            for q in range(iar[io]):
+                s = iar[io + 4 + 3 * q]
+                mid = iar[io + 5 + 3 * q]
+                off = iar[io + 6 + 3 * q]
+                vs = R[s, VOFF]
+                for o in range(outer):
+                    for m in range(mid):
+                        dst = vo + (o * mtot + off + m) * inner
+                        src = vs + (o * mid + m) * inner
+                        for j in range(inner):
+                            T[dst + j] = T[src + j]
+        elif op == SOFTMAX or op == LOGSOFTMAX:
+            D = R[r, P0]
+            inner = R[r, P1]
+            outer = n // (D * inner) if D * inner > 0 else 0
+            for o in range(outer):
+                for j in range(inner):
+                    base = o * D * inner + j
+                    acc = 0.0
+                    for q in range(D):
+                        k = base + q * inner
+                        acc += T[va + k] * (np.exp(V[vo + k]) if op == LOGSOFTMAX else V[vo + k])
+                    for q in range(D):
+                        k = base + q * inner
+                        if op == LOGSOFTMAX:
+                            T[vo + k] = T[va + k] - acc
+                        else:
+                            T[vo + k] = V[vo + k] * (T[va + k] - acc)
+        elif op == BCEWL or op == BCE:
+            red = R[r, P1] == 1
+            na = R[a, SIZE]
+            vb = R[b, VOFF]
+            has_pw = op == BCEWL and c >= 0
+            mpw = _bcast_map(R, a, c) if has_pw else noidx
+            vc = R[c, VOFF] if has_pw else -1
+            acc = 0.0
+            for i in range(na):
+                x = V[va + i]
+                yv = V[vb + i]
+                if op == BCEWL:
+                    p = V[vc + mpw[i]] if has_pw else 1.0
+                    sp = _softplus(-x)
+                    lw = 1.0 + (p - 1.0) * yv
+                    d = T[va + i] * ((1.0 - yv) - lw * (1.0 - np.exp(-sp))) \
+                        + T[vb + i] * (-x + (p - 1.0) * sp)
+                    if has_pw:
+                        d += T[vc + mpw[i]] * yv * sp
+                else:
+                    d = T[va + i] * (x - yv) / max(x * (1.0 - x), 1e-12) \
+                        + T[vb + i] * (max(np.log(1.0 - x), -100.0) - max(np.log(x), -100.0))
+                if red:
+                    acc += d
+                else:
+                    T[vo + i] = d
+            if red:
+                T[vo] = acc * F[r, F0]
+        elif op == NLL:
+            io = R[r, P0]
+            cnt = R[r, P1]
+            vb = R[b, VOFF]
+            if F[r, F0] != 0.0:
+                acc = 0.0
+                for k in range(cnt):
+                    acc -= V[vb + k] * T[va + iar[io + k]]
+                T[vo] = acc
+            else:
+                for k in range(cnt):
+                    T[vo + k] = -V[vb + k] * T[va + iar[io + k]]
+        else:
+            return ST_BADOP, r
+    return ST_DONE, -1
+
+
+@njit(cache=True, nogil=True)
+def relocate(R, n, base, top32, top64, ibase, iar):
+    """Shift a program's records to start at local index `base` of a tape whose arenas and
+    index arena already hold the program's blocks at top32/top64/ibase."""
+    for r in range(n):
+        for f in (A, B, C):
+            if R[r, f] >= 0:
+                R[r, f] += base
+        if R[r, VOFF] >= 0:
+            R[r, VOFF] += top64 if (R[r, OPW] >> 8) & 1 else top32
+        op = R[r, OPW] & 255
+        if op == GATHER or op == CAT or op == NLL or op == SCATTER:
+            R[r, P0] += ibase
+            if op == CAT:
+                io = R[r, P0]
+                for q in range(iar[io]):
+                    iar[io + 4 + 3 * q] += base

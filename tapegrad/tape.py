@@ -70,6 +70,9 @@ class Tape:
         self.dirty = {}      # gid -> (record count when modified in place, version)
         self.pyrefs = {}     # gid -> arrays a Python-side VJP reads (matmul operands)
         self.limit = _MIN_LIMIT
+        self.save_all = False   # set while tracing a function for replay: keep every value
+        self.inputs_log = None  # while tracing: gid -> tensor of every INPUT record
+        self.value_reads = 0    # while tracing: times the function read a tensor's value
 
     # ---- ids ------------------------------------------------------------------------
     def local(self, gid):
@@ -82,20 +85,23 @@ class Tape:
         return self.g0 + local - self.k if local >= self.k else int(self.kept[local])
 
     # ---- recording ------------------------------------------------------------------
-    def append(self, word, a, b, c, p0, p1, shape, size, f0=0.0, f1=0.0, out=None, live=1):
-        """Append one record; returns its gid. `out` (an array) is saved as the value."""
+    def append(self, word, a, b, c, p0, p1, value, save, f0=0.0, f1=0.0, live=1):
+        """Append the record producing `value` (an array); returns its gid. The value is
+        copied into the arena when `save` (its VJP reads it) or when the tape saves all."""
+        shape = value.shape
         nd = len(shape)
         try:
-            self.buf += _PACKERS[nd](word | nd << 10, a, b, c, p0, p1,
-                                     -1 if out is None else self._store(word >> 8 & 1, out),
-                                     *shape, size, f0, f1)
+            self.buf += _PACKERS[nd](
+                word | nd << 10, a, b, c, p0, p1,
+                self._store(word >> 8 & 1, value) if save or self.save_all else -1,
+                *shape, value.size, f0, f1)
         except IndexError:
             raise RuntimeError(
                 f"tapegrad records tensors of up to {S.MAXD} dimensions; got shape "
                 f"{tuple(shape)}. Reshape to fewer dimensions before this operation.") from None
         except BufferError:   # a view from an interrupted sweep is still alive somewhere
             self.buf = bytearray(self.buf)
-            return self.append(word, a, b, c, p0, p1, shape, size, f0, f1, out, live)
+            return self.append(word, a, b, c, p0, p1, value, save, f0, f1, live)
         self.rc.append(live)
         self.nlive += live
         n = self.n
@@ -292,7 +298,7 @@ OPNAMES = {
     S.POWC: "pow_scalar", S.RPOWC: "scalar_pow", S.RDIVC: "scalar_div", S.CLAMP: "clamp",
     S.ADD: "add", S.SUB: "sub", S.MUL: "mul", S.DIV: "div", S.POW: "pow",
     S.MAXIMUM: "maximum", S.MINIMUM: "minimum", S.WHERE: "where", S.SUM: "sum",
-    S.MEAN: "mean", S.EXTREME: "extreme", S.GATHER: "gather", S.RESHAPE: "reshape",
+    S.MEAN: "mean", S.EXTREME: "extreme", S.GATHER: "gather", S.SCATTER: "scatter", S.RESHAPE: "reshape",
     S.CAT: "cat", S.SOFTMAX: "softmax", S.LOGSOFTMAX: "log_softmax",
     S.BCEWL: "bce_with_logits", S.NLL: "nll", S.BCE: "bce", S.MATMUL: "matmul", S.CAST: "cast",
 }

@@ -215,15 +215,22 @@ class Tensor:
         return self.data.shape[0]
 
     def item(self):
+        if self._tape is not None and self._tape.save_all:
+            self._tape.value_reads += 1
         if self.data.size != 1:
             raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted "
                                f"to Scalar; use .tolist() or index it first")
         return self.data.reshape(()).item()
 
     def tolist(self):
+        if self._tape is not None and self._tape.save_all:
+            self._tape.value_reads += 1
         return self.data.tolist()
 
     def numpy(self):
+        if self._tape is not None and self._tape.save_all:
+            self._tape.value_reads += 1      # traced: its value is about to leave the tape
+            return self.data
         if self._rg:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
@@ -233,6 +240,8 @@ class Tensor:
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __bool__(self):
+        if self._tape is not None and self._tape.save_all:
+            self._tape.value_reads += 1
         if self.data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self.data.reshape(()))

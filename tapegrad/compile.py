@@ -1,0 +1,352 @@
+"""Record once, replay compiled.
+
+``trace`` runs a function once on a private tape that keeps every value, and freezes the
+records into a ``Program``. A program can then be run again on new input values entirely
+in compiled code: ``Program.forward`` (the replay), ``Program.reverse`` (the same sweep
+backward() uses) and ``Program.tangent`` (forward mode), all on buffers private to the
+program. ``compile(fn)`` caches one program per call signature and attaches each replay to
+the caller's tape, so its outputs are ordinary tensors.
+"""
+import functools
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+from . import autograd as ag
+from . import sweep as S
+from . import tape as T
+from .grad_mode import enable_grad
+from .ops import _graph, _plain
+from .tensor import Tensor
+
+_CALL = T.name_id("CompiledInput")
+
+
+def _record_shape(R, r):
+    w = int(R[r, S.OPW])
+    return tuple(int(v) for v in R[r, S.SH:S.SH + (w >> 10 & 15)])
+
+
+class Program:
+    """A frozen tape: records, every value, and where each input comes from."""
+
+    def __init__(self, tape, sources, outputs, value_reads):
+        R, _ = tape.records()
+        self.n = tape.n
+        self.R = R.copy()
+        self.F = self.R.view(np.float64)
+        del R
+        self.iar = tape.iar[:tape.itop].copy()
+        self.vals = (tape.arena[0][:tape.atop[0]].copy(), tape.arena[1][:tape.atop[1]].copy())
+        self.goff = np.empty(self.n, np.int64)
+        self.gsizes = S.grad_offsets(self.R, self.n, self.goff)
+        self.sources = sources        # [(slot, ("arg", i) | ("ref", tensor))]
+        self.outputs = outputs        # [slot]
+        self.value_reads = value_reads
+        self.lock = threading.Lock()
+        self.has_matmul = bool(np.any((self.R[:, S.OPW] & 255) == S.MATMUL))
+        self._R_all = None
+
+    def R_all(self):
+        """The records with every argument marked as requiring grad (for func transforms)."""
+        if self._R_all is None:
+            R = self.R.copy()
+            for slot, (kind, _) in self.sources:
+                if kind == "arg":
+                    R[slot, S.OPW] |= 1 << 9
+            self._R_all = R
+        return self._R_all
+
+    # ---- buffers ------------------------------------------------------------------------
+    def _view(self, vals, r):
+        R = self.R
+        o = int(R[r, S.VOFF])
+        return vals[int(R[r, S.OPW]) >> 8 & 1][o:o + int(R[r, S.SIZE])].reshape(
+            _record_shape(R, r))
+
+    def load(self, arrays, vals):
+        """Write the inputs' current values into `vals` (args from `arrays`)."""
+        for slot, (kind, src) in self.sources:
+            a = arrays[src] if kind == "arg" else src.data
+            self._view(vals, slot)[...] = a
+
+    # ---- the three compiled passes ---------------------------------------------------------
+    def forward(self, vals):
+        R, F = self.R, self.F
+        r, dt = 0, int(R[0, S.OPW]) >> 8 & 1 if self.n else 0
+        while r < self.n:
+            status, r = S.forward(R, F, vals[dt], self.iar, r, self.n, dt)
+            if status == S.ST_DONE:
+                return
+            if status != S.ST_PYTHON:
+                raise RuntimeError(f"replay stopped at record {r} (status {status})")
+            op = int(R[r, S.OPW]) & 255
+            if op == S.MATMUL:
+                np.matmul(self._view(vals, int(R[r, S.A])), self._view(vals, int(R[r, S.B])),
+                          out=self._view(vals, r))
+            elif op == S.CAST:
+                self._view(vals, r)[...] = self._view(vals, int(R[r, S.A]))
+            else:
+                dt = 1 - dt
+                continue
+            r += 1
+
+    def reverse(self, vals, seeds, R=None):
+        """Gradients for every slot from seeds [(slot, array)]: (grads, touched)."""
+        R = self.R if R is None else R
+        grads = (np.empty(self.gsizes[0], np.float32), np.empty(self.gsizes[1], np.float64))
+        touched = np.zeros(self.n, np.uint8)
+        start = 0
+        for slot, g in seeds:
+            ag._acc(grads[int(R[slot, S.OPW]) >> 8 & 1], self.goff, R, touched, slot,
+                    np.asarray(g))
+            start = max(start, slot)
+        ag.reverse(R, R.view(np.float64), vals, grads, self.goff, touched, touched * 0,
+                   ag._NO_DIRTY,
+                   self.iar, start,
+                   lambda r: (self._view(vals, int(R[r, S.A])), self._view(vals, int(R[r, S.B]))),
+                   lambda r: RuntimeError("a replayed program has no in-place state"))
+        return grads, touched
+
+    def grad_of(self, grads, touched, slot):
+        R = self.R
+        if not touched[slot]:
+            return None
+        o = int(self.goff[slot])
+        return grads[int(R[slot, S.OPW]) >> 8 & 1][o:o + int(R[slot, S.SIZE])].reshape(
+            _record_shape(R, slot))
+
+    def tangent(self, vals, tangents):
+        """Tangents of every slot, given tangents {slot: array} of some inputs."""
+        R, F = self.R, self.F
+        tans = (np.zeros_like(vals[0]), np.zeros_like(vals[1]))
+        for slot, t in tangents.items():
+            self._view(tans, slot)[...] = t
+        r, dt = 0, int(R[0, S.OPW]) >> 8 & 1 if self.n else 0
+        while r < self.n:
+            status, r = S.tangent(R, F, vals[dt], tans[dt], self.iar, r, self.n, dt)
+            if status == S.ST_DONE:
+                break
+            if status != S.ST_PYTHON:
+                raise RuntimeError(f"tangent sweep stopped at record {r} (status {status})")
+            op = int(R[r, S.OPW]) & 255
+            if op == S.MATMUL:
+                a, b = int(R[r, S.A]), int(R[r, S.B])
+                out = self._view(tans, r)
+                out[...] = np.matmul(self._view(tans, a), self._view(vals, b)) + \
+                    np.matmul(self._view(vals, a), self._view(tans, b))
+            elif op == S.CAST:
+                self._view(tans, r)[...] = self._view(tans, int(R[r, S.A]))
+            else:
+                dt = 1 - dt
+                continue
+            r += 1
+        return tans
+
+    def fresh_values(self):
+        return (self.vals[0].copy(), self.vals[1].copy())
+
+    def output_value(self, vals, i):
+        return self._view(vals, self.outputs[i])
+
+
+# ---- tracing ------------------------------------------------------------------------------------
+def _substitute(x):
+    t = Tensor(x.data)
+    t._rg = True       # record everything downstream of an argument, whatever its flag
+    return t
+
+
+def trace(fn, args, kwargs=None):
+    """Run fn once on a private tape that keeps every value; returns (Program, structure).
+
+    Tensor arguments are traced as inputs; everything else is a constant baked into the
+    program. The outputs must be a tensor or a tuple/list of tensors.
+    """
+    kwargs = kwargs or {}
+    subs = [_substitute(a) if isinstance(a, Tensor) else a for a in args]
+    tp = T.Tape()
+    tp.save_all = True
+    tp.limit = sys.maxsize          # no collection while tracing
+    tp.inputs_log = {}
+    tp.value_reads = 0
+    old = T._tls.tape
+    T._tls.tape = tp
+    try:
+        with enable_grad():
+            out = fn(*subs, **kwargs)
+        single = isinstance(out, Tensor)
+        outs = [out] if single else list(out) if isinstance(out, (tuple, list)) else None
+        if outs is None or not all(isinstance(o, Tensor) for o in outs):
+            raise TypeError(f"a compiled or transformed function must return a tensor or a "
+                            f"tuple of tensors, not {type(out).__name__}")
+        slots = []
+        for o in outs:
+            if o._tape is not tp:       # an input or constant returned as is: give it a record
+                from .ops import _reshape
+                src = o if o._rg else _substitute(o)
+                o = _reshape(src, o.data.shape, _CALL)
+            slots.append(tp.local(o._gid))
+        ids = {id(s): i for i, s in enumerate(subs) if isinstance(s, Tensor)}
+        sources = []
+        for gid, t in tp.inputs_log.items():
+            loc = tp.local(gid)
+            if id(t) in ids:
+                sources.append((loc, ("arg", ids[id(t)])))
+            else:
+                sources.append((loc, ("ref", t)))
+        # the INPUT records of arguments carry the arguments' real requires_grad flags
+        R, _ = tp.records()
+        for loc, (kind, src) in sources:
+            rg = args[src].requires_grad if kind == "arg" else src.requires_grad
+            R[loc, S.OPW] = (int(R[loc, S.OPW]) & ~(1 << 9)) | (int(rg) << 9)
+        del R
+        prog = Program(tp, sources, slots, tp.value_reads)
+    finally:
+        T._tls.tape = old
+    return prog, single
+
+
+# ---- compile ------------------------------------------------------------------------------------
+def _signature(args):
+    sig = []
+    for a in args:
+        if isinstance(a, Tensor):
+            sig.append(("T", a.data.shape, a.data.dtype.str, a.requires_grad))
+        else:
+            try:
+                hash(a)
+            except TypeError:
+                raise TypeError(f"compile: non-tensor arguments must be hashable (they are "
+                                f"baked into the recorded program); got {type(a).__name__}")
+            sig.append(("C", type(a).__name__, a))
+    return tuple(sig)
+
+
+class Compiled:
+    """A function whose tape is recorded once per signature and replayed in compiled code.
+
+    Call it like the function. The first call with a new signature (argument shapes,
+    dtypes, requires_grad flags, and the values of non-tensor arguments) records; later
+    calls replay forward in compiled code and return ordinary tensors whose backward()
+    runs the compiled reverse sweep. Python control flow that depends on tensor values is
+    fixed when recording: if the function read a tensor's value while being recorded
+    (item(), bool(), comparisons in an if...), tapegrad warns and runs it eagerly for that
+    signature instead of replaying a possibly wrong branch.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.programs = {}
+        functools.update_wrapper(self, fn)
+
+    def program(self, args):
+        sig = _signature(args)
+        entry = self.programs.get(sig)
+        if entry is None:
+            prog, single = trace(self.fn, args)
+            if prog.value_reads:
+                warnings.warn(
+                    f"compile: {getattr(self.fn, '__name__', 'fn')} read tensor values while "
+                    f"being recorded (item(), bool(), a comparison in an if...). Its control "
+                    f"flow may depend on the data, so this signature runs eagerly instead of "
+                    f"replaying.", RuntimeWarning, stacklevel=3)
+                entry = (None, single)
+            else:
+                entry = (prog, single)
+            self.programs[sig] = entry
+        return entry
+
+    def __call__(self, *args):
+        prog, single = self.program(args)
+        if prog is None:
+            return self.fn(*args)
+        arrays = [a.data if isinstance(a, Tensor) else None for a in args]
+        vals = prog.fresh_values()
+        prog.load(arrays, vals)
+        prog.forward(vals)
+        if any(isinstance(a, Tensor) and a.requires_grad for a in args) or _any_ref_rg(prog):
+            from .tensor import grad_enabled
+            if grad_enabled():
+                outs = _attach(prog, vals, args)
+                return outs[0] if single else tuple(outs)
+        outs = [_plain(prog.output_value(vals, i).copy()) for i in range(len(prog.outputs))]
+        return outs[0] if single else tuple(outs)
+
+
+def _any_ref_rg(prog):
+    return any(kind == "ref" and src.requires_grad for _, (kind, src) in prog.sources)
+
+
+def _attach(prog, vals, args):
+    """Append the replayed records to this thread's tape; returns the output tensors."""
+    tp = T._tls.tape
+    if tp.n >= tp.limit:
+        tp.collect()
+    base, n = tp.n, prog.n
+    R = prog.R.copy()
+    tops = list(tp.atop)
+    for d in (0, 1):                       # values: bulk copy into the tape's arenas
+        v = vals[d]
+        if v.size:
+            top = tp.atop[d]
+            if top + v.size > tp.arena[d].shape[0]:
+                tp.arena[d] = T._grown(tp.arena[d], top, top + v.size)
+            tp.arena[d][top:top + v.size] = v
+            tp.atop[d] = top + v.size
+    ibase = tp.itop
+    if prog.iar.size:
+        tp.store_index(prog.iar)
+    S.relocate(R, n, base, tops[0], tops[1], ibase, tp.iar)
+    links = {}
+    for slot, (kind, src) in prog.sources:
+        t = args[src] if kind == "arg" else src
+        if t._tape is not None:            # an argument with history: continue its graph
+            if t._tape is not tp:
+                raise RuntimeError("compile: an argument was recorded in another thread")
+            loc = tp.local(t._gid)
+            if loc < 0:
+                raise ag._second_time()
+            R[slot, S.OPW] = S.RESHAPE | (int(R[slot, S.OPW]) & (1 << 8)) | 1 << 9 | \
+                (int(R[slot, S.OPW]) & (15 << 10)) | _CALL << 16
+            R[slot, S.A] = loc
+        elif t.requires_grad:
+            links[slot] = t
+    tp.buf += R.tobytes()
+    tp.rc.extend([0] * n)
+    tp.n += n
+    for slot, t in links.items():
+        tp.leaves[tp.gid(base + slot)] = t
+    if prog.has_matmul:
+        for r in np.flatnonzero((prog.R[:, S.OPW] & 255) == S.MATMUL):
+            r = int(r)
+            tp.pyrefs[tp.gid(base + r)] = (prog._view(vals, int(prog.R[r, S.A])),
+                                          prog._view(vals, int(prog.R[r, S.B])))
+    outs = []
+    for i, slot in enumerate(prog.outputs):
+        loc = base + slot
+        tp.rc[loc] += 1
+        tp.nlive += 1
+        w = int(R[slot, S.OPW])
+        outs.append(_graph(prog.output_value(vals, i).copy(), tp, tp.gid(loc), w >> 16))
+    return outs
+
+
+def compile(fn=None):  # noqa: A001 - the name users expect
+    """Record ``fn`` once per call signature and replay it in compiled code afterwards.
+
+    >>> import tapegrad as tg
+    >>> @tg.compile
+    ... def f(x):
+    ...     return (x.tanh() * 2).sum()
+    >>> x = tg.tensor([0.5, -1.0], requires_grad=True)
+    >>> f(x).backward()          # first call records, later calls replay
+    >>> f(x).backward()
+    >>> x.grad
+    tensor([3.1496, 1.6800])
+    """
+    if fn is None:
+        return compile
+    return Compiled(fn)

@@ -1,0 +1,248 @@
+"""The reverse pass written with tapegrad ops, so that it is itself recorded.
+
+``grad_function(fn, argnums)`` returns a function whose result is fn's gradient computed by
+walking fn's records backwards in Python and expressing each VJP with ordinary ops. When
+that function is traced (as ``func.hessian`` does through ``jacfwd``), the gradient is a
+recorded computation of the inputs, and a tangent sweep over it differentiates it again:
+forward over reverse. It needs every value on the tape, so it runs inside a trace.
+"""
+import numpy as np
+
+from . import ops
+from . import sweep as S
+from . import tape as T
+from .ops import _graph, _plain
+from .tensor import Tensor
+
+
+def _shape(R, r):
+    return tuple(int(v) for v in R[r, S.SH:S.SH + (int(R[r, S.OPW]) >> 10 & 15)])
+
+
+def _const(a):
+    return _plain(np.asarray(a))
+
+
+def _unbroadcast(g, shape):
+    """Sum g down to `shape`, the reverse of numpy broadcasting."""
+    if tuple(g.shape) == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[lead + i] != 1)
+    return ops.reshape(ops.sum(g, dim=dims, keepdim=False) if dims else g, shape)
+
+
+def _along(t, D, inner):
+    """View t as (outer, D, inner) for softmax-style reductions."""
+    return ops.reshape(t, (-1, D, inner))
+
+
+class _Handles:
+    """Tensors standing for existing records, so new ops can use their values."""
+
+    def __init__(self, tp, R):
+        self.tp, self.R, self.cache = tp, R, {}
+
+    def __call__(self, slot):
+        t = self.cache.get(slot)
+        if t is None:
+            tp, R = self.tp, self.R
+            w = int(R[slot, S.OPW])
+            o = int(R[slot, S.VOFF])
+            data = tp.arena[w >> 8 & 1][o:o + int(R[slot, S.SIZE])].reshape(_shape(R, slot)).copy()
+            tp.rc[slot] += 1
+            tp.nlive += 1
+            t = self.cache[slot] = _graph(data, tp, tp.gid(slot), w >> 16)
+        return t
+
+
+def _vjp(op, r, R, F, iar, g, h):
+    """Input gradients [(slot, tensor)] of record r for output gradient g (a Tensor)."""
+    a, b, c = (int(R[r, f]) for f in (S.A, S.B, S.C))
+    f0, f1 = float(F[r, S.F0]), float(F[r, S.F1])
+    A = h(a) if a >= 0 else None
+    if op < S.ADD:
+        out = h(r)
+        if op == S.NEG:
+            d = -g
+        elif op == S.ADDC:
+            d = g
+        elif op == S.MULC:
+            d = g * f0
+        elif op == S.EXP:
+            d = g * out
+        elif op == S.LOG:
+            d = g / A
+        elif op == S.SQRT:
+            d = g * 0.5 / out
+        elif op == S.ABS:
+            d = g * _const(np.sign(A.data))
+        elif op == S.SIN:
+            d = g * ops.cos(A)
+        elif op == S.COS:
+            d = -(g * ops.sin(A))
+        elif op == S.TANH:
+            d = g * (1.0 - out * out)
+        elif op == S.SIGMOID:
+            d = g * out * (1.0 - out)
+        elif op == S.RELU:
+            d = g * _const((out.data > 0).astype(out.data.dtype))
+        elif op == S.POWC:
+            d = g * 0.0 if f0 == 0 else g * f0 * A ** (f0 - 1.0)
+        elif op == S.RPOWC:
+            d = g * 0.0 if f0 == 0 else g * out * float(np.log(f0))
+        elif op == S.RDIVC:
+            d = -(g * f0) / (A * A)
+        else:  # CLAMP
+            d = g * _const(((A.data >= f0) & (A.data <= f1)).astype(A.data.dtype))
+        return [(a, d)]
+    if op <= S.WHERE:
+        B = h(b)
+        sa, sb = A.data.shape, B.data.shape
+        if op == S.ADD:
+            da, db = g, g
+        elif op == S.SUB:
+            da, db = g, -g
+        elif op == S.MUL:
+            da, db = g * B, g * A
+        elif op == S.DIV:
+            da, db = g / B, -(g * A) / (B * B)
+        elif op == S.POW:
+            out = h(r)
+            da = g * B * A ** (B - 1.0)
+            safe = _const(np.where(A.data > 0, 1.0, 0.0).astype(A.data.dtype))
+            db = g * out * ops.log(ops.abs(A) + (1.0 - safe)) * safe
+        elif op in (S.MAXIMUM, S.MINIMUM):
+            x, y = np.broadcast_arrays(A.data, B.data)
+            win = (x > y) if op == S.MAXIMUM else (x < y)
+            m = (win + 0.5 * (x == y)).astype(A.data.dtype)
+            da, db = g * _const(m), g * _const(1.0 - m)
+        else:  # WHERE
+            cond = h(c).data != 0
+            zero = _const(np.zeros((), g.data.dtype))
+            da, db = ops.where(_const(cond), g, zero), ops.where(_const(cond), zero, g)
+        return [(a, _unbroadcast(da, sa)), (b, _unbroadcast(db, sb))]
+    if op in (S.SUM, S.MEAN):
+        mask = int(R[r, S.P0])
+        sa = A.data.shape
+        keep = tuple(1 if mask >> d & 1 else s for d, s in enumerate(sa))
+        d = ops.expand(ops.reshape(g, keep), *sa)
+        return [(a, d * f0 if op == S.MEAN else d)]
+    if op == S.EXTREME:
+        out = h(r)
+        m = (A.data == out.data).astype(A.data.dtype)
+        return [(a, g * _const(m / max(m.sum(), 1)))]
+    if op == S.GATHER:
+        io, ln = int(R[r, S.P0]), int(R[r, S.P1])
+        return [(a, ops.scatter(g, iar[io:io + ln], A.data.shape))]
+    if op == S.SCATTER:
+        io, ln = int(R[r, S.P0]), int(R[r, S.P1])
+        return [(a, ops.take(g, iar[io:io + ln], A.data.shape))]
+    if op == S.RESHAPE:
+        return [(a, ops.reshape(g, A.data.shape))]
+    if op == S.CAT:
+        io = int(R[r, S.P0])
+        k, outer, inner, mtot = (int(v) for v in iar[io:io + 4])
+        res = []
+        for q in range(k):
+            s, mid, off = (int(v) for v in iar[io + 4 + 3 * q:io + 7 + 3 * q])
+            idx = ((np.arange(outer)[:, None, None] * mtot + off + np.arange(mid)[None, :, None])
+                   * inner + np.arange(inner)[None, None, :])
+            res.append((s, ops.take(g, idx.reshape(-1), _shape(R, s))))
+        return res
+    if op in (S.SOFTMAX, S.LOGSOFTMAX):
+        out = h(r)
+        D, inner = int(R[r, S.P0]), int(R[r, S.P1])
+        g3, y3 = _along(g, D, inner), _along(out, D, inner)
+        if op == S.SOFTMAX:
+            d3 = y3 * (g3 - ops.sum(g3 * y3, dim=1, keepdim=True))
+        else:
+            d3 = g3 - ops.exp(y3) * ops.sum(g3, dim=1, keepdim=True)
+        return [(a, ops.reshape(d3, A.data.shape))]
+    if op in (S.BCEWL, S.BCE):
+        B = h(b)
+        gg = g * f0 if int(R[r, S.P1]) == 1 else g
+        if op == S.BCE:
+            dx = gg * (A - B) / ops.clamp(A * (1.0 - A), min=1e-12)
+            dy = gg * (ops.clamp(ops.log(1.0 - A), min=-100) - ops.clamp(ops.log(A), min=-100))
+            return [(a, dx), (b, dy)]
+        sp = ops.relu(-A) + ops.log(1.0 + ops.exp(-ops.abs(A)))       # softplus(-z)
+        if c >= 0:
+            P = h(c)
+            lw = 1.0 + (P - 1.0) * B
+            dy = gg * (-A + (P - 1.0) * sp)
+            dp = _unbroadcast(gg * B * sp, P.data.shape)
+        else:
+            lw, dy, dp = 1.0, gg * (-A), None
+        dz = gg * ((1.0 - B) - lw * ops.sigmoid(-A))
+        res = [(a, dz), (b, dy)]
+        return res + ([(c, dp)] if dp is not None else [])
+    if op == S.NLL:
+        io, cnt = int(R[r, S.P0]), int(R[r, S.P1])
+        coef = _const(-h(b).data)
+        gv = g if F[r, S.F0] == 0.0 else ops.expand(ops.reshape(g, (1,)), cnt)
+        return [(a, ops.scatter(ops.reshape(gv, (cnt,)) * coef, iar[io:io + cnt],
+                                A.data.shape))]
+    if op == S.MATMUL:
+        B = h(b)
+        if A.ndim == 1 and B.ndim == 1:
+            return [(a, g * B), (b, g * A)]
+        a2 = ops.unsqueeze(A, 0) if A.ndim == 1 else A
+        b2 = ops.unsqueeze(B, 1) if B.ndim == 1 else B
+        g2 = g
+        if A.ndim == 1:
+            g2 = ops.unsqueeze(g2, -2)
+        if B.ndim == 1:
+            g2 = ops.unsqueeze(g2, -1)
+        ga = _unbroadcast(ops.matmul(g2, ops.transpose(b2, -1, -2)), a2.data.shape)
+        gb = _unbroadcast(ops.matmul(ops.transpose(a2, -1, -2), g2), b2.data.shape)
+        return [(a, ops.reshape(ga, A.data.shape)), (b, ops.reshape(gb, B.data.shape))]
+    if op == S.CAST:
+        return [(a, ops.to_dtype(g, A.data.dtype))]
+    raise RuntimeError(f"no recorded VJP for opcode {op}")
+
+
+def backward_ops(out, inputs):
+    """Gradients of scalar `out` w.r.t. `inputs`, computed with recorded ops."""
+    tp = T._tls.tape
+    if not tp.save_all or out._tape is not tp:
+        raise RuntimeError("backward_ops runs inside a trace (func.hessian)")
+    root = tp.local(out._gid)
+    R, _ = tp.records()
+    R = R.copy()                      # we append while walking; keep our own copy
+    F = R.view(np.float64)
+    iar = tp.iar[:tp.itop].copy()
+    h = _Handles(tp, R)
+    grads = {root: _const(np.ones(out.data.shape, out.data.dtype))}
+    for r in range(root, -1, -1):
+        g = grads.pop(r, None)
+        if g is None:
+            continue
+        op = int(R[r, S.OPW]) & 255
+        if op == S.INPUT:
+            grads[r] = g          # keep it: it is an answer
+            continue
+        if op == S.DEAD:
+            raise RuntimeError("the function used a tensor whose graph was freed")
+        for s, d in _vjp(op, r, R, F, iar, g, h):
+            if s < 0 or not (int(R[s, S.OPW]) >> 9 & 1):
+                continue
+            grads[s] = d if s not in grads else grads[s] + d
+    result = []
+    for x in inputs:
+        slot = tp.local(x._snap) if x._snap is not None and x._snaptape is tp else -1
+        g = grads.get(slot)
+        result.append(g if g is not None else _const(np.zeros(x.data.shape, x.data.dtype)))
+    return result
+
+
+def grad_function(fn, argnums):
+    """fn's gradient w.r.t. the arguments in argnums, as a function built from ops."""
+    def g(*args):
+        out = fn(*args)
+        if not isinstance(out, Tensor) or out.data.size != 1:
+            raise RuntimeError("hessian needs a function returning a scalar tensor")
+        res = backward_ops(out, [args[j] for j in argnums])
+        return res[0] if len(res) == 1 else tuple(res)
+    return g
