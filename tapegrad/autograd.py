@@ -196,7 +196,7 @@ def _cast_vjp(R, r, grads, goff, touched):
     _acc(dst, goff, R, touched, a_s, g.astype(dst.dtype))
 
 
-def reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, operands, dirty):
+def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, operands, dirty):
     """Run the reverse sweep from record `start` down to 0 in compiled segments.
 
     vals and grads are (float32, float64) pairs; operands(r) gives a matmul record's two
@@ -251,7 +251,7 @@ def _run(tp, seeds, retain_graph):
         for loc, val in seeds:
             _acc(grads[int(R[loc, S.OPW]) >> 8 & 1], goff, R, touched, loc, val)
             start = max(start, loc)
-        reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
+        _reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
                 lambda r: tp.pyrefs[tp.gid(r)], lambda r: _dirty_error(tp, R, r))
         if not retain_graph:
             freed[:n] |= touched

@@ -103,7 +103,7 @@ class Program:
             ag._acc(grads[int(R[slot, S.OPW]) >> 8 & 1], self.goff, R, touched, slot,
                     np.asarray(g))
             start = max(start, slot)
-        ag.reverse(R, R.view(np.float64), vals, grads, self.goff, touched, touched * 0,
+        ag._reverse(R, R.view(np.float64), vals, grads, self.goff, touched, touched * 0,
                    ag._NO_DIRTY,
                    self.iar, start,
                    lambda r: (self._view(vals, int(R[r, S.A])), self._view(vals, int(R[r, S.B]))),
