@@ -9,7 +9,7 @@
 tensor([10., 10., 10.])
 """
 from . import autograd, func, nn
-from .compile import compile  # noqa: A004
+from .replay import compile  # noqa: A004
 from .autograd import Node
 from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace,
                        manual_seed, ones, ones_like, rand, rand_like, randint, randn,

@@ -9,7 +9,7 @@ argument is an input; ``argnums`` picks which ones the result is taken with resp
 import numpy as np
 
 from . import sweep as S
-from .compile import Compiled, trace
+from .replay import Compiled, trace
 from .ops import _plain
 from .tensor import Tensor
 
@@ -25,7 +25,7 @@ def _argnums(argnums, args):
 class _Run:
     """One traced program evaluated at one set of argument values."""
 
-    def __init__(self, fn, args):
+    def __init__(self, fn, args, forward=True):
         args = tuple(a if not isinstance(a, (list, tuple, float, int)) or isinstance(a, bool)
                      else a for a in args)
         if isinstance(fn, Compiled):
@@ -37,7 +37,8 @@ class _Run:
         self.prog, self.single, self.args = prog, single, args
         self.vals = prog.fresh_values()
         prog.load([a.data if isinstance(a, Tensor) else None for a in args], self.vals)
-        prog.forward(self.vals)
+        if forward:
+            prog.forward(self.vals)
         self.slots = {}                      # argument index -> its INPUT slot
         for slot, (kind, src) in prog.sources:
             if kind == "arg":
@@ -55,8 +56,8 @@ class _Run:
     def input_array(self, j):
         return self.args[j].data
 
-    def reverse(self, seeds, nums):
-        grads, touched = self.prog.reverse(self.vals, seeds, R=self.R)
+    def reverse(self, seeds, nums, done=None):
+        grads, touched = done if done else self.prog.reverse(self.vals, seeds, R=self.R)
         out = []
         for j in nums:
             slot = self.slots.get(j)
@@ -97,7 +98,13 @@ def value_and_grad(fn, argnums=0):
     """
     def wrapped(*args):
         nums = _argnums(argnums, args)
-        run = _Run(fn, args)
+        run = _Run(fn, args, forward=False)
+        prog = run.prog
+        if prog.single_call and run.single and len(prog.outputs) == 1 and \
+                int(prog.R[prog.outputs[0], S.SIZE]) == 1:
+            done = prog.value_and_grad(run.vals, prog.outputs[0])   # one compiled call
+            return run.outputs(), _pack(run.reverse(None, nums, done), argnums)
+        prog.forward(run.vals)
         return run.outputs(), _pack(run.reverse(_scalar_seed(run), nums), argnums)
     return wrapped
 

@@ -189,7 +189,13 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
             return ST_DEAD, r
         if freed[r] != 0:
             return ST_FREED, r
-        if op >= FIRST_PY or ((w >> 8) & 1) != dt:
+        inline_mm = False
+        mm = mk = mn = -1
+        if op == MATMUL and ((w >> 8) & 1) == dt and R[R[r, A], VOFF] >= 0 \
+                and R[R[r, B], VOFF] >= 0:
+            mm, mk, mn = _mm_dims(R, r)
+            inline_mm = mm >= 0
+        if (op >= FIRST_PY and not inline_mm) or ((w >> 8) & 1) != dt:
             return ST_PYTHON, r
         rd = reads[op]
         if has_dirty and rd != 0:
@@ -216,7 +222,9 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         va = R[a, VOFF] if a >= 0 else -1
         ga = goff[a] if a >= 0 else -1
 
-        if op < ADD:  # unary elementwise
+        if op == MATMUL:  # a small one (inline_mm); larger ones returned to Python above
+            _mm_vjp(G, go, V, va, R[b, VOFF], ga, goff[b], mm, mk, mn, wa, wb)
+        elif op < ADD:  # unary elementwise
             if not wa:
                 continue
             f0 = F[r, F0]
@@ -526,6 +534,60 @@ def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
     return k, t32, t64, ti
 
 
+# ---- small matrix products in compiled code ---------------------------------------------------------
+# Products of at most SMALL_MM multiply-adds between 1-D/2-D operands run as plain loops: for
+# them a BLAS call costs more than the arithmetic. Larger ones go to numpy's BLAS (one BLAS
+# per process). This is no BLAS of our own, just the loops a compiler vectorises.
+SMALL_MM = 16384
+
+
+@njit(cache=True, nogil=True)
+def _mm_dims(R, r):
+    """(m, k, n) of matmul record r when it may run inline, else (-1, -1, -1)."""
+    a = R[r, A]
+    b = R[r, B]
+    nda = (R[a, OPW] >> 10) & 15
+    ndb = (R[b, OPW] >> 10) & 15
+    if nda > 2 or ndb > 2:
+        return -1, -1, -1
+    m = R[a, SH] if nda == 2 else 1
+    k = R[a, SH + nda - 1]
+    n = R[b, SH + 1] if ndb == 2 else 1
+    if m * k * n > SMALL_MM:
+        return -1, -1, -1
+    return m, k, n
+
+
+@njit(cache=True, nogil=True)
+def _mm(X, xo, Y, yo, Z, zo, m, k, n, acc):
+    """Z[zo:] (+)= X[xo:] (m x k) @ Y[yo:] (k x n), row-major."""
+    for i in range(m):
+        for j in range(n):
+            if not acc:
+                Z[zo + i * n + j] = 0
+        for p in range(k):
+            x = X[xo + i * k + p]
+            for j in range(n):
+                Z[zo + i * n + j] += x * Y[yo + p * n + j]
+
+
+@njit(cache=True, nogil=True)
+def _mm_vjp(G, go, V, va, vb, ga, gb, m, k, n, wa, wb):
+    if wa:   # ga (m x k) += g (m x n) @ b.T
+        for i in range(m):
+            for p in range(k):
+                acc = 0.0
+                for j in range(n):
+                    acc += G[go + i * n + j] * V[vb + p * n + j]
+                G[ga + i * k + p] += acc
+    if wb:   # gb (k x n) += a.T @ g
+        for i in range(m):
+            for p in range(k):
+                x = V[va + i * k + p]
+                for j in range(n):
+                    G[gb + p * n + j] += x * G[go + i * n + j]
+
+
 # ---- replay: the forward pass in compiled code ----------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sigmoid1(x):
@@ -550,6 +612,11 @@ def forward(R, F, V, iar, start, stop, dt):
             continue
         if op == DEAD:
             return ST_DEAD, r
+        if op == MATMUL and ((w >> 8) & 1) == dt:
+            mm, mk, mn = _mm_dims(R, r)
+            if mm >= 0:
+                _mm(V, R[R[r, A], VOFF], V, R[R[r, B], VOFF], V, R[r, VOFF], mm, mk, mn, False)
+                continue
         if op >= FIRST_PY or ((w >> 8) & 1) != dt:
             return ST_PYTHON, r
         n = R[r, SIZE]
@@ -561,41 +628,55 @@ def forward(R, F, V, iar, start, stop, dt):
         if op < ADD:
             f0 = F[r, F0]
             f1 = F[r, F1]
-            for i in range(n):
-                x = V[va + i]
-                if op == NEG:
-                    y = f0 - x
-                elif op == EXP:
-                    y = np.exp(x)
-                elif op == LOG:
-                    y = np.log(x)
-                elif op == SQRT:
-                    y = np.sqrt(x)
-                elif op == ABS:
-                    y = abs(x)
-                elif op == SIN:
-                    y = np.sin(x)
-                elif op == COS:
-                    y = np.cos(x)
-                elif op == TANH:
-                    y = np.tanh(x)
-                elif op == SIGMOID:
-                    y = _sigmoid1(x)
-                elif op == RELU:
-                    y = x if x > 0 else 0.0 * x
-                elif op == ADDC:
-                    y = x + f0
-                elif op == MULC:
-                    y = x * f0
-                elif op == POWC:
-                    y = x ** f0
-                elif op == RPOWC:
-                    y = f0 ** x
-                elif op == RDIVC:
-                    y = f0 / x
-                else:  # CLAMP
-                    y = min(max(x, f0), f1)
-                V[vo + i] = y
+            if op == ADDC:
+                for i in range(n):
+                    V[vo + i] = V[va + i] + f0
+            elif op == MULC:
+                for i in range(n):
+                    V[vo + i] = V[va + i] * f0
+            elif op == TANH:
+                for i in range(n):
+                    V[vo + i] = np.tanh(V[va + i])
+            elif op == NEG:
+                for i in range(n):
+                    V[vo + i] = f0 - V[va + i]
+            elif op == EXP:
+                for i in range(n):
+                    V[vo + i] = np.exp(V[va + i])
+            elif op == LOG:
+                for i in range(n):
+                    V[vo + i] = np.log(V[va + i])
+            elif op == SQRT:
+                for i in range(n):
+                    V[vo + i] = np.sqrt(V[va + i])
+            elif op == ABS:
+                for i in range(n):
+                    V[vo + i] = abs(V[va + i])
+            elif op == SIN:
+                for i in range(n):
+                    V[vo + i] = np.sin(V[va + i])
+            elif op == COS:
+                for i in range(n):
+                    V[vo + i] = np.cos(V[va + i])
+            elif op == SIGMOID:
+                for i in range(n):
+                    V[vo + i] = _sigmoid1(V[va + i])
+            elif op == RELU:
+                for i in range(n):
+                    x = V[va + i]
+                    V[vo + i] = x if x > 0 else 0.0 * x
+            elif op == POWC:
+                for i in range(n):
+                    V[vo + i] = V[va + i] ** f0
+            elif op == RPOWC:
+                for i in range(n):
+                    V[vo + i] = f0 ** V[va + i]
+            elif op == RDIVC:
+                for i in range(n):
+                    V[vo + i] = f0 / V[va + i]
+            else:  # CLAMP
+                for i in range(n):
+                    V[vo + i] = min(max(V[va + i], f0), f1)
         elif op <= WHERE:
             bc = R[r, P0]
             ma = _bcast_map(R, r, a) if bc & 1 else noidx
@@ -755,6 +836,13 @@ def tangent(R, F, V, T, iar, start, stop, dt):
             continue
         if op == DEAD:
             return ST_DEAD, r
+        if op == MATMUL and ((w >> 8) & 1) == dt:
+            mm, mk, mn = _mm_dims(R, r)
+            if mm >= 0:    # d(a @ b) = da @ b + a @ db
+                pa, pb, po = R[R[r, A], VOFF], R[R[r, B], VOFF], R[r, VOFF]
+                _mm(T, pa, V, pb, T, po, mm, mk, mn, False)
+                _mm(V, pa, T, pb, T, po, mm, mk, mn, True)
+                continue
         if op >= FIRST_PY or ((w >> 8) & 1) != dt:
             return ST_PYTHON, r
         n = R[r, SIZE]
@@ -967,3 +1055,18 @@ def relocate(R, n, base, top32, top64, ibase, iar):
                 io = R[r, P0]
                 for q in range(iar[io]):
                     iar[io + 4 + 3 * q] += base
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def value_and_grad(R, F, V, G, goff, touched, freed, reads, iar, n, out, dt):
+    """forward() then sweep() from scalar slot `out` seeded with 1, in one call; for programs
+    with no record that needs Python (callers check). Returns sweep()'s (status, record)."""
+    st, r = forward(R, F, V, iar, 0, n, dt)
+    if st != ST_DONE:
+        return st, r
+    for i in range(n):
+        touched[i] = 0
+    G[goff[out]] = 1
+    touched[out] = 1
+    return sweep(R, F, V, G, goff, touched, freed, np.empty(0, np.int64), reads, iar, out, 0,
+                 dt)

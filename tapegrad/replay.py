@@ -46,8 +46,16 @@ class Program:
         self.outputs = outputs        # [slot]
         self.value_reads = value_reads
         self.lock = threading.Lock()
-        self.has_matmul = bool(np.any((self.R[:, S.OPW] & 255) == S.MATMUL))
+        ops = self.R[:, S.OPW] & 255
+        self.has_matmul = bool(np.any(ops == S.MATMUL))
+        dts = np.unique(self.R[:, S.OPW] >> 8 & 1)
+        # one compiled call does forward and backward when nothing needs Python
+        python_ops = [int(r) for r in np.flatnonzero(ops >= S.FIRST_PY)
+                      if not (ops[r] == S.MATMUL and S._mm_dims(self.R, int(r))[0] >= 0)]
+        self.single_call = bool(self.n and not python_ops and dts.size == 1)
+        self.dt = int(dts[0]) if dts.size else 0
         self._R_all = None
+        self._freed = np.zeros(self.n, np.uint8)
 
     def R_all(self):
         """The records with every argument marked as requiring grad (for func transforms)."""
@@ -108,6 +116,18 @@ class Program:
                    self.iar, start,
                    lambda r: (self._view(vals, int(R[r, S.A])), self._view(vals, int(R[r, S.B]))),
                    lambda r: RuntimeError("a replayed program has no in-place state"))
+        return grads, touched
+
+    def value_and_grad(self, vals, out):
+        """Forward then reverse from scalar slot `out`, one compiled call (single_call)."""
+        R = self.R_all()
+        d = self.dt
+        grads = [np.empty(self.gsizes[0], np.float32), np.empty(self.gsizes[1], np.float64)]
+        touched = np.empty(self.n, np.uint8)
+        status, r = S.value_and_grad(R, R.view(np.float64), vals[d], grads[d], self.goff, touched,
+                                     self._freed, ag._REDS, self.iar, self.n, out, d)
+        if status != S.ST_DONE:
+            raise RuntimeError(f"replay stopped at record {r} (status {status})")
         return grads, touched
 
     def grad_of(self, grads, touched, slot):
