@@ -56,6 +56,8 @@ class Program:
         self.dt = int(dts[0]) if dts.size else 0
         self._R_all = None
         self._freed = np.zeros(self.n, np.uint8)
+        self._scratch = threading.local()
+        self._shapes = [_record_shape(self.R, r) for r in range(self.n)]
 
     def R_all(self):
         """The records with every argument marked as requiring grad (for func transforms)."""
@@ -71,8 +73,17 @@ class Program:
     def _view(self, vals, r):
         R = self.R
         o = int(R[r, S.VOFF])
-        return vals[int(R[r, S.OPW]) >> 8 & 1][o:o + int(R[r, S.SIZE])].reshape(
-            _record_shape(R, r))
+        return vals[int(R[r, S.OPW]) >> 8 & 1][o:o + int(R[r, S.SIZE])].reshape(self._shapes[r])
+
+    def scratch(self):
+        """This thread's reusable (values, gradients) buffers. Constants stay in place
+        between calls: a replay overwrites only inputs and computed records."""
+        sc = self._scratch
+        if not hasattr(sc, "vals"):
+            sc.vals = (self.vals[0].copy(), self.vals[1].copy())
+            sc.grads = (np.empty(self.gsizes[0], np.float32), np.empty(self.gsizes[1], np.float64))
+            sc.touched = np.empty(self.n, np.uint8)
+        return sc
 
     def load(self, arrays, vals):
         """Write the inputs' current values into `vals` (args from `arrays`)."""
@@ -104,14 +115,15 @@ class Program:
     def reverse(self, vals, seeds, R=None):
         """Gradients for every slot from seeds [(slot, array)]: (grads, touched)."""
         R = self.R if R is None else R
-        grads = (np.empty(self.gsizes[0], np.float32), np.empty(self.gsizes[1], np.float64))
-        touched = np.zeros(self.n, np.uint8)
+        sc = self.scratch()
+        grads, touched = sc.grads, sc.touched
+        touched[:] = 0
         start = 0
         for slot, g in seeds:
             ag._acc(grads[int(R[slot, S.OPW]) >> 8 & 1], self.goff, R, touched, slot,
                     np.asarray(g))
             start = max(start, slot)
-        ag._reverse(R, R.view(np.float64), vals, grads, self.goff, touched, touched * 0,
+        ag._reverse(R, R.view(np.float64), vals, grads, self.goff, touched, self._freed,
                    ag._NO_DIRTY,
                    self.iar, start,
                    lambda r: (self._view(vals, int(R[r, S.A])), self._view(vals, int(R[r, S.B]))),
@@ -122,8 +134,8 @@ class Program:
         """Forward then reverse from scalar slot `out`, one compiled call (single_call)."""
         R = self.R_all()
         d = self.dt
-        grads = [np.empty(self.gsizes[0], np.float32), np.empty(self.gsizes[1], np.float64)]
-        touched = np.empty(self.n, np.uint8)
+        sc = self.scratch()
+        grads, touched = sc.grads, sc.touched
         status, r = S.value_and_grad(R, R.view(np.float64), vals[d], grads[d], self.goff, touched,
                                      self._freed, ag._REDS, self.iar, self.n, out, d)
         if status != S.ST_DONE:
@@ -166,7 +178,7 @@ class Program:
         return tans
 
     def fresh_values(self):
-        return (self.vals[0].copy(), self.vals[1].copy())
+        return self.scratch().vals
 
     def output_value(self, vals, i):
         return self._view(vals, self.outputs[i])
@@ -339,11 +351,13 @@ def _attach(prog, vals, args):
     tp.n += n
     for slot, t in links.items():
         tp.leaves[tp.gid(base + slot)] = t
-    if prog.has_matmul:
+    if prog.has_matmul:       # Python-side VJPs read their operands from the tape's copy
         for r in np.flatnonzero((prog.R[:, S.OPW] & 255) == S.MATMUL):
             r = int(r)
-            tp.pyrefs[tp.gid(base + r)] = (prog._view(vals, int(prog.R[r, S.A])),
-                                          prog._view(vals, int(prog.R[r, S.B])))
+            tp.pyrefs[tp.gid(base + r)] = tuple(
+                tp.arena[int(R[s, S.OPW]) >> 8 & 1][int(R[s, S.VOFF]):
+                                                    int(R[s, S.VOFF]) + int(R[s, S.SIZE])]
+                .reshape(prog._shapes[s]) for s in (int(prog.R[r, S.A]), int(prog.R[r, S.B])))
     outs = []
     for i, slot in enumerate(prog.outputs):
         loc = base + slot

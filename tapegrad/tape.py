@@ -161,9 +161,10 @@ class Tape:
         if loc >= 0:
             self.rc[loc] -= 1
             self.nlive -= 1
-            if self.nlive <= 0:
+            if self.nlive <= 0 and not self.save_all:
                 # Reset at the next op or backward, not here: __del__ can run inside an op
-                # (cyclic GC), and that op may hold local indices into this tape.
+                # (cyclic GC), and that op may hold local indices into this tape. A tape
+                # being traced keeps everything until the program is taken from it.
                 self.limit = 0
 
     def reset(self):
@@ -247,7 +248,7 @@ class Tape:
     # ---- reading ----------------------------------------------------------------------------
     def settle(self):
         """Carry out a reset that release() deferred."""
-        if self.nlive <= 0 and self.n:
+        if self.nlive <= 0 and self.n and not self.save_all:
             self.reset()
 
     def __len__(self):
