@@ -130,13 +130,19 @@ def cmd_train(args):
             h = act(h @ params[i] + params[i + 1])
         return h @ params[-2] + params[-1]
 
+    def objective(X, y):
+        return F.cross_entropy(forward(X), y)
+
+    if args.compiled:           # record the step once, replay it in compiled code after
+        objective = tg.compile(objective)
+
     print(f"two spirals: {len(y_np)} points; MLP 2-{'-'.join([str(args.width)] * args.layers)}-2 "
           f"({args.activation}, {args.dtype}); SGD lr={args.lr} momentum={args.momentum}; "
-          f"seed {args.seed}")
+          f"seed {args.seed}{'; compiled' if args.compiled else ''}")
     every = max(1, args.epochs // (100 if sys.stderr.isatty() else 10))
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
-        loss = F.cross_entropy(forward(X), y)
+        loss = objective(X, y)
         loss.backward()
         with tg.no_grad():
             for p, v in zip(params, velocity):
@@ -257,6 +263,8 @@ def _parser():
     t.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum, 0 for none (0.9)")
     t.add_argument("--points", type=_positive, default=400, help="points, both arms (400)")
+    t.add_argument("--compiled", action="store_true",
+                   help="record the loss once with tapegrad.compile and replay it each step")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("graph", help="write a computational graph as Graphviz DOT",

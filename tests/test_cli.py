@@ -62,6 +62,15 @@ def test_train_learns_and_is_reproducible(tmp_path):
     assert "epoch 800/800 [" + "#" * 30 + "]" in a.stderr     # the progress bar, finished
 
 
+def test_train_compiled_matches_eager(tmp_path):
+    args = ["train", "--epochs", "300", "--seed", "1", "--dtype", "float64"]
+    eager, compiled = run(*args, cwd=tmp_path), run(*args, "--compiled", cwd=tmp_path)
+    assert compiled.returncode == 0, compiled.stderr
+    assert "; compiled" in compiled.stdout
+    # float64: replay and eager agree to the printed digits
+    assert eager.stdout.splitlines()[-1] == compiled.stdout.splitlines()[-1]
+
+
 def test_train_float64_relu(tmp_path):
     p = run("train", "--dtype", "float64", "--activation", "relu", "--epochs", "20",
             "--width", "8", "--layers", "1", "--points", "50", "--momentum", "0", cwd=tmp_path)
