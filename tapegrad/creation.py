@@ -42,11 +42,12 @@ def tensor(data, dtype=None, requires_grad=False):
     """
     if isinstance(data, Tensor):
         data = data.data
-    a = as_tensor(np.array(data, copy=True) if isinstance(data, np.ndarray) else data).data
     if dtype is not None:
-        a = a.astype(dtype)
-    elif a is data:
-        a = a.copy()
+        a = np.array(data, dtype=dtype)          # straight to dtype: no detour via float32
+    elif isinstance(data, np.ndarray):
+        a = data.copy()
+    else:
+        a = as_tensor(data).data
     return _leaf(a, requires_grad)
 
 

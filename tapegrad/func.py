@@ -123,6 +123,7 @@ def grad(fn, argnums=0):
 def vjp(fn, *primals):
     """``(fn(*primals), vjp_fn)``; ``vjp_fn(cotangent)`` returns one gradient per primal."""
     run = _Run(fn, primals)
+    run.vals = (run.vals[0].copy(), run.vals[1].copy())   # vjp_fn outlives this call
     nums = tuple(i for i, p in enumerate(primals) if isinstance(p, Tensor))
 
     def vjp_fn(*cotangents):

@@ -9,7 +9,7 @@ import numpy as np
 from . import sweep as S
 from . import tape as T
 from .tensor import Tensor, Size, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
-from .tensor import _gstate
+from .tensor import _gstate, _note_read
 
 _name = T.name_id
 _READS = S.reads_table().tolist()
@@ -465,8 +465,11 @@ def _t(v):
 # ---- comparisons (never differentiable) ------------------------------------------------------------
 def _cmp(numpy_fn):
     def f(x, y):
-        yd = y.data if isinstance(y, Tensor) else y
-        return _plain(numpy_fn(x.data, yd))
+        _note_read(x)
+        if isinstance(y, Tensor):
+            _note_read(y)
+            return _plain(numpy_fn(x.data, y.data))
+        return _plain(numpy_fn(x.data, y))
     return f
 
 
@@ -546,6 +549,7 @@ def _extreme(x, dim, keepdim, is_max):
             return _plain(out)
         return _record(S.EXTREME, _N["max" if is_max else "min"], out, x, p0=int(is_max))
     d = _dim(dim, a.ndim)
+    _note_read(x)     # the winners' positions are baked into the record
     if a.ndim == 0:
         return _MinMax((_reshape(x, (), _N["maxdim" if is_max else "mindim"]),
                         _plain(np.asarray(0))))
@@ -577,12 +581,14 @@ def min(x, dim=None, keepdim=False):  # noqa: A001
 
 
 def argmax(x, dim=None, keepdim=False):
+    _note_read(x)
     if dim is None:
         return _plain(np.asarray(np.argmax(x.data)))
     return _plain(np.argmax(x.data, axis=_dim(dim, x.data.ndim), keepdims=keepdim))
 
 
 def argmin(x, dim=None, keepdim=False):
+    _note_read(x)
     if dim is None:
         return _plain(np.asarray(np.argmin(x.data)))
     return _plain(np.argmin(x.data, axis=_dim(dim, x.data.ndim), keepdims=keepdim))

@@ -185,9 +185,10 @@ class Program:
 
 
 # ---- tracing ------------------------------------------------------------------------------------
-def _substitute(x):
+def _substitute(x, tp):
     t = Tensor(x.data)
     t._rg = True       # record everything downstream of an argument, whatever its flag
+    t._snaptape = tp   # marks it as traced (value reads are counted) before its first use
     return t
 
 
@@ -198,8 +199,8 @@ def trace(fn, args, kwargs=None):
     program. The outputs must be a tensor or a tuple/list of tensors.
     """
     kwargs = kwargs or {}
-    subs = [_substitute(a) if isinstance(a, Tensor) else a for a in args]
     tp = T.Tape()
+    subs = [_substitute(a, tp) if isinstance(a, Tensor) else a for a in args]
     tp.save_all = True
     tp.limit = sys.maxsize          # no collection while tracing
     tp.inputs_log = {}
@@ -218,7 +219,7 @@ def trace(fn, args, kwargs=None):
         for o in outs:
             if o._tape is not tp:       # an input or constant returned as is: give it a record
                 from .ops import _reshape
-                src = o if o._rg else _substitute(o)
+                src = o if o._rg else _substitute(o, tp)
                 o = _reshape(src, o.data.shape, _CALL)
             slots.append(tp.local(o._gid))
         ids = {id(s): i for i, s in enumerate(subs) if isinstance(s, Tensor)}
@@ -238,6 +239,7 @@ def trace(fn, args, kwargs=None):
         prog = Program(tp, sources, slots, tp.value_reads)
     finally:
         T._tls.tape = old
+        tp.save_all = False       # this tape is done; tensors that saw it are ordinary again
     return prog, single
 
 
@@ -313,10 +315,17 @@ def _any_ref_rg(prog):
 
 
 def _attach(prog, vals, args):
-    """Append the replayed records to this thread's tape; returns the output tensors."""
+    """Append the replayed records to this thread's tape; returns the output tensors.
+
+    Each INPUT record of the program becomes an identity record reading the input's slot
+    on this tape (a leaf's INPUT record, or the record of an argument with history), so
+    gradients flow on into the caller's graph and leaves."""
+    from .ops import _slot
     tp = T._tls.tape
     if tp.n >= tp.limit:
         tp.collect()
+    links = [(slot, _slot(tp, args[src] if kind == "arg" else src))
+             for slot, (kind, src) in prog.sources]
     base, n = tp.n, prog.n
     R = prog.R.copy()
     tops = list(tp.atop)
@@ -332,25 +341,13 @@ def _attach(prog, vals, args):
     if prog.iar.size:
         tp.store_index(prog.iar)
     S.relocate(R, n, base, tops[0], tops[1], ibase, tp.iar)
-    links = {}
-    for slot, (kind, src) in prog.sources:
-        t = args[src] if kind == "arg" else src
-        if t._tape is not None:            # an argument with history: continue its graph
-            if t._tape is not tp:
-                raise RuntimeError("compile: an argument was recorded in another thread")
-            loc = tp.local(t._gid)
-            if loc < 0:
-                raise ag._second_time()
-            R[slot, S.OPW] = S.RESHAPE | (int(R[slot, S.OPW]) & (1 << 8)) | 1 << 9 | \
-                (int(R[slot, S.OPW]) & (15 << 10)) | _CALL << 16
-            R[slot, S.A] = loc
-        elif t.requires_grad:
-            links[slot] = t
+    keep = (1 << 8) | (15 << 10)           # dtype and ndim bits
+    for slot, loc in links:
+        R[slot, S.OPW] = S.RESHAPE | (int(R[slot, S.OPW]) & keep) | 1 << 9 | _CALL << 16
+        R[slot, S.A] = loc
     tp.buf += R.tobytes()
     tp.rc.extend([0] * n)
     tp.n += n
-    for slot, t in links.items():
-        tp.leaves[tp.gid(base + slot)] = t
     if prog.has_matmul:       # Python-side VJPs read their operands from the tape's copy
         for r in np.flatnonzero((prog.R[:, S.OPW] & 255) == S.MATMUL):
             r = int(r)

@@ -167,6 +167,7 @@ class Tensor:
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut off from the graph."""
+        _note_read(self)
         t = Tensor(self.data)
         if self._tape is not None:
             t._alias = (self._tape, self._gid)
@@ -215,33 +216,30 @@ class Tensor:
         return self.data.shape[0]
 
     def item(self):
-        if self._tape is not None and self._tape.save_all:
-            self._tape.value_reads += 1
+        _note_read(self)
         if self.data.size != 1:
             raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted "
                                f"to Scalar; use .tolist() or index it first")
         return self.data.reshape(()).item()
 
     def tolist(self):
-        if self._tape is not None and self._tape.save_all:
-            self._tape.value_reads += 1
+        _note_read(self)
         return self.data.tolist()
 
     def numpy(self):
-        if self._tape is not None and self._tape.save_all:
-            self._tape.value_reads += 1      # traced: its value is about to leave the tape
-            return self.data
+        if _note_read(self):
+            return self.data     # traced: the value leaves the tape (counted as a read)
         if self._rg:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
         return self.data
 
     def __array__(self, dtype=None, copy=None):
+        _note_read(self)
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __bool__(self):
-        if self._tape is not None and self._tape.save_all:
-            self._tape.value_reads += 1
+        _note_read(self)
         if self.data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self.data.reshape(()))
@@ -282,6 +280,16 @@ class Size(tuple):
         for s in self:
             n *= s
         return n
+
+
+def _note_read(t):
+    """While a function is traced for replay, count reads of traced values (a value that
+    leaves the tape, e.g. to decide a branch, makes the recording data-dependent)."""
+    tp = t._tape if t._tape is not None else t._snaptape
+    if tp is not None and tp.save_all:
+        tp.value_reads += 1
+        return True
+    return False
 
 
 def _dim(d, nd):
