@@ -956,6 +956,15 @@ def softmax(x, dim, log=False):
                    _N["log_softmax" if log else "softmax"], out, x, p0=D, p1=inner)
 
 
+def _reduced(elem, reduction):
+    """(value, reduce flag, scale) of an elementwise loss under `reduction`."""
+    if reduction == "none":
+        return elem, 0, 1.0
+    if reduction == "mean":
+        return np.asarray(elem.mean(), elem.dtype), 1, 1.0 / builtins_max(elem.size, 1)
+    return np.asarray(elem.sum(), elem.dtype), 1, 1.0
+
+
 def bce_with_logits(z, y, pos_weight, reduction):
     """Unweighted, numerically stable BCE on logits: reduction 'none', 'mean' or 'sum'."""
     zs, ys = z.data, y.data
@@ -965,12 +974,7 @@ def bce_with_logits(z, y, pos_weight, reduction):
     else:
         lw = 1.0 + (pos_weight.data - 1.0) * ys
     elem = ((1.0 - ys) * zs + lw * sp).astype(zs.dtype, copy=False)
-    if reduction == "none":
-        out, reduce, scale = elem, 0, 1.0
-    elif reduction == "mean":
-        out, reduce, scale = np.asarray(elem.mean(), zs.dtype), 1, 1.0 / builtins_max(elem.size, 1)
-    else:
-        out, reduce, scale = np.asarray(elem.sum(), zs.dtype), 1, 1.0
+    out, reduce, scale = _reduced(elem, reduction)
     if not _recording(z, y, pos_weight):
         return _plain(out)
     return _record(S.BCEWL, _N["bcewl"], out, z, y, pos_weight, p1=reduce, f0=scale)
@@ -981,13 +985,7 @@ def bce(x, y, reduction):
     xs, ys = x.data, y.data
     with np.errstate(divide="ignore"):
         elem = -(ys * np.maximum(np.log(xs), -100) + (1 - ys) * np.maximum(np.log1p(-xs), -100))
-    elem = elem.astype(xs.dtype, copy=False)
-    if reduction == "none":
-        out, reduce, scale = elem, 0, 1.0
-    elif reduction == "mean":
-        out, reduce, scale = np.asarray(elem.mean(), xs.dtype), 1, 1.0 / builtins_max(elem.size, 1)
-    else:
-        out, reduce, scale = np.asarray(elem.sum(), xs.dtype), 1, 1.0
+    out, reduce, scale = _reduced(elem.astype(xs.dtype, copy=False), reduction)
     if not _recording(x, y):
         return _plain(out)
     return _record(S.BCE, _N["bce"], out, x, y, None, 0, reduce, scale)

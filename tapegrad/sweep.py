@@ -598,6 +598,75 @@ def _sigmoid1(x):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _linear(R, F, r, X, V, iar):
+    """Apply linear record r (SUM, MEAN, GATHER, RESHAPE, SCATTER, CAT, NLL) to the buffer X:
+    values in forward(), tangents in tangent(). Constants (NLL's weights) come from V."""
+    op = R[r, OPW] & 255
+    n = R[r, SIZE]
+    vo = R[r, VOFF]
+    a = R[r, A]
+    va = R[a, VOFF] if a >= 0 else -1
+    if op == SUM or op == MEAN:
+        scale = 1.0 if op == SUM else F[r, F0]
+        na = R[a, SIZE]
+        for i in range(n):
+            X[vo + i] = 0
+        if n == 1:
+            acc = 0.0
+            for i in range(na):
+                acc += X[va + i]
+            X[vo] = acc * scale
+        else:
+            m = _reduce_map(R, a, R[r, P0])
+            for i in range(na):
+                X[vo + m[i]] += X[va + i]
+            if op == MEAN:
+                for i in range(n):
+                    X[vo + i] *= scale
+    elif op == GATHER:
+        io = R[r, P0]
+        for i in range(n):
+            X[vo + i] = X[va + iar[io + i]]
+    elif op == RESHAPE:
+        for i in range(n):
+            X[vo + i] = X[va + i]
+    elif op == SCATTER:
+        io = R[r, P0]
+        for i in range(n):
+            X[vo + i] = 0
+        for i in range(R[a, SIZE]):
+            X[vo + iar[io + i]] += X[va + i]
+    elif op == NLL:
+        io = R[r, P0]
+        cnt = R[r, P1]
+        vb = R[R[r, B], VOFF]
+        if F[r, F0] != 0.0:
+            acc = 0.0
+            for k in range(cnt):
+                acc -= V[vb + k] * X[va + iar[io + k]]
+            X[vo] = acc
+        else:
+            for k in range(cnt):
+                X[vo + k] = -V[vb + k] * X[va + iar[io + k]]
+    else:  # CAT
+        io = R[r, P0]
+        outer = iar[io + 1]
+        inner = iar[io + 2]
+        mtot = iar[io + 3]
+        for q in range(iar[io]):
+            s = iar[io + 4 + 3 * q]
+            mid = iar[io + 5 + 3 * q]
+            off = iar[io + 6 + 3 * q]
+            xs = R[s, VOFF]
+            for o in range(outer):
+                for m in range(mid):
+                    dst = vo + (o * mtot + off + m) * inner
+                    src = xs + (o * mid + m) * inner
+                    for j in range(inner):
+                        X[dst + j] = X[src + j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def forward(R, F, V, iar, start, stop, dt):
     """Recompute records start..stop-1 in order into V (every record has a VOFF here).
 
@@ -708,23 +777,9 @@ def forward(R, F, V, iar, start, stop, dt):
                 else:
                     z = x if (x < y or x != x) else y
                 V[vo + i] = z
-        elif op == SUM or op == MEAN:
-            scale = 1.0 if op == SUM else F[r, F0]
-            na = R[a, SIZE]
-            for i in range(n):
-                V[vo + i] = 0
-            if n == 1:
-                acc = 0.0
-                for i in range(na):
-                    acc += V[va + i]
-                V[vo] = acc * scale
-            else:
-                m = _reduce_map(R, a, R[r, P0])
-                for i in range(na):
-                    V[vo + m[i]] += V[va + i]
-                if op == MEAN:
-                    for i in range(n):
-                        V[vo + i] *= scale
+        elif op == SUM or op == MEAN or op == GATHER or op == RESHAPE or op == SCATTER \
+                or op == CAT or op == NLL:
+            _linear(R, F, r, V, V, iar)
         elif op == EXTREME:
             best = V[va]
             for i in range(1, R[a, SIZE]):
@@ -734,35 +789,6 @@ def forward(R, F, V, iar, start, stop, dt):
                 elif (x > best) if R[r, P0] == 1 else (x < best):
                     best = x
             V[vo] = best
-        elif op == GATHER:
-            io = R[r, P0]
-            for i in range(n):
-                V[vo + i] = V[va + iar[io + i]]
-        elif op == RESHAPE:
-            for i in range(n):
-                V[vo + i] = V[va + i]
-        elif op == SCATTER:
-            io = R[r, P0]
-            for i in range(n):
-                V[vo + i] = 0
-            for i in range(R[a, SIZE]):
-                V[vo + iar[io + i]] += V[va + i]
-        elif op == CAT:
-            io = R[r, P0]
-            outer = iar[io + 1]
-            inner = iar[io + 2]
-            mtot = iar[io + 3]
-            for q in range(iar[io]):
-                s = iar[io + 4 + 3 * q]
-                mid = iar[io + 5 + 3 * q]
-                off = iar[io + 6 + 3 * q]
-                vs = R[s, VOFF]
-                for o in range(outer):
-                    for m in range(mid):
-                        dst = vo + (o * mtot + off + m) * inner
-                        src = vs + (o * mid + m) * inner
-                        for j in range(inner):
-                            V[dst + j] = V[src + j]
         elif op == SOFTMAX or op == LOGSOFTMAX:
             D = R[r, P0]
             inner = R[r, P1]
@@ -803,18 +829,6 @@ def forward(R, F, V, iar, start, stop, dt):
                     V[vo + i] = l
             if red:
                 V[vo] = acc * F[r, F0]
-        elif op == NLL:
-            io = R[r, P0]
-            cnt = R[r, P1]
-            vb = R[b, VOFF]
-            if F[r, F0] != 0.0:
-                acc = 0.0
-                for k in range(cnt):
-                    acc -= V[vb + k] * V[va + iar[io + k]]
-                V[vo] = acc
-            else:
-                for k in range(cnt):
-                    V[vo + k] = -V[vb + k] * V[va + iar[io + k]]
         else:
             return ST_BADOP, r
     return ST_DONE, -1
@@ -930,14 +944,9 @@ def tangent(R, F, V, T, iar, start, stop, dt):
                 else:  # WHERE
                     d = ta if V[vc + (mc[i] if bc & 4 else i)] != 0 else tb
                 T[vo + i] = d
-        elif op == SUM or op == MEAN:
-            scale = 1.0 if op == SUM else F[r, F0]
-            na = R[a, SIZE]
-            for i in range(n):
-                T[vo + i] = 0
-            m = _reduce_map(R, a, R[r, P0]) if n > 1 else noidx
-            for i in range(na):
-                T[vo + (m[i] if n > 1 else 0)] += T[va + i] * scale
+        elif op == SUM or op == MEAN or op == GATHER or op == RESHAPE or op == SCATTER \
+                or op == CAT or op == NLL:
+            _linear(R, F, r, T, V, iar)   # linear ops: the tangent map is the op itself
         elif op == EXTREME:
             best = V[vo]
             cnt = 0
@@ -947,35 +956,6 @@ def tangent(R, F, V, T, iar, start, stop, dt):
                     cnt += 1
                     acc += T[va + i]
             T[vo] = acc / max(cnt, 1)
-        elif op == GATHER:
-            io = R[r, P0]
-            for i in range(n):
-                T[vo + i] = T[va + iar[io + i]]
-        elif op == RESHAPE:
-            for i in range(n):
-                T[vo + i] = T[va + i]
-        elif op == SCATTER:
-            io = R[r, P0]
-            for i in range(n):
-                T[vo + i] = 0
-            for i in range(R[a, SIZE]):
-                T[vo + iar[io + i]] += T[va + i]
-        elif op == CAT:
-            io = R[r, P0]
-            outer = iar[io + 1]
-            inner = iar[io + 2]
-            mtot = iar[io + 3]
-            for q in range(iar[io]):
-                s = iar[io + 4 + 3 * q]
-                mid = iar[io + 5 + 3 * q]
-                off = iar[io + 6 + 3 * q]
-                vs = R[s, VOFF]
-                for o in range(outer):
-                    for m in range(mid):
-                        dst = vo + (o * mtot + off + m) * inner
-                        src = vs + (o * mid + m) * inner
-                        for j in range(inner):
-                            T[dst + j] = T[src + j]
         elif op == SOFTMAX or op == LOGSOFTMAX:
             D = R[r, P0]
             inner = R[r, P1]
@@ -1021,18 +1001,6 @@ def tangent(R, F, V, T, iar, start, stop, dt):
                     T[vo + i] = d
             if red:
                 T[vo] = acc * F[r, F0]
-        elif op == NLL:
-            io = R[r, P0]
-            cnt = R[r, P1]
-            vb = R[b, VOFF]
-            if F[r, F0] != 0.0:
-                acc = 0.0
-                for k in range(cnt):
-                    acc -= V[vb + k] * T[va + iar[io + k]]
-                T[vo] = acc
-            else:
-                for k in range(cnt):
-                    T[vo + k] = -V[vb + k] * T[va + iar[io + k]]
         else:
             return ST_BADOP, r
     return ST_DONE, -1
