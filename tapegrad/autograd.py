@@ -263,8 +263,7 @@ def _run(tp, seeds, retain_graph):
 
 def _read(tp, R, grads, goff, loc):
     w = int(R[loc, S.OPW])
-    nd = w >> 10 & 15
-    shape = tuple(int(v) for v in R[loc, S.SH:S.SH + nd])
+    shape = tuple(R[loc, S.SH:S.SH + (w >> 10 & 15)].tolist())
     o = int(goff[loc])
     return grads[w >> 8 & 1][o:o + int(R[loc, S.SIZE])].reshape(shape)
 

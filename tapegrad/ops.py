@@ -960,9 +960,11 @@ def _reduced(elem, reduction):
     """(value, reduce flag, scale) of an elementwise loss under `reduction`."""
     if reduction == "none":
         return elem, 0, 1.0
+    total = np.add.reduce(elem, axis=None)        # cheaper than .mean() on small arrays
     if reduction == "mean":
-        return np.asarray(elem.mean(), elem.dtype), 1, 1.0 / builtins_max(elem.size, 1)
-    return np.asarray(elem.sum(), elem.dtype), 1, 1.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(total / elem.size, elem.dtype), 1, 1.0 / builtins_max(elem.size, 1)
+    return np.asarray(total, elem.dtype), 1, 1.0
 
 
 def bce_with_logits(z, y, pos_weight, reduction):

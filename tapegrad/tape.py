@@ -78,6 +78,8 @@ class Tape:
     def local(self, gid):
         if gid >= self.g0:
             return gid - self.g0 + self.k
+        if not self.k:
+            return -1
         i = int(np.searchsorted(self.kept, gid))
         return i if i < self.k and self.kept[i] == gid else -1
 
