@@ -1,0 +1,381 @@
+"""``python -m bench``: every comparison in one process, timed in blocks, as one table.
+
+Method (see /work/shared/BENCHMARKING.md): each system's gradients are checked against
+numpy's hand-written float64 version first; each phase is warmed up (JAX compiles)
+outside the timed region. Then, for several rounds, every (workload, phase) row times
+each system in its own block (a few sub-blocks of back-to-back calls; the block's value
+is their median), with a pause before every block and the system order rotated each
+round. A ratio is peer time / tapegrad time of the same dtype in the same round (above 1:
+tapegrad is faster); the table shows the median over rounds and its min-max.
+"""
+import argparse
+import datetime
+import statistics
+import sys
+import time
+
+from bench import latency, machine, memory, workloads as W
+
+FULL = dict(rounds=7, budget=0.15, pause=0.2, sub=5, latency_runs=3)
+QUICK = dict(rounds=2, budget=0.02, pause=0.05, sub=3, latency_runs=1)
+PHASE = {"fb": "forward+backward", "forward": "forward alone", "backward": "backward alone"}
+OPS = 3 * W.CHAIN        # recorded elementwise ops in W2/W3's chain
+
+EXPLAIN = {
+    "W1": "PyTorch's tutorial net: `z = x @ w + b` on 5 inputs and 3 outputs, "
+          "`binary_cross_entropy_with_logits`, backward. Three tiny ops: measures fixed "
+          "per-call overhead (op dispatch, recording, starting backward, filling `.grad`).",
+    "W2": "`v = tanh(v * 1.01 + 0.1)` 1,000 times on 16 floats (3,000 recorded ops), "
+          "`sum`, backward. Per-op cost of recording and of the reverse sweep. The "
+          "gradient is about 1e-207 (0.6^1000): it underflows to 0 in float32 in every "
+          "system, so the float32 check compares the loss.",
+    "W3": "W2 on one element: the numerical work vanishes, only per-op overhead is left.",
+    "W4": "MLP 64-256-256-10, batch 32, tanh, MSE to a random target; gradients of all "
+          "weights and biases. Small matrix products: overhead and BLAS share the time.",
+    "W5": "MLP 1024-1024-1024-1024, batch 512, relu, MSE. BLAS-bound (8 matrix products, "
+          "about 8.6 GFLOP per step): does the engine add anything to the matrix products?",
+    "W6": "W4 plus the loop a user writes: `p -= lr * p.grad` under `no_grad()` and "
+          "`p.grad.zero_()` for every parameter (JAX: one jitted step returning new "
+          "parameters; numpy and autograd: in-place update).",
+}
+
+
+# ---- timing ----
+def _one(case, phase):
+    """Seconds of one call of `phase` (backward: on a fresh graph built untimed)."""
+    if phase == "backward":
+        graph = case.forward()
+        t = time.perf_counter()
+        case.backward(graph)
+        return time.perf_counter() - t
+    f = case.run if phase == "fb" else case.forward
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def _block(case, phase, n, sub):
+    """One block: the median of `sub` sub-blocks of `n` calls, in seconds per call
+    (backward: the median of n * sub individually timed backwards)."""
+    if phase == "backward":
+        return statistics.median(_one(case, phase) for _ in range(n * sub))
+    f = case.run if phase == "fb" else case.forward
+    per = []
+    for _ in range(sub):
+        t = time.perf_counter()
+        for _ in range(n):
+            f()
+        per.append((time.perf_counter() - t) / n)
+    return statistics.median(per)
+
+
+def _calibrate(case, phase, budget, sub):
+    """Calls per sub-block so that a block lasts about `budget` seconds."""
+    case.warm(phase)
+    walls = []
+    for _ in range(3):
+        t = time.perf_counter()
+        _one(case, phase)
+        walls.append(time.perf_counter() - t)
+    return max(1, int(budget / sub / min(walls)))
+
+
+def phase_name(key, ph):
+    return "training step" if W.WORKLOADS[key].train else PHASE[ph]
+
+
+def reference_of(system):
+    return "tapegrad-f" + system.rsplit("-f", 1)[1]
+
+
+def measure(keys, systems, cfg, log):
+    """{(key, phase, system): [seconds per round]} and {(key, system): failure text}."""
+    cases, failed = {}, {}
+    for key in keys:
+        for s in systems:
+            if not W.available(s):
+                continue
+            try:
+                cases[key, s] = W.verify(key, s)
+            except Exception as e:           # report it, time the others
+                failed[key, s] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+                log(f"gradient check FAILED, not timed: {key} {s}: {failed[key, s]}")
+    rows = [(k, ph) for k in keys for ph in W.WORKLOADS[k].phases]
+    calls = {}
+    for key, ph in rows:
+        for s in systems:
+            if (key, s) in cases:
+                calls[key, ph, s] = _calibrate(cases[key, s], ph, cfg["budget"], cfg["sub"])
+    times = {k: [] for k in calls}
+    for r in range(cfg["rounds"]):
+        log(f"round {r + 1}/{cfg['rounds']}")
+        for key, ph in rows:
+            present = [s for s in systems if (key, ph, s) in calls]
+            if not present:
+                continue
+            j = r % len(present)
+            for s in present[j:] + present[:j]:
+                time.sleep(cfg["pause"])
+                times[key, ph, s].append(_block(cases[key, s], ph, calls[key, ph, s],
+                                                cfg["sub"]))
+    return times, failed
+
+
+def summarize(times):
+    """{(key, phase, system): dict(median, lo, hi, ratio, rlo, rhi)} (ratios may be None)."""
+    out = {}
+    for (key, ph, s), ts in times.items():
+        ref = times.get((key, ph, reference_of(s)))
+        d = dict(median=statistics.median(ts), lo=min(ts), hi=max(ts),
+                 ratio=None, rlo=None, rhi=None)
+        if ref and not s.startswith("tapegrad"):
+            rs = [a / b for a, b in zip(ts, ref)]
+            d.update(ratio=statistics.median(rs), rlo=min(rs), rhi=max(rs))
+        out[key, ph, s] = d
+    return out
+
+
+# ---- targets ----
+RATIO_TARGETS = [   # (workload, phase, peer family, at least this peer/tapegrad ratio)
+    ("W1", "fb", "torch", 4.0), ("W2", "fb", "torch", 5.0), ("W3", "fb", "torch", 8.0),
+    ("W2", "backward", "torch", 100.0), ("W3", "backward", "torch", 100.0),
+    ("W4", "fb", "torch", 1.0), ("W6", "fb", "torch", 1.0),
+    ("W5", "fb", "torch", 0.9), ("W5", "fb", "numpy", 0.95),
+]
+RECORD_US = 1.0
+LATENCY_S = {"tapegrad, warm Numba cache": 0.5, "tapegrad, empty Numba cache": 10.0}
+
+
+def targets(stats, lat):
+    """[(target, measured, goal, met, how far)] for the targets this run measured."""
+    rows = []
+    for key, ph, peer, goal in RATIO_TARGETS:
+        for dt in ("f32", "f64"):
+            name = (W.WORKLOADS[key].title + ("" if ph == "fb" else f", {PHASE[ph]}")
+                    + f": {peer}-{dt} time / tapegrad-{dt} time")
+            d = stats.get((key, ph, f"{peer}-{dt}"))
+            if d is None or d["ratio"] is None:
+                continue
+            r = d["ratio"]
+            rows.append((name, f"{r:.2f} ({d['rlo']:.2f}-{d['rhi']:.2f})", f">= {goal:g}",
+                         r >= goal, _gap(r / goal)))
+    for dt in ("f32", "f64"):
+        name = f"recording one small elementwise op, tapegrad-{dt} (W3 forward / {OPS})"
+        d = stats.get(("W3", "forward", f"tapegrad-{dt}"))
+        if d is None:
+            continue
+        us = d["median"] / OPS * 1e6
+        rows.append((name, f"{us:.2f} µs", f"<= {RECORD_US:g} µs", us <= RECORD_US,
+                     _gap(RECORD_US / us)))
+    for label, goal in LATENCY_S.items():
+        name = f"import + first backward of W1, {label.split(', ')[1]}"
+        if label not in lat:
+            continue
+        s = statistics.median(lat[label])
+        rows.append((name, f"{s:.2f} s", f"<= {goal:g} s", s <= goal, _gap(goal / s)))
+    return rows
+
+
+def _gap(f):
+    """f = measured/goal, oriented so that >= 1 meets the target."""
+    return f"{f:.2f}x margin" if f >= 1 else f"needs {1 / f:.2f}x"
+
+
+# ---- formatting ----
+def _us(s):
+    us = s * 1e6
+    return f"{us:,.0f}" if us >= 100 else f"{us:.3g}"
+
+
+def table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def timing_table(stats, keys, systems):
+    rows = []
+    for key in keys:
+        for ph in W.WORKLOADS[key].phases:
+            first = True
+            for s in systems:
+                d = stats.get((key, ph, s))
+                if d is None:
+                    continue
+                ratio = "" if d["ratio"] is None else (
+                    f"{d['ratio']:.2f} ({d['rlo']:.2f}-{d['rhi']:.2f})")
+                rows.append((W.WORKLOADS[key].title if first else "",
+                             phase_name(key, ph) if first else "", s, _us(d["median"]),
+                             f"{_us(d['lo'])}-{_us(d['hi'])}", ratio))
+                first = False
+    return table(["workload", "phase", "system", "median µs", "min-max µs",
+                  "peer / tapegrad, same dtype (min-max)"], rows)
+
+
+def per_op_table(stats):
+    rows = []
+    for key in ("W2", "W3"):
+        for s in ("tapegrad-f32", "tapegrad-f64", "torch-f32", "torch-f64"):
+            f, b = stats.get((key, "forward", s)), stats.get((key, "backward", s))
+            if f and b:
+                rows.append((key, s, f"{f['median'] / OPS * 1e9:,.0f}",
+                             f"{b['median'] / OPS * 1e9:,.0f}"))
+    if not rows:
+        return ""
+    return table(["workload", "system", "forward ns per op", "backward ns per op"], rows)
+
+
+def latency_table(lat):
+    return table(["import + first backward of W1 (fresh process)", "median s", "runs s"],
+                 [(k, f"{statistics.median(v):.2f}", ", ".join(f"{x:.2f}" for x in v))
+                  for k, v in lat.items()])
+
+
+def memory_tables(tape, peaks):
+    t1 = table(["graph on tapegrad's tape, before backward", "records", "bytes",
+                "bytes per record"],
+               [(f"{key} {s}", n, f"{b:,}", f"{b / max(n, 1):.0f}")
+                for (key, s), (n, b) in tape.items()])
+    t2 = table(["W5, 3 forward+backward steps", "peak above baseline MB",
+                "still resident after MB"],
+               [(s, f"{p['peak_mb']:.1f}", f"{p['retained_mb']:.1f}")
+                for s, p in peaks.items()])
+    return t1 + "\n\n" + t2
+
+
+def render(info, keys, systems, stats, failed, lat, tape, peaks, cfg):
+    parts = [info, "",
+             f"Method: {cfg['rounds']} rounds; per row and round, each system in its own "
+             f"block of about {cfg['budget']:g} s ({cfg['sub']} sub-blocks, median) after a "
+             f"{cfg['pause']:g} s pause, order rotated each round. Ratio = peer time / "
+             f"tapegrad time of the same dtype in the same round (>1: tapegrad faster); "
+             f"median over rounds (min-max). Gradients checked against numpy float64 first.",
+             "", timing_table(stats, keys, systems)]
+    if failed:
+        parts += ["", "Not timed (gradient check failed):"]
+        parts += [f"- {k} {s}: {msg}" for (k, s), msg in failed.items()]
+    per_op = per_op_table(stats)
+    if per_op:
+        parts += ["", "Per-op cost (median phase time / 3,000 ops):", "", per_op]
+    trows = targets(stats, lat)
+    yes = {True: "yes", False: "**no**"}
+    parts += ["", "Targets:", "",
+              table(["what", "measured", "target", "met", "how far"],
+                    [(a, b, c, yes[m], g) for a, b, c, m, g in trows])]
+    if lat:
+        parts += ["", latency_table(lat)]
+    if tape or peaks:
+        parts += ["", memory_tables(tape, peaks)]
+    return "\n".join(parts), trows
+
+
+def document(body, trows, cfg, keys, commit):
+    met = [r for r in trows if r[3]]
+    missed = [r for r in trows if not r[3]]
+    lines = [
+        "# Performance",
+        "",
+        "Generated by `python -m bench --write docs/performance.md` "
+        f"({datetime.date.today().isoformat()}); rerun it to refresh this page. The "
+        "machines are 2-core, shared and noisy: a time on its own means little, a ratio "
+        "against a peer measured in the same run is the figure to read. "
+        "`python -m pytest bench` times the same workloads with pytest-benchmark.",
+        "",
+        "## Workloads",
+        "",
+        "Identical in every system (`bench/workloads.py`): one loss definition, data from "
+        f"seed {W.SEED}, same dtype, same threads. Systems: tapegrad and PyTorch eager "
+        "(float32 and float64, the same code), `jax.jit(jax.value_and_grad(f))` (float32), "
+        "HIPS autograd (float64), and forward and backward written by hand in numpy (the "
+        "minimal work). Forward alone means forward with recording (JAX: `jit(vjp)`, "
+        "autograd: `make_vjp`, numpy: keeping what backward needs); backward alone runs on "
+        "a fresh graph each time.",
+        "",
+    ]
+    lines += [f"- **{W.WORKLOADS[k].title}**: {EXPLAIN[k]}" for k in keys]
+    lines += ["", "## Summary", "",
+              f"{len(met)} of {len(met) + len(missed)} measured targets met "
+              f"(tapegrad at git {commit}).", ""]
+    lines += [f"- {'met' if r[3] else '**missed**'}: {r[0]}: {r[1]}, target {r[2]} ({r[4]})"
+              for r in met + missed]
+    lines += ["", "## Results", "", body, "", "## Notes", ""]
+    lines += [f"- {n}" for n in NOTES]
+    return "\n".join(lines) + "\n"
+
+
+NOTES = [
+    "JAX's phases: forward alone is `jit(vjp)`, which hands every residual back to Python "
+    "(thousands of small arrays on W2/W3), and backward alone is a second `jit` taking them "
+    "in. Those two rows measure what splitting JAX costs, not its fused step: read JAX's "
+    "forward+backward row.",
+    "JAX runs in float32 only (float64 would need `jax_enable_x64` in a separate process); "
+    "HIPS autograd in float64 only.",
+    "Backward alone is timed per call on a fresh graph built untimed just before; for "
+    "tapegrad it includes releasing the graph's records after the sweep.",
+    "Per-op rows divide a whole phase by the 3,000 chain ops, so they include the final "
+    "`sum` and, for backward, starting the sweep and filling `.grad`.",
+    "Latency: a fresh process per run; the clock starts before `import` (interpreter "
+    "start-up excluded). Empty cache: `NUMBA_CACHE_DIR` set to a new folder; warm: the "
+    "same folder after one untimed run.",
+    "Memory: tape bytes from `tapegrad.tape_size()` with W2's or W3's graph built, before "
+    "backward. W5 peak: a fresh process per system; baseline RSS after building the "
+    "parameters and loading compiled code (JAX: after compiling and one run), then the "
+    "kernel's high-water mark is reset and the steps run. 'Still resident' includes memory "
+    "an allocator keeps for reuse (PyTorch and JAX keep theirs; tapegrad keeps its arena).",
+]
+
+
+# ---- main ----
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="few short rounds (smoke test)")
+    ap.add_argument("--rounds", type=int, help="A/B rounds (default 7; quick 2)")
+    ap.add_argument("--budget", type=float, help="seconds per block (default 0.15)")
+    ap.add_argument("--only", help="workloads, comma-separated (e.g. W1,W3)")
+    ap.add_argument("--systems", help="systems, comma-separated (default: all installed)")
+    ap.add_argument("--no-latency", action="store_true", help="skip import latency")
+    ap.add_argument("--no-memory", action="store_true", help="skip memory measurements")
+    ap.add_argument("--write", metavar="PATH", help="also write the report as Markdown")
+    a = ap.parse_args(argv)
+    cfg = dict(QUICK if a.quick else FULL)
+    cfg.update({k: v for k, v in (("rounds", a.rounds), ("budget", a.budget)) if v})
+    keys = a.only.split(",") if a.only else list(W.WORKLOADS)
+    systems = a.systems.split(",") if a.systems else list(W.SYSTEMS)
+    for name, known in ((keys, W.WORKLOADS), (systems, W.SYSTEMS)):
+        bad = [x for x in name if x not in known]
+        if bad:
+            ap.error(f"unknown {bad}; choose from {', '.join(known)}")
+    systems = [s for s in W.SYSTEMS if s in systems and W.available(s)]
+
+    def log(msg):
+        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+    machine.configure_threads()
+    info = machine.describe().replace("\n", "  \n")
+    commit = machine.tapegrad_commit()
+    log(f"{len(keys)} workloads x {len(systems)} systems, {cfg['rounds']} rounds")
+    times, failed = measure(keys, systems, cfg, log)
+    stats = summarize(times)
+    lat = {}
+    if not a.no_latency:
+        lat = latency.measure(cfg["latency_runs"], log)
+    tape, peaks = {}, {}
+    if not a.no_memory:
+        log("memory")
+        for key in ("W2", "W3"):
+            for s, v in memory.tape_per_record(key).items():
+                tape[key, s] = v
+        for s in systems:
+            peaks[s] = memory.peak("W5", s, steps=1 if a.quick else 3)
+    body, trows = render(info, keys, systems, stats, failed, lat, tape, peaks, cfg)
+    now = machine.tapegrad_commit()
+    if now != commit:   # the in-process timings ran `commit`; later subprocesses may not
+        commit = f"{commit}; it changed to {now} during the run, so latency and memory " \
+                 f"may have measured the later code"
+        body += f"\n\nNote: tapegrad's code changed during this run ({commit})."
+    print(body)
+    if a.write:
+        with open(a.write, "w") as f:
+            f.write(document(body, trows, cfg, keys, commit))
+        log(f"wrote {a.write}")
+    return 0
