@@ -236,7 +236,7 @@ def _run(tp, seeds, retain_graph):
         n = tp.n
         goff = np.empty(n, np.int64)
         t0, t1 = S.grad_offsets(R, n, goff)
-        grads = (np.empty(t0, np.float32), np.empty(t1, np.float64))
+        grads = tp.grad_buffers(t0, t1)
         touched = np.zeros(n, np.uint8)
         freed = tp.freed_flags()
         if tp.dirty:

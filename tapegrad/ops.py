@@ -340,7 +340,16 @@ def _binary(op, fn, numpy_fn, x, y):
     if not ((x._rg or y._rg) and _gstate.enabled):
         return _plain(out)
     shp = out.shape
-    return _record(op, fn, out, x, y, None, (x.data.shape != shp) | (y.data.shape != shp) << 1)
+    sx, sy = x.data.shape, y.data.shape
+    flags = (sx != shp) | (sy != shp) << 1
+    if flags and flags != 3:
+        small = sx if flags == 1 else sy
+        k = 0
+        while k < len(small) and small[k] == 1:
+            k += 1
+        if small[k:] == shp[len(shp) - len(small) + k:]:
+            flags |= flags << 3          # a suffix repeat: the sweep needs no index map
+    return _record(op, fn, out, x, y, None, flags)
 
 
 def _scalar_op(op, fn, numpy_fn, x, c, f0):

@@ -34,7 +34,8 @@ DEAD = 1       # stands for a tensor whose graph was already freed; touching it 
 # NEG is F0 - a (so `2 - x` is NEG with F0 = 2), ADDC a + F0, MULC a * F0.
 NEG, EXP, LOG, SQRT, ABS, SIN, COS, TANH, SIGMOID, RELU = 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 ADDC, MULC, POWC, RPOWC, RDIVC, CLAMP = 12, 13, 14, 15, 16, 17
-# binary elementwise with numpy broadcasting: out = f(a, b) (WHERE: c is the condition)
+# binary elementwise with numpy broadcasting: out = f(a, b) (WHERE: c is the condition).
+# P0 bits 0-2: input a/b/c is broadcast; bits 3-4: a/b repeats as a suffix of the output.
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE = 20, 21, 22, 23, 24, 25, 26, 27
 # reductions and data movement
 SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 30, 31, 32, 33, 34, 35   # EXTREME: P0 = 1 max, 0 min
@@ -167,6 +168,74 @@ def _vjp_bcewl(n, G, go, reduce, scale, V, vz, vy, vp, mpw, has_pw, gz, gy, gp, 
             G[gp + mpw[i]] += g * yi * sp
 
 
+# ---- scalar derivatives, shared by the elementwise VJPs ------------------------------------------
+# Scalar arguments only, so they inline into the sweep's loops at no cost; with the opcode
+# fixed for a whole loop the compiler hoists the branch and vectorises the slice path.
+VEC = 64   # records with at least this many elements take the vectorisable slice path
+
+
+@njit(inline="always", error_model="numpy")
+def _du(op, g, x, y, f0, f1):
+    """d(out)/d(a) * g for unary op at input x, output y."""
+    if op == ADDC:
+        return g
+    if op == MULC:
+        return g * f0
+    if op == TANH:
+        return g * (1 - y * y)
+    if op == NEG:
+        return -g
+    if op == EXP:
+        return g * y
+    if op == LOG:
+        return g / x
+    if op == SQRT:
+        return g * 0.5 / y
+    if op == ABS:
+        return g * ((x > 0) - (x < 0))
+    if op == SIN:
+        return g * np.cos(x)
+    if op == COS:
+        return -g * np.sin(x)
+    if op == SIGMOID:
+        return g * y * (1 - y)
+    if op == RELU:
+        return g * (y > 0)
+    if op == POWC:
+        return 0.0 * g if f0 == 0.0 else g * f0 * x ** (f0 - 1.0)
+    if op == RPOWC:
+        return 0.0 * g if f0 == 0.0 else g * y * np.log(f0)   # 0 ** x: PyTorch gives 0
+    if op == RDIVC:
+        return -g * f0 / (x * x)
+    return g * ((x >= f0) & (x <= f1))    # CLAMP: passes where lo <= x <= hi
+
+
+@njit(inline="always", error_model="numpy")
+def _db(op, g, x, y, out, cnd):
+    """(d/da, d/db) * g for binary op at inputs x, y (WHERE: cnd picks a)."""
+    if op == ADD:
+        return g, g
+    if op == SUB:
+        return g, -g
+    if op == MUL:
+        return g * y, g * x
+    if op == DIV:
+        return g / y, -g * x / (y * y)
+    if op == POW:
+        da = 0.0 * g if y == 0.0 else g * y * x ** (y - 1.0)
+        db = 0.0 * g if (x == 0.0 and y >= 0.0) else g * out * np.log(x)
+        return da, db
+    if op == MAXIMUM or op == MINIMUM:
+        if x == y:
+            return 0.5 * g, 0.5 * g
+        if (x > y) == (op == MAXIMUM):
+            return g, 0.0 * g
+        return 0.0 * g, g
+    if cnd != 0:   # WHERE
+        return g, 0.0 * g
+    return 0.0 * g, g
+
+
 # ---- the reverse sweep -----------------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
 def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt):
@@ -229,119 +298,69 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 continue
             f0 = F[r, F0]
             f1 = F[r, F1]
-            if op == NEG:
+            if n >= VEC:
+                # separate views let the compiler vectorise (one array at two offsets does not)
+                gv = G[go:go + n]
+                dv = G[ga:ga + n]
+                xv = V[va:va + n] if va >= 0 else gv
+                yv = V[vo:vo + n] if vo >= 0 else gv
                 for i in range(n):
-                    G[ga + i] -= G[go + i]
-            elif op == ADDC:
+                    dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
+            else:
                 for i in range(n):
-                    G[ga + i] += G[go + i]
-            elif op == MULC:
-                for i in range(n):
-                    G[ga + i] += G[go + i] * f0
-            elif op == EXP:
-                for i in range(n):
-                    G[ga + i] += G[go + i] * V[vo + i]
-            elif op == LOG:
-                for i in range(n):
-                    G[ga + i] += G[go + i] / V[va + i]
-            elif op == SQRT:
-                for i in range(n):
-                    G[ga + i] += G[go + i] * 0.5 / V[vo + i]
-            elif op == ABS:
-                for i in range(n):
-                    x = V[va + i]
-                    if x > 0:
-                        G[ga + i] += G[go + i]
-                    elif x < 0:
-                        G[ga + i] -= G[go + i]
-            elif op == SIN:
-                for i in range(n):
-                    G[ga + i] += G[go + i] * np.cos(V[va + i])
-            elif op == COS:
-                for i in range(n):
-                    G[ga + i] -= G[go + i] * np.sin(V[va + i])
-            elif op == TANH:
-                for i in range(n):
-                    y = V[vo + i]
-                    G[ga + i] += G[go + i] * (1 - y * y)
-            elif op == SIGMOID:
-                for i in range(n):
-                    y = V[vo + i]
-                    G[ga + i] += G[go + i] * y * (1 - y)
-            elif op == RELU:
-                for i in range(n):
-                    if V[vo + i] > 0:
-                        G[ga + i] += G[go + i]
-            elif op == POWC:
-                if f0 != 0.0:
-                    for i in range(n):
-                        G[ga + i] += G[go + i] * f0 * V[va + i] ** (f0 - 1.0)
-            elif op == RPOWC:
-                if f0 != 0.0:   # 0 ** x: PyTorch treats the gradient as 0
-                    lf = np.log(f0)
-                    for i in range(n):
-                        G[ga + i] += G[go + i] * V[vo + i] * lf
-            elif op == RDIVC:
-                for i in range(n):
-                    x = V[va + i]
-                    G[ga + i] -= G[go + i] * f0 / (x * x)
-            else:  # CLAMP: the gradient passes where lo <= x <= hi
-                for i in range(n):
-                    x = V[va + i]
-                    if x >= f0 and x <= f1:
-                        G[ga + i] += G[go + i]
+                    x = V[va + i] if va >= 0 else 0.0
+                    y = V[vo + i] if vo >= 0 else 0.0
+                    G[ga + i] += _du(op, G[go + i], x, y, f0, f1)
         elif op <= WHERE:
             bc = R[r, P0]   # bit k set: input k was broadcast (its shape differs from out)
-            ma = _bcast_map(R, r, a) if bc & 1 else noidx
-            mb = _bcast_map(R, r, b) if bc & 2 else noidx
-            vc = -1
-            mc = noidx
-            if op == WHERE:
-                vc = R[c, VOFF]
-                mc = _bcast_map(R, r, c) if bc & 4 else noidx
             vb = R[b, VOFF]
             gb = goff[b]
+            vc = R[c, VOFF] if op == WHERE else -1
+            if bc == 0 and n >= VEC:
+                gv = G[go:go + n]
+                xv = V[va:va + n] if va >= 0 else gv
+                yv = V[vb:vb + n] if vb >= 0 else gv
+                ov = V[vo:vo + n] if vo >= 0 else gv
+                cv = V[vc:vc + n] if vc >= 0 else gv
+                dav = G[ga:ga + n] if wa else gv
+                dbv = G[gb:gb + n] if wb else gv
+                for i in range(n):
+                    da, db = _db(op, gv[i], xv[i], yv[i], ov[i], cv[i])
+                    if wa:
+                        dav[i] += da
+                    if wb:
+                        dbv[i] += db
+                continue
+            if bc & 24 and (bc & 7) == (bc >> 3 & 3):
+                # one input repeats as a suffix of the output (a bias row): walk the output
+                # as (rows, inner) and index that input by the position within a row
+                inner = R[a, SIZE] if bc & 1 else R[b, SIZE]
+                for o in range(n // inner if inner else 0):
+                    for j in range(inner):
+                        i = o * inner + j
+                        ia = j if bc & 1 else i
+                        ib = j if bc & 2 else i
+                        x = V[va + ia] if va >= 0 else 0.0
+                        y = V[vb + ib] if vb >= 0 else 0.0
+                        o_ = V[vo + i] if vo >= 0 else 0.0
+                        da, db = _db(op, G[go + i], x, y, o_, 0.0)
+                        if wa:
+                            G[ga + ia] += da
+                        if wb:
+                            G[gb + ib] += db
+                continue
             # ma/mb/mc map each output element to its input element; empty: same shape
-            ida = ma.shape[0] == 0
-            idb = mb.shape[0] == 0
+            ma = _bcast_map(R, r, a) if bc & 1 else noidx
+            mb = _bcast_map(R, r, b) if bc & 2 else noidx
+            mc = _bcast_map(R, r, c) if bc & 4 else noidx
             for i in range(n):
-                g = G[go + i]
-                ia = i if ida else ma[i]
-                ib = i if idb else mb[i]
-                if op == ADD:
-                    da = g
-                    db = g
-                elif op == SUB:
-                    da = g
-                    db = -g
-                elif op == MUL:
-                    da = g * V[vb + ib]
-                    db = g * V[va + ia]
-                elif op == DIV:
-                    y = V[vb + ib]
-                    da = g / y
-                    db = -g * V[va + ia] / (y * y)
-                elif op == POW:
-                    x = V[va + ia]
-                    e = V[vb + ib]
-                    da = 0.0 * g if e == 0.0 else g * e * x ** (e - 1.0)
-                    db = 0.0 * g if (x == 0.0 and e >= 0.0) else g * V[vo + i] * np.log(x)
-                elif op == MAXIMUM or op == MINIMUM:
-                    x = V[va + ia]
-                    y = V[vb + ib]
-                    if x == y:
-                        da = 0.5 * g
-                        db = 0.5 * g
-                    elif (x > y) == (op == MAXIMUM):
-                        da = g
-                        db = 0.0 * g
-                    else:
-                        da = 0.0 * g
-                        db = g
-                else:  # WHERE
-                    cnd = V[vc + (i if mc.shape[0] == 0 else mc[i])]
-                    da = g if cnd != 0 else 0.0 * g
-                    db = 0.0 * g if cnd != 0 else g
+                ia = ma[i] if bc & 1 else i
+                ib = mb[i] if bc & 2 else i
+                x = V[va + ia] if va >= 0 else 0.0
+                y = V[vb + ib] if vb >= 0 else 0.0
+                o = V[vo + i] if vo >= 0 else 0.0
+                cnd = V[vc + (mc[i] if bc & 4 else i)] if vc >= 0 else 0.0
+                da, db = _db(op, G[go + i], x, y, o, cnd)
                 if wa:
                     G[ga + ia] += da
                 if wb:
@@ -352,8 +371,9 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 na = R[a, SIZE]
                 if n == 1:
                     g0 = G[go] * scale
+                    dv = G[ga:ga + na]
                     for i in range(na):
-                        G[ga + i] += g0
+                        dv[i] += g0
                 else:
                     m = _reduce_map(R, a, R[r, P0])
                     for i in range(na):

@@ -144,6 +144,15 @@ class Tape:
         self.itop = top + size
         return top
 
+    def grad_buffers(self, n32, n64):
+        """Gradient buffers of at least these sizes, reused from one backward to the next
+        (fresh pages for every backward of a large graph cost more than the sweep)."""
+        bufs = getattr(self, "_gbufs", None)
+        if bufs is None or bufs[0].shape[0] < n32 or bufs[1].shape[0] < n64:
+            bufs = self._gbufs = (np.empty(max(n32, 1), np.float32),
+                                  np.empty(max(n64, 1), np.float64))
+        return bufs
+
     # ---- views for the sweep ----------------------------------------------------------
     def records(self):
         """(int64 view, float64 view) of the records; drop them before appending again."""

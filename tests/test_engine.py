@@ -449,3 +449,49 @@ def test_tape_listing_is_readable():
     records, nbytes = tg.tape_size()
     assert records == 3 and nbytes > 0
     del y
+
+
+# ---- large records take a vectorised path: it must agree with the element-by-element one -----
+_UNARY_BIG = {
+    "exp": lambda x: x.exp(), "log": lambda x: x.abs().log(), "sqrt": lambda x: x.abs().sqrt(),
+    "abs": lambda x: x.abs(), "sin": lambda x: x.sin(), "cos": lambda x: x.cos(),
+    "tanh": lambda x: x.tanh(), "sigmoid": lambda x: x.sigmoid(), "relu": lambda x: x.relu(),
+    "mulc": lambda x: x * 2.5, "addc": lambda x: x + 1.5, "rsub": lambda x: 2 - x,
+    "neg": lambda x: -x, "powc": lambda x: x.abs() ** 1.5, "rpowc": lambda x: 2.0 ** x,
+    "rdivc": lambda x: 3.0 / x, "clamp": lambda x: x.clamp(-0.5, 0.5),
+    "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
+    "div": lambda x, y: x / y, "pow": lambda x, y: x.abs() ** y, "maximum": tg.maximum,
+    "minimum": tg.minimum, "where": lambda x, y: tg.where(x > 0, x, y),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_UNARY_BIG))
+def test_vectorised_and_scalar_paths_agree(name):
+    f = _UNARY_BIG[name]
+    nargs = f.__code__.co_argcount if hasattr(f, "__code__") else 2
+    rng = np.random.default_rng(5)
+    arrays = [rng.uniform(0.2, 2.0, 300) * rng.choice([-1, 1], 300) for _ in range(nargs)]
+
+    def grads(chunks):
+        out = []
+        for sl in chunks:
+            xs = [tg.tensor(a[sl], requires_grad=True) for a in arrays]
+            f(*xs).sum().backward()
+            out.append([x.grad.numpy() for x in xs])
+        return [np.concatenate([o[k] for o in out]) for k in range(nargs)]
+    big = grads([slice(0, 300)])                                   # n >= VEC: slice path
+    small = grads([slice(i, i + 30) for i in range(0, 300, 30)])   # n < VEC: offset path
+    for b, s_ in zip(big, small):
+        np.testing.assert_allclose(b, s_, rtol=1e-12, atol=1e-15)
+
+
+def test_bias_row_broadcast_gradient():
+    rng = np.random.default_rng(6)
+    h = tg.tensor(rng.standard_normal((40, 7)), requires_grad=True)
+    b = tg.tensor(rng.standard_normal(7), requires_grad=True)
+    c = tg.tensor(rng.standard_normal((1, 7)), requires_grad=True)
+    ((h + b) * (h - c) + b * h).sum().backward()
+    hv, bv, cv = h.data, b.data, c.data
+    np.testing.assert_allclose(h.grad.numpy(), (hv - cv) + (hv + bv) + bv, rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), ((hv - cv) + hv).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(c.grad.numpy(), -(hv + bv).sum(0, keepdims=True), rtol=1e-12)
