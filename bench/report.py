@@ -85,6 +85,8 @@ def phase_name(key, ph):
 
 
 def reference_of(system):
+    """Eager tapegrad of the same dtype; JAX is compared with the compiled system too
+    (see COMPILED_TARGETS)."""
     return "tapegrad-f" + system.rsplit("-f", 1)[1]
 
 
@@ -104,7 +106,7 @@ def measure(keys, systems, cfg, log):
     calls = {}
     for key, ph in rows:
         for s in systems:
-            if (key, s) in cases:
+            if (key, s) in cases and ph in W.SYSTEMS[s].phases:
                 calls[key, ph, s] = _calibrate(cases[key, s], ph, cfg["budget"], cfg["sub"])
     times = {k: [] for k in calls}
     for r in range(cfg["rounds"]):
@@ -142,13 +144,33 @@ RATIO_TARGETS = [   # (workload, phase, peer family, at least this peer/tapegrad
     ("W4", "fb", "torch", 1.0), ("W6", "fb", "torch", 1.0),
     ("W5", "fb", "torch", 0.9), ("W5", "fb", "numpy", 0.95),
 ]
+COMPILED_TARGETS = [   # (workload, at least this jax-f32 / compiled-f32 ratio)
+    ("W1", 1.0), ("W2", 1.0), ("W3", 2.5), ("W4", 1.0),
+]
 RECORD_US = 1.0
 LATENCY_S = {"tapegrad, warm Numba cache": 0.5, "tapegrad, empty Numba cache": 10.0}
 
 
-def targets(stats, lat):
+def compiled_ratios(times):
+    """{key: (median, lo, hi)} of jax-f32 time / compiled-f32 time over the rounds."""
+    out = {}
+    for key, _ in COMPILED_TARGETS:
+        j, c = times.get((key, "fb", "jax-f32")), times.get((key, "fb", "compiled-f32"))
+        if j and c:
+            rs = [a / b for a, b in zip(j, c)]
+            out[key] = (statistics.median(rs), min(rs), max(rs))
+    return out
+
+
+def targets(stats, lat, cratios=None):
     """[(target, measured, goal, met, how far)] for the targets this run measured."""
     rows = []
+    for key, goal in COMPILED_TARGETS:
+        if key in (cratios or {}):
+            r, lo, hi = cratios[key]
+            rows.append((f"{W.WORKLOADS[key].title}, replayed: jax-f32 time / compiled-f32 "
+                         f"time", f"{r:.2f} ({lo:.2f}-{hi:.2f})", f">= {goal:g}", r >= goal,
+                         _gap(r / goal)))
     for key, ph, peer, goal in RATIO_TARGETS:
         for dt in ("f32", "f64"):
             name = (W.WORKLOADS[key].title + ("" if ph == "fb" else f", {PHASE[ph]}")
@@ -243,7 +265,7 @@ def memory_tables(tape, peaks):
     return t1 + "\n\n" + t2
 
 
-def render(info, keys, systems, stats, failed, lat, tape, peaks, cfg):
+def render(info, keys, systems, stats, failed, lat, tape, peaks, cfg, cratios=None):
     parts = [info, "",
              f"Method: {cfg['rounds']} rounds; per row and round, each system in its own "
              f"block of about {cfg['budget']:g} s ({cfg['sub']} sub-blocks, median) after a "
@@ -257,7 +279,7 @@ def render(info, keys, systems, stats, failed, lat, tape, peaks, cfg):
     per_op = per_op_table(stats)
     if per_op:
         parts += ["", "Per-op cost (median phase time / 3,000 ops):", "", per_op]
-    trows = targets(stats, lat)
+    trows = targets(stats, lat, cratios)
     yes = {True: "yes", False: "**no**"}
     parts += ["", "Targets:", "",
               table(["what", "measured", "target", "met", "how far"],
@@ -285,7 +307,9 @@ def document(body, trows, cfg, keys, commit):
         "",
         "Identical in every system (`bench/workloads.py`): one loss definition, data from "
         f"seed {W.SEED}, same dtype, same threads. Systems: tapegrad and PyTorch eager "
-        "(float32 and float64, the same code), `jax.jit(jax.value_and_grad(f))` (float32), "
+        "(float32 and float64, the same code), tapegrad replayed (`compiled`: "
+        "`tapegrad.func.value_and_grad(tapegrad.compile(f))`, forward+backward only), "
+        "`jax.jit(jax.value_and_grad(f))` (float32), "
         "HIPS autograd (float64), and forward and backward written by hand in numpy (the "
         "minimal work). Forward alone means forward with recording (JAX: `jit(vjp)`, "
         "autograd: `make_vjp`, numpy: keeping what backward needs); backward alone runs on "
@@ -366,8 +390,10 @@ def main(argv=None):
             for s, v in memory.tape_per_record(key).items():
                 tape[key, s] = v
         for s in systems:
-            peaks[s] = memory.peak("W5", s, steps=1 if a.quick else 3)
-    body, trows = render(info, keys, systems, stats, failed, lat, tape, peaks, cfg)
+            if not s.startswith("compiled"):
+                peaks[s] = memory.peak("W5", s, steps=1 if a.quick else 3)
+    body, trows = render(info, keys, systems, stats, failed, lat, tape, peaks, cfg,
+                         compiled_ratios(times))
     now = machine.tapegrad_commit()
     if now != commit:   # the in-process timings ran `commit`; later subprocesses may not
         commit = f"{commit}; it changed to {now} during the run, so latency and memory " \

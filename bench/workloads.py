@@ -179,6 +179,39 @@ class TorchLike(Case):
         return float(loss.item()), {k: _f64(t.detach().numpy()) for k, t in out.items()}
 
 
+class Compiled(TorchLike):
+    """tapegrad replayed: ``tapegrad.func.value_and_grad(tapegrad.compile(f))`` over every
+    parameter, the counterpart of ``jax.jit(jax.value_and_grad(f))``. Forward+backward
+    only (the replayed step is one unit, like JAX's)."""
+
+    def __init__(self, wl, dtype):
+        super().__init__(wl, dtype, "tapegrad")
+        names = list(self.p)
+        self.names = names
+
+        def f(*params):
+            return wl.loss(self.o, dict(zip(names, params)), self.c)
+        self.vg = self.T.func.value_and_grad(self.T.compile(f),
+                                             argnums=tuple(range(len(names))))
+
+    def run(self):
+        loss, grads = self.vg(*self.params)
+        if self.wl.train:
+            with self.T.no_grad():
+                for t, g in zip(self.params, grads):
+                    t -= LR * g
+        self.grads = grads
+        return loss
+
+    def forward(self):
+        raise NotImplementedError("the compiled system times forward+backward only")
+
+    def result(self):
+        loss = self.run()
+        out = self.p if self.wl.train else dict(zip(self.names, self.grads))
+        return float(loss.item()), {k: _f64(t.detach().numpy()) for k, t in out.items()}
+
+
 class Jax(Case):
     """``jax.jit(jax.value_and_grad(f))``; compiled on first use (call ``warm`` first).
     Forward alone is ``jit(vjp)`` (value and residuals), backward alone ``jit`` of
@@ -364,6 +397,7 @@ class System:
     module: str        # what pytest.importorskip needs
     dtype: str
     make: object
+    phases: tuple = PHASES   # the phases it can time
 
     @property
     def family(self):
@@ -373,6 +407,8 @@ class System:
 SYSTEMS = {s.name: s for s in [
     System("tapegrad-f32", "tapegrad", "float32", lambda w: TorchLike(w, "float32", "tapegrad")),
     System("tapegrad-f64", "tapegrad", "float64", lambda w: TorchLike(w, "float64", "tapegrad")),
+    System("compiled-f32", "tapegrad", "float32", lambda w: Compiled(w, "float32"), ("fb",)),
+    System("compiled-f64", "tapegrad", "float64", lambda w: Compiled(w, "float64"), ("fb",)),
     System("torch-f32", "torch", "float32", lambda w: TorchLike(w, "float32", "torch")),
     System("torch-f64", "torch", "float64", lambda w: TorchLike(w, "float64", "torch")),
     System("jax-f32", "jax", "float32", lambda w: Jax(w, np.float32)),
