@@ -306,6 +306,19 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 yv = V[vo:vo + n] if vo >= 0 else gv
                 for i in range(n):
                     dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
+            elif op == ADDC:        # the commonest small cases get their own loops: with
+                for i in range(n):  # few elements the per-element opcode test costs
+                    G[ga + i] += G[go + i]
+            elif op == MULC:
+                for i in range(n):
+                    G[ga + i] += G[go + i] * f0
+            elif op == TANH:
+                for i in range(n):
+                    y = V[vo + i]
+                    G[ga + i] += G[go + i] * (1 - y * y)
+            elif op == NEG:
+                for i in range(n):
+                    G[ga + i] -= G[go + i]
             else:
                 for i in range(n):
                     x = V[va + i] if va >= 0 else 0.0
