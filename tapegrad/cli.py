@@ -212,6 +212,9 @@ def cmd_graph(args):
 def cmd_bench(args):
     print("The benchmark report is provided by `python -m bench` (run from the repository root).",
           flush=True)
+    here = os.getcwd()        # a console script's sys.path does not include the checkout
+    if os.path.exists(os.path.join(here, "bench", "report.py")) and here not in sys.path:
+        sys.path.insert(0, here)
     try:
         report = importlib.import_module("bench.report")
     except ImportError as e:
