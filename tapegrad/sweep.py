@@ -192,7 +192,7 @@ def _du(op, g, x, y, f0, f1):
     if op == SQRT:
         return g * 0.5 / y
     if op == ABS:
-        return g * ((x > 0) - (x < 0))
+        return g if x > 0 else (-g if x < 0 else 0.0 * g)
     if op == SIN:
         return g * np.cos(x)
     if op == COS:
