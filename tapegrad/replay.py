@@ -24,6 +24,14 @@ from .tensor import Tensor
 _CALL = T.name_id("CompiledInput")
 
 
+def _sigmoid_into(x, out):
+    np.exp(-np.logaddexp(0, -x), out=out)     # 1 / (1 + exp(-x)) without overflow
+
+
+_UFUNCS = {S.TANH: np.tanh, S.EXP: np.exp, S.LOG: np.log, S.SIN: np.sin, S.COS: np.cos,
+           S.SIGMOID: _sigmoid_into}
+
+
 def _record_shape(R, r):
     w = int(R[r, S.OPW])
     return tuple(int(v) for v in R[r, S.SH:S.SH + (w >> 10 & 15)])
@@ -52,6 +60,8 @@ class Program:
         # one compiled call does forward and backward when nothing needs Python
         python_ops = [int(r) for r in np.flatnonzero(ops >= S.FIRST_PY)
                       if not (ops[r] == S.MATMUL and S._mm_dims(self.R, int(r))[0] >= 0)]
+        python_ops += [int(r) for r in np.flatnonzero(np.isin(ops, list(_UFUNCS)) &
+                                                      (self.R[:, S.SIZE] >= S.NUMPY_UFUNC))]
         self.single_call = bool(self.n and not python_ops and dts.size == 1)
         self.dt = int(dts[0]) if dts.size else 0
         self._R_all = None
@@ -105,6 +115,8 @@ class Program:
             if op == S.MATMUL:
                 np.matmul(self._view(vals, int(R[r, S.A])), self._view(vals, int(R[r, S.B])),
                           out=self._view(vals, r))
+            elif op in _UFUNCS:        # a large transcendental record: numpy's SIMD version
+                _UFUNCS[op](self._view(vals, int(R[r, S.A])), out=self._view(vals, r))
             elif op == S.CAST:
                 self._view(vals, r)[...] = self._view(vals, int(R[r, S.A]))
             else:

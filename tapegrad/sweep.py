@@ -630,6 +630,26 @@ def _sigmoid1(x):
     return e / (1.0 + e)
 
 
+NUMPY_UFUNC = 1024   # replay hands transcendental records at least this large to numpy
+
+
+@njit(inline="always", error_model="numpy")
+def _bin(op, x, y):
+    if op == ADD:
+        return x + y
+    if op == SUB:
+        return x - y
+    if op == MUL:
+        return x * y
+    if op == DIV:
+        return x / y
+    if op == POW:
+        return x ** y
+    if op == MAXIMUM:
+        return x if (x > y or x != x) else y
+    return x if (x < y or x != x) else y     # MINIMUM
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _linear(R, F, r, X, V, iar):
     """Apply linear record r (SUM, MEAN, GATHER, RESHAPE, SCATTER, CAT, NLL) to the buffer X:
@@ -722,6 +742,9 @@ def forward(R, F, V, iar, start, stop, dt):
         if op >= FIRST_PY or ((w >> 8) & 1) != dt:
             return ST_PYTHON, r
         n = R[r, SIZE]
+        if n >= NUMPY_UFUNC and (op == TANH or op == EXP or op == LOG or op == SIN or
+                                 op == COS or op == SIGMOID):
+            return ST_PYTHON, r     # numpy's vectorised transcendental functions
         vo = R[r, VOFF]
         a = R[r, A]
         b = R[r, B]
@@ -781,9 +804,21 @@ def forward(R, F, V, iar, start, stop, dt):
                     V[vo + i] = min(max(V[va + i], f0), f1)
         elif op <= WHERE:
             bc = R[r, P0]
+            vb = R[b, VOFF]
+            if op != WHERE and (bc == 0 or (bc & 24 and (bc & 7) == (bc >> 3 & 3))):
+                # same shapes, or a bias row: (rows, inner) with the row input indexed by j
+                inner = n if bc == 0 else (R[a, SIZE] if bc & 1 else R[b, SIZE])
+                sa = 0 if bc & 1 else inner
+                sb = 0 if bc & 2 else inner
+                for o in range(n // inner if inner else 0):
+                    xv = V[va + o * sa:va + o * sa + inner]
+                    yv = V[vb + o * sb:vb + o * sb + inner]
+                    zv = V[vo + o * inner:vo + (o + 1) * inner]
+                    for j in range(inner):
+                        zv[j] = _bin(op, xv[j], yv[j])
+                continue
             ma = _bcast_map(R, r, a) if bc & 1 else noidx
             mb = _bcast_map(R, r, b) if bc & 2 else noidx
-            vb = R[b, VOFF]
             if op == WHERE:
                 vc = R[c, VOFF]
                 mc = _bcast_map(R, r, c) if bc & 4 else noidx
@@ -793,23 +828,8 @@ def forward(R, F, V, iar, start, stop, dt):
                         else V[vb + (mb[i] if bc & 2 else i)]
                 continue
             for i in range(n):
-                x = V[va + (ma[i] if bc & 1 else i)]
-                y = V[vb + (mb[i] if bc & 2 else i)]
-                if op == ADD:
-                    z = x + y
-                elif op == SUB:
-                    z = x - y
-                elif op == MUL:
-                    z = x * y
-                elif op == DIV:
-                    z = x / y
-                elif op == POW:
-                    z = x ** y
-                elif op == MAXIMUM:
-                    z = x if (x > y or x != x) else y
-                else:
-                    z = x if (x < y or x != x) else y
-                V[vo + i] = z
+                V[vo + i] = _bin(op, V[va + (ma[i] if bc & 1 else i)],
+                                 V[vb + (mb[i] if bc & 2 else i)])
         elif op == SUM or op == MEAN or op == GATHER or op == RESHAPE or op == SCATTER \
                 or op == CAT or op == NLL:
             _linear(R, F, r, V, V, iar)
