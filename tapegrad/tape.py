@@ -117,6 +117,12 @@ class Tape:
             word = _Q.unpack_from(self.buf, local * _RECBYTES)[0]
             _Q.pack_into(self.buf, pos, self._store(word >> 8 & 1, arr))
 
+    def rename(self, local, name):
+        """Give record `local` another grad_fn name id (composed losses show PyTorch's)."""
+        pos = local * _RECBYTES
+        word = _Q.unpack_from(self.buf, pos)[0]
+        _Q.pack_into(self.buf, pos, (word & 0xFFFF) | name << 16)
+
     def resave(self, local, arr):
         """Overwrite slot `local`'s saved value (after an in-place change), if it has one."""
         voff = _Q.unpack_from(self.buf, local * _RECBYTES + _VOFF_BYTE)[0]
