@@ -68,6 +68,9 @@ class Program:
         self._freed = np.zeros(self.n, np.uint8)
         self._scratch = threading.local()
         self._shapes = [_record_shape(self.R, r) for r in range(self.n)]
+        # (dtype code, offset, size) of every input, for loading values without views
+        self._load = [(int(self.R[slot, S.OPW]) >> 8 & 1, int(self.R[slot, S.VOFF]),
+                       int(self.R[slot, S.SIZE]), kind, src) for slot, (kind, src) in sources]
 
     def R_all(self):
         """The records with every argument marked as requiring grad (for func transforms)."""
@@ -97,9 +100,9 @@ class Program:
 
     def load(self, arrays, vals):
         """Write the inputs' current values into `vals` (args from `arrays`)."""
-        for slot, (kind, src) in self.sources:
+        for d, o, n, kind, src in self._load:
             a = arrays[src] if kind == "arg" else src.data
-            self._view(vals, slot)[...] = a
+            vals[d][o:o + n] = a.ravel()
 
     # ---- the three compiled passes ---------------------------------------------------------
     def forward(self, vals):
@@ -155,12 +158,12 @@ class Program:
         return grads, touched
 
     def grad_of(self, grads, touched, slot):
-        R = self.R
         if not touched[slot]:
             return None
+        R = self.R
         o = int(self.goff[slot])
         return grads[int(R[slot, S.OPW]) >> 8 & 1][o:o + int(R[slot, S.SIZE])].reshape(
-            _record_shape(R, slot))
+            self._shapes[slot])
 
     def tangent(self, vals, tangents):
         """Tangents of every slot, given tangents {slot: array} of some inputs."""
