@@ -4,6 +4,8 @@ gradcheck(f, inputs) compares the tape's vector-Jacobian product against central
 differences in float64, along a random output direction u and for every input element:
 (f(x + h e_i) - f(x - h e_i)) . u / 2h  ==  (u^T J)_i.
 """
+import threading
+
 import numpy as np
 
 import tapegrad as tg
@@ -49,3 +51,19 @@ def gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, seed=0):
 def torch_or_skip():
     import pytest
     return pytest.importorskip("torch")
+
+
+def in_fresh_thread(body):
+    """Run body() on a new thread (a new, empty tape) and re-raise whatever it raised."""
+    box = []
+
+    def target():
+        try:
+            body()
+        except BaseException as e:    # noqa: BLE001 - handed back to the test thread
+            box.append(e)
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if box:
+        raise box[0]

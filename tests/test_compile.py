@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import tapegrad as tg
 import tapegrad.tape
 import test_ops_gradcheck as table
+from helpers import in_fresh_thread
 
 # Replay uses libm for elementwise math where eager uses numpy (last-ulp differences), and
 # `x / c` is recorded as x * (1/c): the same math up to rounding, so compare tightly.
@@ -473,22 +474,6 @@ def test_compile_as_decorator_and_returns_tuples():
         np.testing.assert_allclose(x.grad.numpy(), xe.grad.numpy(), **TOL64)
         np.testing.assert_allclose(y.grad.numpy(), ye.grad.numpy(), **TOL64)
     assert two.__name__ == "two"
-
-
-def in_fresh_thread(body):
-    """Run body() on a new thread (a new, empty tape) and re-raise whatever it raised."""
-    box = []
-
-    def target():
-        try:
-            body()
-        except BaseException as e:    # noqa: BLE001 - handed back to the test thread
-            box.append(e)
-    t = threading.Thread(target=target)
-    t.start()
-    t.join()
-    if box:
-        raise box[0]
 
 
 # ---- value-dependent control flow ----------------------------------------------------------------

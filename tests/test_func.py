@@ -5,7 +5,6 @@ transforms against each other (vjp rows of jacrev, jvp columns of jacfwd, jacrev
 the dot-product identity u.(J t) == (u^T J).t), and Hessians known in closed form. The op
 table of test_ops_gradcheck.py runs through vjp, jvp and hessian-vector products.
 """
-import threading
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import pytest
 import tapegrad as tg
 import tapegrad.tape
 import test_ops_gradcheck as table
+from helpers import in_fresh_thread
 from tapegrad import func
 
 TIGHT = dict(rtol=1e-10, atol=1e-12)
@@ -34,9 +34,11 @@ def eager(fn, arrays):
         return fn(*[T(a) for a in arrays]).detach().numpy().copy()
 
 
-def fd_jacobian(fn, arrays, j, eps=1e-6):
-    """Central-difference Jacobian of fn w.r.t. arrays[j]: shape out.shape + in.shape."""
-    base = eager(fn, arrays)
+def fd_jacobian(fn, arrays, j, eps=1e-6, evaluate=None):
+    """Central-difference Jacobian of evaluate(fn, arrays) (default: fn's value) w.r.t.
+    arrays[j]: shape out.shape + in.shape."""
+    evaluate = evaluate or eager
+    base = evaluate(fn, arrays)
     x = arrays[j]
     jac = np.zeros(base.shape + x.shape)
     for i in np.ndindex(x.shape):
@@ -44,7 +46,7 @@ def fd_jacobian(fn, arrays, j, eps=1e-6):
         minus = [a.copy() for a in arrays]
         plus[j][i] += eps
         minus[j][i] -= eps
-        jac[(...,) + i] = (eager(fn, plus) - eager(fn, minus)) / (2 * eps)
+        jac[(...,) + i] = (evaluate(fn, plus) - evaluate(fn, minus)) / (2 * eps)
     return jac
 
 
@@ -203,20 +205,11 @@ def _drop_exp_then_sum(x):
 def test_grad_with_a_discarded_temporary(fn):
     # regression: such a temporary used to reset the tracing tape when the calling thread's
     # tape held no live tensor; a new thread starts with an empty tape
-    box = []
-
     def body():
-        try:
-            v = np.array([1.0, 2.0])
-            want = autograd_grads(fn, [v], [0])[0]
-            np.testing.assert_allclose(arr(func.grad(fn)(T(v))), want, **TIGHT)
-        except BaseException as e:      # noqa: BLE001 - re-raised on the test thread
-            box.append(e)
-    t = threading.Thread(target=body)
-    t.start()
-    t.join()
-    if box:
-        raise box[0]
+        v = np.array([1.0, 2.0])
+        want = autograd_grads(fn, [v], [0])[0]
+        np.testing.assert_allclose(arr(func.grad(fn)(T(v))), want, **TIGHT)
+    in_fresh_thread(body)
 
 
 # ---- vjp and jvp ---------------------------------------------------------------------------------
@@ -362,18 +355,8 @@ def test_hessian_of_log_softmax_cross_entropy():
 
 
 def _fd_hessian(fn, xs, j, eps=1e-5):
-    """Finite differences of the (eager) gradient: column k = (g(x + eps e_k) - g(x - eps e_k))
-    / 2 eps; shape x.shape + x.shape."""
-    x = xs[j]
-    h = np.zeros(x.shape + x.shape)
-    for k in np.ndindex(x.shape):
-        plus = [a.copy() for a in xs]
-        minus = [a.copy() for a in xs]
-        plus[j][k] += eps
-        minus[j][k] -= eps
-        h[(...,) + k] = (autograd_grads(fn, plus, [j])[0]
-                         - autograd_grads(fn, minus, [j])[0]) / (2 * eps)
-    return h
+    """Finite differences of the (eager) gradient; shape x.shape + x.shape."""
+    return fd_jacobian(fn, xs, j, eps, lambda f, a: autograd_grads(f, a, [j])[0])
 
 
 @pytest.mark.parametrize("fn,xs", SCALAR_P)
