@@ -28,10 +28,13 @@ class _Run:
     def __init__(self, fn, args, forward=True):
         args = tuple(a if not isinstance(a, (list, tuple, float, int)) or isinstance(a, bool)
                      else a for a in args)
+        self.cached = False                  # True: a compiled function's reusable program
         if isinstance(fn, Compiled):
             prog, single = fn.program(args)
             if prog is None:                 # value-dependent: record afresh for these values
                 prog, single = trace(fn.fn, args)
+            else:
+                self.cached = True
         else:
             prog, single = trace(fn, args)
         self.prog, self.single, self.args = prog, single, args
@@ -96,17 +99,59 @@ def value_and_grad(fn, argnums=0):
     >>> value.item(), g
     (5.0, tensor([2., 4.]))
     """
+    plans = {}     # compiled fn: signature -> _Plan (the lean path for repeated calls)
+
     def wrapped(*args):
+        if isinstance(fn, Compiled):
+            plan = plans.get(_quick_signature(args))
+            if plan is not None:
+                return plan(args)
         nums = _argnums(argnums, args)
         run = _Run(fn, args, forward=False)
         prog = run.prog
         if prog.single_call and run.single and len(prog.outputs) == 1 and \
                 int(prog.R[prog.outputs[0], S.SIZE]) == 1:
             done = prog.value_and_grad(run.vals, prog.outputs[0])   # one compiled call
+            if run.cached:
+                plans[_quick_signature(args)] = _Plan(run, nums, isinstance(argnums, int))
             return run.outputs(), _pack(run.reverse(None, nums, done), argnums)
         prog.forward(run.vals)
         return run.outputs(), _pack(run.reverse(_scalar_seed(run), nums), argnums)
     return wrapped
+
+
+def _quick_signature(args):
+    """Cheap key for a compiled function's signature (shapes, dtypes, flags, constants)."""
+    return tuple((a.data.shape, a.data.dtype, a._rg) if type(a) is Tensor else (type(a), a)
+                 for a in args)
+
+
+class _Plan:
+    """value_and_grad of one compiled program whose forward and backward are one compiled
+    call: everything Python does per call, worked out once."""
+
+    def __init__(self, run, nums, single):
+        prog = self.prog = run.prog
+        R = prog.R
+        self.out = prog.outputs[0]
+        self.d = prog.dt
+        self.vo = int(R[self.out, S.VOFF])
+        self.odtype = prog.vals[self.d].dtype
+        self.oshape = prog._shapes[self.out]
+        self.reads = [(int(prog.goff[run.slots[j]]), int(R[run.slots[j], S.SIZE]),
+                       prog._shapes[run.slots[j]], run.slots[j]) for j in nums]
+        self.single = single
+
+    def __call__(self, args):
+        prog = self.prog
+        vals = prog.scratch().vals
+        prog.load([a.data if type(a) is Tensor else None for a in args], vals)
+        grads, touched = prog.value_and_grad(vals, self.out)
+        G = grads[self.d]
+        value = _plain(vals[self.d][self.vo:self.vo + 1].reshape(self.oshape).copy())
+        out = [_plain(G[o:o + n].reshape(shape).copy()) if touched[slot]
+               else _plain(np.zeros(shape, self.odtype)) for o, n, shape, slot in self.reads]
+        return value, (out[0] if self.single else tuple(out))
 
 
 def grad(fn, argnums=0):

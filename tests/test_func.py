@@ -558,3 +558,29 @@ def test_vjp_with_a_mismatched_cotangent_raises():
         vjp_fn(T([1.0, 2.0, 3.0]))
     with pytest.raises(RuntimeError):
         vjp_fn(T([1.0, 2.0]), T([1.0, 2.0]))
+
+
+def test_value_and_grad_of_compiled_fast_path_tracks_new_values_and_signatures():
+    f = tg.compile(lambda w, x: ((x @ w).tanh() * 2.0).sum())
+    vg = func.value_and_grad(f, argnums=(0, 1))
+    rng = np.random.default_rng(3)
+    for shape in [(4, 3), (4, 3), (4, 3), (5, 3), (4, 3)]:      # repeats use the lean path
+        w = rng.standard_normal((shape[1], 2))
+        x = rng.standard_normal(shape)
+        value, (gw, gx) = vg(T(w), T(x))
+        t = np.tanh(x @ w)
+        np.testing.assert_allclose(value.item(), 2 * t.sum(), rtol=1e-12)
+        np.testing.assert_allclose(arr(gw), x.T @ (2 * (1 - t ** 2)), rtol=1e-10)
+        np.testing.assert_allclose(arr(gx), (2 * (1 - t ** 2)) @ w.T, rtol=1e-10)
+
+
+def test_value_and_grad_of_a_value_dependent_compiled_function_stays_correct():
+    f = tg.compile(lambda x: (x * x).sum() if x.sum().item() > 0 else (-x).sum())
+    vg = func.value_and_grad(f)
+    with pytest.warns(RuntimeWarning):
+        vg(T(np.array([1.0, 2.0])))
+    for v in ([1.0, 2.0], [-1.0, -2.0], [3.0, 1.0]):
+        v = np.array(v)
+        value, g = vg(T(v))
+        want = 2 * v if v.sum() > 0 else -np.ones(2)
+        np.testing.assert_allclose(arr(g), want)
