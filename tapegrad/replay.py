@@ -308,7 +308,25 @@ class Compiled:
             self.programs[sig] = entry
         return entry
 
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:     # keyword arguments are constants of the recording, like other
+            # non-tensor arguments: bind them into a compiled function of their own
+            key = tuple(sorted(kwargs.items()))
+            try:
+                inner = self._bound[key]
+            except AttributeError:
+                self._bound = {}
+                inner = None
+            except KeyError:
+                inner = None
+            except TypeError:
+                raise TypeError("compile: keyword arguments must be hashable constants; pass "
+                                "tensors positionally") from None
+            if inner is None:
+                if any(isinstance(v, Tensor) for v in kwargs.values()):
+                    raise TypeError("compile: pass tensors positionally, not as keywords")
+                inner = self._bound[key] = Compiled(functools.partial(self.fn, **kwargs))
+            return inner(*args)
         prog, single = self.program(args)
         if prog is None:
             return self.fn(*args)

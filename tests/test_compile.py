@@ -849,3 +849,16 @@ def test_large_records_replay_through_numpy_and_match_eager():
                                              argnums=(0, 1))(W, b)
         np.testing.assert_allclose(g2.numpy(), (1 - np.tanh(x.data @ W.data + b.data) ** 2)
                                    .sum(0), rtol=1e-10)
+
+
+def test_keyword_arguments_are_constants_of_the_recording():
+    f = tg.compile(lambda x, scale=1.0: (x * scale).sum())
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    assert f(x).item() == 3.0
+    assert f(x, scale=2.0).item() == 6.0
+    assert f(x, scale=2.0).item() == 6.0
+    out = f(x, scale=3.0)
+    out.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+    with pytest.raises(TypeError, match="positionally"):
+        f(x, scale=tg.tensor(2.0))
