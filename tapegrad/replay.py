@@ -409,7 +409,7 @@ def compile(fn=None):  # noqa: A001 - the name users expect
     >>> f(x).backward()          # first call records, later calls replay
     >>> f(x).backward()
     >>> x.grad
-    tensor([3.1496, 1.6800])
+    tensor([3.1458, 1.6799])
     """
     if fn is None:
         return compile

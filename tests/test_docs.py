@@ -67,3 +67,17 @@ def test_api_md_names_every_public_name():
               | {n for n in dir(tg.Tensor) if not n.startswith("_")} | _public(viz))
     missing = sorted(public - mentioned)
     assert not missing, f"docs/api.md does not mention: {', '.join(missing)}"
+
+
+DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.creation",
+             "tapegrad.autograd", "tapegrad.replay", "tapegrad.func", "tapegrad.viz"]
+
+
+@pytest.mark.parametrize("module", DOCTESTED)
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0, f"{module} lost its docstring examples"
+    assert result.failed == 0, f"{result.failed} docstring example(s) in {module} failed"
