@@ -8,7 +8,7 @@ import numpy as np
 
 from . import sweep as S
 from . import tape as T
-from .tensor import Tensor, Size, dtype_name, float64
+from .tensor import Tensor, Size, dtype_name
 
 _REDS = S.reads_table()
 _NO_DIRTY = np.zeros(0, np.int64)
@@ -252,7 +252,7 @@ def _run(tp, seeds, retain_graph):
             _acc(grads[int(R[loc, S.OPW]) >> 8 & 1], goff, R, touched, loc, val)
             start = max(start, loc)
         _reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
-                lambda r: tp.pyrefs[tp.gid(r)], lambda r: _dirty_error(tp, R, r))
+                lambda r: tp.pyrefs[tp.gid(r)], lambda r, R=R: _dirty_error(tp, R, r))
         if not retain_graph:
             freed[:n] |= touched
         return grads, goff, touched, R

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import sweep as S
 from . import tape as T
-from .tensor import Tensor, Size, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
+from .tensor import Tensor, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
 from .tensor import _gstate, _note_read
 
 _name = T.name_id

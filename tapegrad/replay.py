@@ -53,7 +53,6 @@ class Program:
         self.sources = sources        # [(slot, ("arg", i) | ("ref", tensor))]
         self.outputs = outputs        # [slot]
         self.value_reads = value_reads
-        self.lock = threading.Lock()
         ops = self.R[:, S.OPW] & 255
         self.has_matmul = bool(np.any(ops == S.MATMUL))
         dts = np.unique(self.R[:, S.OPW] >> 8 & 1)

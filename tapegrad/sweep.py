@@ -56,8 +56,6 @@ READS = {
     MINIMUM: R_A | R_B, WHERE: R_C, EXTREME: R_A | R_OUT, SOFTMAX: R_OUT,
     LOGSOFTMAX: R_OUT, BCEWL: R_A | R_B | R_C, NLL: R_B, BCE: R_A | R_B, MATMUL: R_A | R_B,
 }
-# ops whose VJP reads the index arena block at P0
-USES_IARENA = (GATHER, CAT, NLL, SCATTER)
 
 # sweep status codes
 ST_DONE, ST_PYTHON, ST_FREED, ST_DIRTY, ST_BADOP, ST_DEAD = 0, 1, 2, 3, 4, 5

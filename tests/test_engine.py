@@ -1,7 +1,6 @@
 """The engine's contract: autograd semantics, one compiled sweep, bounded memory, errors."""
 import sys
 import threading
-import warnings
 
 import numpy as np
 import pytest

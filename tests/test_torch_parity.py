@@ -50,7 +50,7 @@ def run_both(fn, arrays, seed=0):
 
 
 def assert_same(ours, theirs, tol):
-    (v, gs, out, leaves), (tv, tgs, tout, tleaves) = ours, theirs
+    (v, gs, out, _), (tv, tgs, tout, _) = ours, theirs
     assert np_dtype(out) == np_dtype(tout), (out.dtype, tout.dtype)
     assert v.shape == tv.shape
     np.testing.assert_allclose(v, tv, **tol, err_msg="values differ from torch")
