@@ -4,6 +4,8 @@ record whose opcode the compiled sweep knows (see ``sweep.py`` for the VJPs).
 Opcodes say how to differentiate; names (``MulBackward0``...) say what ``grad_fn`` shows.
 So ``x - 2`` records ADDC (gradient passes through) named SubBackward0.
 """
+import builtins
+
 import numpy as np
 
 from . import sweep as S
@@ -11,6 +13,7 @@ from . import tape as T
 from .tensor import Tensor, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
 from .tensor import _gstate, _note_read
 
+_max = builtins.max     # this module defines max() and friends with torch's meaning
 _name = T.name_id
 _READS = S.reads_table().tolist()
 
@@ -334,7 +337,7 @@ def clamp(x, min=None, max=None):  # noqa: A002
 
 
 def _broadcast_error(sx, sy, what="tensor"):
-    nd = builtins_max(len(sx), len(sy))
+    nd = _max(len(sx), len(sy))
     px = (1,) * (nd - len(sx)) + tuple(sx)
     py = (1,) * (nd - len(sy)) + tuple(sy)
     for d in range(nd - 1, -1, -1):
@@ -989,7 +992,7 @@ def _reduced(elem, reduction):
     total = np.add.reduce(elem, axis=None)        # cheaper than .mean() on small arrays
     if reduction == "mean":
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(total / elem.size, elem.dtype), 1, 1.0 / builtins_max(elem.size, 1)
+            return np.asarray(total / elem.size, elem.dtype), 1, 1.0 / _max(elem.size, 1)
     return np.asarray(total, elem.dtype), 1, 1.0
 
 
@@ -1076,8 +1079,6 @@ def nll(x, target, weight, reduction, ignore_index):
     return _graph(out, tp, gid, fn)
 
 
-import builtins as _builtins  # noqa: E402
-builtins_max = _builtins.max
 
 
 # ---- in-place ops ---------------------------------------------------------------------------------------
