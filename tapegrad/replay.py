@@ -288,6 +288,7 @@ class Compiled:
     def __init__(self, fn):
         self.fn = fn
         self.programs = {}
+        self._bound = {}      # keyword values -> Compiled of fn with them bound
         functools.update_wrapper(self, fn)
 
     def program(self, args):
@@ -309,21 +310,16 @@ class Compiled:
 
     def __call__(self, *args, **kwargs):
         if kwargs:     # keyword arguments are constants of the recording, like other
-            # non-tensor arguments: bind them into a compiled function of their own
+            # non-tensor arguments: one compiled function per set of keyword values
+            if any(isinstance(v, Tensor) for v in kwargs.values()):
+                raise TypeError("compile: pass tensors positionally, not as keywords")
             key = tuple(sorted(kwargs.items()))
             try:
-                inner = self._bound[key]
-            except AttributeError:
-                self._bound = {}
-                inner = None
-            except KeyError:
-                inner = None
+                inner = self._bound.get(key)
             except TypeError:
-                raise TypeError("compile: keyword arguments must be hashable constants; pass "
-                                "tensors positionally") from None
+                raise TypeError("compile: keyword arguments must be hashable constants") \
+                    from None
             if inner is None:
-                if any(isinstance(v, Tensor) for v in kwargs.values()):
-                    raise TypeError("compile: pass tensors positionally, not as keywords")
                 inner = self._bound[key] = Compiled(functools.partial(self.fn, **kwargs))
             return inner(*args)
         prog, single = self.program(args)
