@@ -273,9 +273,12 @@ class Tape:
         return self.n
 
     def nbytes(self):
-        """Bytes held for the current records: records, saved values, index blocks."""
+        """Bytes held for the current records: records, saved values, index blocks, and the
+        matrix-product operands kept by reference (each array once)."""
         self.settle()
-        return (self.n * _RECBYTES + self.atop[0] * 4 + self.atop[1] * 8 + self.itop * 8)
+        kept = {id(a): a.nbytes for pair in self.pyrefs.values() for a in pair}
+        return (self.n * _RECBYTES + self.atop[0] * 4 + self.atop[1] * 8 + self.itop * 8
+                + sum(kept.values()))
 
     def listing(self):
         """The tape as text, one record a line: ``%3 = mul(%1, %2)  f32[5, 3]``."""

@@ -494,3 +494,12 @@ def test_bias_row_broadcast_gradient():
     np.testing.assert_allclose(h.grad.numpy(), (hv - cv) + (hv + bv) + bv, rtol=1e-12)
     np.testing.assert_allclose(b.grad.numpy(), ((hv - cv) + hv).sum(0), rtol=1e-12)
     np.testing.assert_allclose(c.grad.numpy(), -(hv + bv).sum(0, keepdims=True), rtol=1e-12)
+
+
+def test_tape_size_counts_matmul_operands_kept_by_reference():
+    w = tg.randn(256, 256, requires_grad=True)
+    x = tg.randn(64, 256)
+    y = (x @ w).sum()                      # a large product: operands kept, not copied
+    records, nbytes = tg.tape_size()
+    assert nbytes >= w.data.nbytes + x.data.nbytes
+    del y
