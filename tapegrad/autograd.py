@@ -352,7 +352,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, inputs=None):
     finally:
         del R
     if not retain_graph:
-        tp.after_backward()
+        tp.collect()
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -408,7 +408,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         finally:
             del R
         if not retain_graph:
-            tp.after_backward()
+            tp.collect()
     out = []
     for j, (x, g) in enumerate(zip(ins, result)):
         if g is None:

@@ -26,8 +26,6 @@ class _Run:
     """One traced program evaluated at one set of argument values."""
 
     def __init__(self, fn, args, forward=True):
-        args = tuple(a if not isinstance(a, (list, tuple, float, int)) or isinstance(a, bool)
-                     else a for a in args)
         self.cached = False                  # True: a compiled function's reusable program
         if isinstance(fn, Compiled):
             prog, single = fn.program(args)
@@ -38,7 +36,7 @@ class _Run:
         else:
             prog, single = trace(fn, args)
         self.prog, self.single, self.args = prog, single, args
-        self.vals = prog.fresh_values()
+        self.vals = prog.scratch().vals
         prog.load([a.data if isinstance(a, Tensor) else None for a in args], self.vals)
         if forward:
             prog.forward(self.vals)

@@ -166,25 +166,8 @@ def _record1(op, fn, out, x, f0=0.0, f1=0.0):
     reads = _READS[op]
     if reads & 1:
         tp.save(a, x.data)
-    shape = out.shape
-    nd = len(shape)
-    d = out.dtype is float64
-    if nd <= S.MAXD:                    # Tape.append, written out: the hot path
-        rec = T._PACKERS[nd](op | d << 8 | 512 | nd << 10 | fn << 16, a, -1, -1, 0, 0,
-                             tp._store(d, out) if reads & 8 or tp.save_all else -1,
-                             *shape, out.size, f0, f1)
-        try:
-            tp.buf += rec
-        except BufferError:             # see Tape.append
-            tp.buf = bytearray(tp.buf)
-            tp.buf += rec
-        tp.rc.append(1)
-        tp.nlive += 1
-        n = tp.n
-        tp.n = n + 1
-        gid = tp.g0 + n - tp.k
-    else:
-        gid = tp.append(op | d << 8 | 512 | fn << 16, a, -1, -1, 0, 0, out, reads & 8, f0, f1)
+    gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, -1, -1, 0, 0,
+                    out, reads & 8, f0, f1)
     return _graph(out, tp, gid, fn)
 
 

@@ -104,27 +104,39 @@ class Program:
             vals[d][o:o + n] = a.ravel()
 
     # ---- the three compiled passes ---------------------------------------------------------
-    def forward(self, vals):
-        R, F = self.R, self.F
+    def _segments(self, kernel, python_record, what):
+        """Run a forward-order compiled pass (kernel(r, dt) -> (status, record)) over all
+        records; python_record(r, op) runs a record the kernel hands back and returns
+        False when the hand-back only meant a change of dtype."""
+        R = self.R
         r, dt = 0, int(R[0, S.OPW]) >> 8 & 1 if self.n else 0
         while r < self.n:
-            status, r = S.forward(R, F, vals[dt], self.iar, r, self.n, dt)
+            status, r = kernel(r, dt)
             if status == S.ST_DONE:
                 return
             if status != S.ST_PYTHON:
-                raise RuntimeError(f"replay stopped at record {r} (status {status})")
-            op = int(R[r, S.OPW]) & 255
-            if op == S.MATMUL:
-                np.matmul(self._view(vals, int(R[r, S.A])), self._view(vals, int(R[r, S.B])),
-                          out=self._view(vals, r))
-            elif op in _UFUNCS:        # a large transcendental record: numpy's SIMD version
-                _UFUNCS[op](self._view(vals, int(R[r, S.A])), out=self._view(vals, r))
-            elif op == S.CAST:
-                self._view(vals, r)[...] = self._view(vals, int(R[r, S.A]))
+                raise RuntimeError(f"{what} stopped at record {r} (status {status})")
+            if python_record(r, int(R[r, S.OPW]) & 255):
+                r += 1
             else:
                 dt = 1 - dt
-                continue
-            r += 1
+
+    def forward(self, vals):
+        R, F, view = self.R, self.F, self._view
+
+        def python_record(r, op):
+            a = int(R[r, S.A])
+            if op == S.MATMUL:
+                np.matmul(view(vals, a), view(vals, int(R[r, S.B])), out=view(vals, r))
+            elif op in _UFUNCS:        # a large transcendental record: numpy's SIMD version
+                _UFUNCS[op](view(vals, a), out=view(vals, r))
+            elif op == S.CAST:
+                view(vals, r)[...] = view(vals, a)
+            else:
+                return False
+            return True
+        self._segments(lambda r, dt: S.forward(R, F, vals[dt], self.iar, r, self.n, dt),
+                       python_record, "replay")
 
     def reverse(self, vals, seeds, R=None):
         """Gradients for every slot from seeds [(slot, array)]: (grads, touched)."""
@@ -170,29 +182,22 @@ class Program:
         tans = (np.zeros_like(vals[0]), np.zeros_like(vals[1]))
         for slot, t in tangents.items():
             self._view(tans, slot)[...] = t
-        r, dt = 0, int(R[0, S.OPW]) >> 8 & 1 if self.n else 0
-        while r < self.n:
-            status, r = S.tangent(R, F, vals[dt], tans[dt], self.iar, r, self.n, dt)
-            if status == S.ST_DONE:
-                break
-            if status != S.ST_PYTHON:
-                raise RuntimeError(f"tangent sweep stopped at record {r} (status {status})")
-            op = int(R[r, S.OPW]) & 255
-            if op == S.MATMUL:
-                a, b = int(R[r, S.A]), int(R[r, S.B])
-                out = self._view(tans, r)
-                out[...] = np.matmul(self._view(tans, a), self._view(vals, b)) + \
-                    np.matmul(self._view(vals, a), self._view(tans, b))
-            elif op == S.CAST:
-                self._view(tans, r)[...] = self._view(tans, int(R[r, S.A]))
-            else:
-                dt = 1 - dt
-                continue
-            r += 1
-        return tans
+        view = self._view
 
-    def fresh_values(self):
-        return self.scratch().vals
+        def python_record(r, op):
+            a = int(R[r, S.A])
+            if op == S.MATMUL:           # d(a @ b) = da @ b + a @ db
+                b = int(R[r, S.B])
+                view(tans, r)[...] = np.matmul(view(tans, a), view(vals, b)) + \
+                    np.matmul(view(vals, a), view(tans, b))
+            elif op == S.CAST:
+                view(tans, r)[...] = view(tans, a)
+            else:
+                return False
+            return True
+        self._segments(lambda r, dt: S.tangent(R, F, vals[dt], tans[dt], self.iar, r, self.n,
+                                               dt), python_record, "tangent sweep")
+        return tans
 
     def output_value(self, vals, i):
         return self._view(vals, self.outputs[i])
@@ -326,7 +331,7 @@ class Compiled:
         if prog is None:
             return self.fn(*args)
         arrays = [a.data if isinstance(a, Tensor) else None for a in args]
-        vals = prog.fresh_values()
+        vals = prog.scratch().vals
         prog.load(arrays, vals)
         prog.forward(vals)
         if any(isinstance(a, Tensor) and a.requires_grad for a in args) or _any_ref_rg(prog):

@@ -207,9 +207,6 @@ class Tape:
             self.pyrefs.clear()
         self.limit = _MIN_LIMIT
 
-    def after_backward(self):
-        self.collect()
-
     def collect(self):
         """Reclaim every record no live, unfreed tensor can reach."""
         n = self.n

@@ -84,14 +84,7 @@ class Tensor:
     def __del__(self):
         t = self._tape
         if t is not None:
-            g = self._gid
-            if g >= t.g0:                 # Tape.release's common case, written out
-                t.rc[g - t.g0 + t.k] -= 1
-                t.nlive -= 1
-                if t.nlive <= 0 and not t.save_all:
-                    t.limit = 0
-            else:
-                t.release(g)
+            t.release(self._gid)
 
     # ---- autograd state -------------------------------------------------------------
     @property
