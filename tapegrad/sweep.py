@@ -632,6 +632,42 @@ NUMPY_UFUNC = 1024   # replay hands transcendental records at least this large t
 
 
 @njit(inline="always", error_model="numpy")
+def _un(op, x, f0, f1):
+    """A unary record's value at input x (the common ADDC/MULC/TANH/NEG have own loops)."""
+    if op == EXP:
+        return np.exp(x)
+    if op == LOG:
+        return np.log(x)
+    if op == SQRT:
+        return np.sqrt(x)
+    if op == ABS:
+        return abs(x)
+    if op == SIN:
+        return np.sin(x)
+    if op == COS:
+        return np.cos(x)
+    if op == SIGMOID:
+        return _sigmoid1(x)
+    if op == RELU:
+        return x if x > 0 else 0.0 * x
+    if op == POWC:
+        return x ** f0
+    if op == RPOWC:
+        return f0 ** x
+    if op == RDIVC:
+        return f0 / x
+    if op == ADDC:
+        return x + f0
+    if op == MULC:
+        return x * f0
+    if op == NEG:
+        return f0 - x
+    if op == TANH:
+        return np.tanh(x)
+    return min(max(x, f0), f1)     # CLAMP
+
+
+@njit(inline="always", error_model="numpy")
 def _bin(op, x, y):
     if op == ADD:
         return x + y
@@ -718,6 +754,51 @@ def _linear(R, F, r, X, V, iar):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _bce(R, F, r, V, T, tangent):
+    """BCEWL/BCE record r (logits or probabilities a, targets b, pos_weight c): its value
+    into V, or with `tangent` its tangent into T (tangents of a, b, c in T)."""
+    op = R[r, OPW] & 255
+    a = R[r, A]
+    c = R[r, C]
+    va = R[a, VOFF]
+    vb = R[R[r, B], VOFF]
+    vo = R[r, VOFF]
+    X = T if tangent else V
+    red = R[r, P1] == 1
+    has_pw = op == BCEWL and c >= 0
+    mpw = _bcast_map(R, a, c) if has_pw else np.empty(0, np.int64)
+    vc = R[c, VOFF] if has_pw else -1
+    acc = 0.0
+    for i in range(R[a, SIZE]):
+        x = V[va + i]
+        yv = V[vb + i]
+        if op == BCEWL:
+            p = V[vc + mpw[i]] if has_pw else 1.0
+            sp = _softplus(-x)
+            lw = 1.0 + (p - 1.0) * yv
+            if tangent:
+                d = T[va + i] * ((1.0 - yv) - lw * (1.0 - np.exp(-sp))) \
+                    + T[vb + i] * (-x + (p - 1.0) * sp)
+                if has_pw:
+                    d += T[vc + mpw[i]] * yv * sp
+            else:
+                d = (1.0 - yv) * x + lw * sp
+        else:
+            lx = max(np.log(x), -100.0)
+            l1 = max(np.log(1.0 - x), -100.0)
+            if tangent:
+                d = T[va + i] * (x - yv) / max(x * (1.0 - x), 1e-12) + T[vb + i] * (l1 - lx)
+            else:
+                d = -(yv * lx + (1.0 - yv) * l1)
+        if red:
+            acc += d
+        else:
+            X[vo + i] = d
+    if red:
+        X[vo] = acc * F[r, F0]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def forward(R, F, V, iar, start, stop, dt):
     """Recompute records start..stop-1 in order into V (every record has a VOFF here).
 
@@ -763,43 +844,9 @@ def forward(R, F, V, iar, start, stop, dt):
             elif op == NEG:
                 for i in range(n):
                     V[vo + i] = f0 - V[va + i]
-            elif op == EXP:
+            else:
                 for i in range(n):
-                    V[vo + i] = np.exp(V[va + i])
-            elif op == LOG:
-                for i in range(n):
-                    V[vo + i] = np.log(V[va + i])
-            elif op == SQRT:
-                for i in range(n):
-                    V[vo + i] = np.sqrt(V[va + i])
-            elif op == ABS:
-                for i in range(n):
-                    V[vo + i] = abs(V[va + i])
-            elif op == SIN:
-                for i in range(n):
-                    V[vo + i] = np.sin(V[va + i])
-            elif op == COS:
-                for i in range(n):
-                    V[vo + i] = np.cos(V[va + i])
-            elif op == SIGMOID:
-                for i in range(n):
-                    V[vo + i] = _sigmoid1(V[va + i])
-            elif op == RELU:
-                for i in range(n):
-                    x = V[va + i]
-                    V[vo + i] = x if x > 0 else 0.0 * x
-            elif op == POWC:
-                for i in range(n):
-                    V[vo + i] = V[va + i] ** f0
-            elif op == RPOWC:
-                for i in range(n):
-                    V[vo + i] = f0 ** V[va + i]
-            elif op == RDIVC:
-                for i in range(n):
-                    V[vo + i] = f0 / V[va + i]
-            else:  # CLAMP
-                for i in range(n):
-                    V[vo + i] = min(max(V[va + i], f0), f1)
+                    V[vo + i] = _un(op, V[va + i], f0, f1)
         elif op <= WHERE:
             bc = R[r, P0]
             vb = R[b, VOFF]
@@ -859,27 +906,7 @@ def forward(R, F, V, iar, start, stop, dt):
                         z = V[va + k] - mx
                         V[vo + k] = z - lt if op == LOGSOFTMAX else np.exp(z) / tot
         elif op == BCEWL or op == BCE:
-            red = R[r, P1] == 1
-            na = R[a, SIZE]
-            vb = R[b, VOFF]
-            has_pw = op == BCEWL and c >= 0
-            mpw = _bcast_map(R, a, c) if has_pw else noidx
-            vc = R[c, VOFF] if has_pw else -1
-            acc = 0.0
-            for i in range(na):
-                x = V[va + i]
-                yv = V[vb + i]
-                if op == BCEWL:
-                    p = V[vc + mpw[i]] if has_pw else 1.0
-                    l = (1.0 - yv) * x + (1.0 + (p - 1.0) * yv) * _softplus(-x)
-                else:
-                    l = -(yv * max(np.log(x), -100.0) + (1.0 - yv) * max(np.log(1.0 - x), -100.0))
-                if red:
-                    acc += l
-                else:
-                    V[vo + i] = l
-            if red:
-                V[vo] = acc * F[r, F0]
+            _bce(R, F, r, V, V, False)
         else:
             return ST_BADOP, r
     return ST_DONE, -1
@@ -1025,33 +1052,7 @@ def tangent(R, F, V, T, iar, start, stop, dt):
                         else:
                             T[vo + k] = V[vo + k] * (T[va + k] - acc)
         elif op == BCEWL or op == BCE:
-            red = R[r, P1] == 1
-            na = R[a, SIZE]
-            vb = R[b, VOFF]
-            has_pw = op == BCEWL and c >= 0
-            mpw = _bcast_map(R, a, c) if has_pw else noidx
-            vc = R[c, VOFF] if has_pw else -1
-            acc = 0.0
-            for i in range(na):
-                x = V[va + i]
-                yv = V[vb + i]
-                if op == BCEWL:
-                    p = V[vc + mpw[i]] if has_pw else 1.0
-                    sp = _softplus(-x)
-                    lw = 1.0 + (p - 1.0) * yv
-                    d = T[va + i] * ((1.0 - yv) - lw * (1.0 - np.exp(-sp))) \
-                        + T[vb + i] * (-x + (p - 1.0) * sp)
-                    if has_pw:
-                        d += T[vc + mpw[i]] * yv * sp
-                else:
-                    d = T[va + i] * (x - yv) / max(x * (1.0 - x), 1e-12) \
-                        + T[vb + i] * (max(np.log(1.0 - x), -100.0) - max(np.log(x), -100.0))
-                if red:
-                    acc += d
-                else:
-                    T[vo + i] = d
-            if red:
-                T[vo] = acc * F[r, F0]
+            _bce(R, F, r, V, T, True)
         else:
             return ST_BADOP, r
     return ST_DONE, -1
