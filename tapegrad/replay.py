@@ -59,8 +59,9 @@ class Program:
         # one compiled call does forward and backward when nothing needs Python
         python_ops = [int(r) for r in np.flatnonzero(ops >= S.FIRST_PY)
                       if not (ops[r] == S.MATMUL and S._mm_dims(self.R, int(r))[0] >= 0)]
-        python_ops += [int(r) for r in np.flatnonzero(np.isin(ops, list(_UFUNCS)) &
-                                                      (self.R[:, S.SIZE] >= S.NUMPY_UFUNC))]
+        python_ops += [r for r in np.flatnonzero(self.R[:, S.SIZE] >= S.NUMPY_UFUNC)
+                       if S.to_numpy(int(ops[r]), int(self.R[r, S.SIZE]),
+                                     int(self.R[r, S.OPW]) >> 8 & 1)]
         self.single_call = bool(self.n and not python_ops and dts.size == 1)
         self.dt = int(dts[0]) if dts.size else 0
         self._R_all = None
