@@ -302,8 +302,15 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 dv = G[ga:ga + n]
                 xv = V[va:va + n] if va >= 0 else gv
                 yv = V[vo:vo + n] if vo >= 0 else gv
-                for i in range(n):
-                    dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
+                if op == TANH:      # the activations get loops without an opcode test
+                    for i in range(n):
+                        dv[i] += gv[i] * (1 - yv[i] * yv[i])
+                elif op == RELU:
+                    for i in range(n):
+                        dv[i] += gv[i] if yv[i] > 0 else 0.0 * gv[i]
+                else:
+                    for i in range(n):
+                        dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
             elif op == ADDC:        # the commonest small cases get their own loops: with
                 for i in range(n):  # few elements the per-element opcode test costs
                     G[ga + i] += G[go + i]
@@ -335,6 +342,25 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 cv = V[vc:vc + n] if vc >= 0 else gv
                 dav = G[ga:ga + n] if wa else gv
                 dbv = G[gb:gb + n] if wb else gv
+                if op == ADD or op == SUB or op == MUL:   # loops without an opcode test
+                    if wa:
+                        if op == MUL:
+                            for i in range(n):
+                                dav[i] += gv[i] * yv[i]
+                        else:
+                            for i in range(n):
+                                dav[i] += gv[i]
+                    if wb:
+                        if op == MUL:
+                            for i in range(n):
+                                dbv[i] += gv[i] * xv[i]
+                        elif op == SUB:
+                            for i in range(n):
+                                dbv[i] -= gv[i]
+                        else:
+                            for i in range(n):
+                                dbv[i] += gv[i]
+                    continue
                 for i in range(n):
                     da, db = _db(op, gv[i], xv[i], yv[i], ov[i], cv[i])
                     if wa:
@@ -346,6 +372,21 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 # one input repeats as a suffix of the output (a bias row): walk the output
                 # as (rows, inner) and index that input by the position within a row
                 inner = R[a, SIZE] if bc & 1 else R[b, SIZE]
+                if op == ADD and inner > 0:     # x + bias: the commonest, as plain row loops
+                    gx, gr = (gb, ga) if bc & 1 else (ga, gb)   # the full input, the row
+                    wx, wr = (wb, wa) if bc & 1 else (wa, wb)
+                    if wx:
+                        dv = G[gx:gx + n]
+                        gv = G[go:go + n]
+                        for i in range(n):
+                            dv[i] += gv[i]
+                    if wr:
+                        rv = G[gr:gr + inner]
+                        for o in range(n // inner):
+                            gv = G[go + o * inner:go + (o + 1) * inner]
+                            for j in range(inner):
+                                rv[j] += gv[j]
+                    continue
                 for o in range(n // inner if inner else 0):
                     for j in range(inner):
                         i = o * inner + j
@@ -863,7 +904,17 @@ def forward(R, F, V, iar, start, stop, dt):
         if op < ADD:
             f0 = F[r, F0]
             f1 = F[r, F1]
-            if op == ADDC:
+            if n >= VEC:
+                # separate views let the compiler vectorise (one array at two offsets does not)
+                xv = V[va:va + n]
+                zv = V[vo:vo + n]
+                if op == TANH and V.itemsize == 4:
+                    for i in range(n):
+                        zv[i] = tanh32(xv[i])
+                else:
+                    for i in range(n):
+                        zv[i] = _un(op, xv[i], f0, f1)
+            elif op == ADDC:
                 for i in range(n):
                     V[vo + i] = V[va + i] + f0
             elif op == MULC:

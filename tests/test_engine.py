@@ -490,11 +490,19 @@ def test_bias_row_broadcast_gradient():
     h = tg.tensor(rng.standard_normal((40, 7)), requires_grad=True)
     b = tg.tensor(rng.standard_normal(7), requires_grad=True)
     c = tg.tensor(rng.standard_normal((1, 7)), requires_grad=True)
-    ((h + b) * (h - c) + b * h).sum().backward()
+    ((h + b) * (h - c) + b * h + (b + h) * 2.0).sum().backward()
     hv, bv, cv = h.data, b.data, c.data
-    np.testing.assert_allclose(h.grad.numpy(), (hv - cv) + (hv + bv) + bv, rtol=1e-12)
-    np.testing.assert_allclose(b.grad.numpy(), ((hv - cv) + hv).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(h.grad.numpy(), (hv - cv) + (hv + bv) + bv + 2, rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), ((hv - cv) + hv + 2).sum(0), rtol=1e-12)
     np.testing.assert_allclose(c.grad.numpy(), -(hv + bv).sum(0, keepdims=True), rtol=1e-12)
+    # only one side of x + row requiring grad, in either order
+    k = tg.tensor(rng.standard_normal((40, 7)))
+    b.grad = None
+    ((k + b) * k + (b + k)).sum().backward()
+    np.testing.assert_allclose(b.grad.numpy(), (k.data + 1).sum(0), rtol=1e-12)
+    h.grad = None
+    ((h + bv) * 3.0 + (bv + h)).sum().backward()
+    np.testing.assert_allclose(h.grad.numpy(), np.full((40, 7), 4.0))
 
 
 def test_tape_size_counts_matmul_operands_kept_by_reference():
