@@ -8,6 +8,7 @@ import numpy as np
 
 from . import sweep as S
 from . import tape as T
+from .blas import GEMM
 from .tensor import Tensor, Size, dtype_name
 
 _REDS = S.reads_table()
@@ -206,7 +207,7 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
     dt = int(R[r, S.OPW]) >> 8 & 1
     while r >= 0:
         status, r = S.sweep(R, F, vals[dt], grads[dt], goff, touched, freed, dirty_at,
-                            _REDS, iar, r, 0, dt)
+                            _REDS, iar, r, 0, dt, GEMM)
         if status == S.ST_DONE:
             return
         if status == S.ST_PYTHON:

@@ -17,6 +17,7 @@ import numpy as np
 from . import autograd as ag
 from . import sweep as S
 from . import tape as T
+from .blas import GEMM
 from .grad_mode import enable_grad
 from .ops import _graph, _plain
 from .tensor import Tensor
@@ -58,7 +59,8 @@ class Program:
         dts = np.unique(self.R[:, S.OPW] >> 8 & 1)
         # one compiled call does forward and backward when nothing needs Python
         python_ops = [int(r) for r in np.flatnonzero(ops >= S.FIRST_PY)
-                      if not (ops[r] == S.MATMUL and S._mm_dims(self.R, int(r))[0] >= 0)]
+                      if not (ops[r] == S.MATMUL and S._mm_dims(
+                          self.R, int(r), int(GEMM[self.R[r, S.OPW] >> 8 & 1]))[3])]
         python_ops += [r for r in np.flatnonzero(self.R[:, S.SIZE] >= S.NUMPY_UFUNC)
                        if S.to_numpy(int(ops[r]), int(self.R[r, S.SIZE]),
                                      int(self.R[r, S.OPW]) >> 8 & 1)]
@@ -136,7 +138,7 @@ class Program:
             else:
                 return False
             return True
-        self._segments(lambda r, dt: S.forward(R, F, vals[dt], self.iar, r, self.n, dt),
+        self._segments(lambda r, dt: S.forward(R, F, vals[dt], self.iar, r, self.n, dt, GEMM),
                        python_record, "replay")
 
     def reverse(self, vals, seeds, R=None):
@@ -164,7 +166,7 @@ class Program:
         sc = self.scratch()
         grads, touched = sc.grads, sc.touched
         status, r = S.value_and_grad(R, R.view(np.float64), vals[d], grads[d], self.goff, touched,
-                                     self._freed, ag._REDS, self.iar, self.n, out, d)
+                                     self._freed, ag._REDS, self.iar, self.n, out, d, GEMM)
         if status != S.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
         return grads, touched
@@ -197,7 +199,7 @@ class Program:
                 return False
             return True
         self._segments(lambda r, dt: S.tangent(R, F, vals[dt], tans[dt], self.iar, r, self.n,
-                                               dt), python_record, "tangent sweep")
+                                               dt, GEMM), python_record, "tangent sweep")
         return tans
 
     def output_value(self, vals, i):

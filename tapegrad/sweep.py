@@ -18,7 +18,9 @@ A record is one row of 16 int64 words (the last two reinterpreted as float64):
 The output slot of record ``r`` is ``r`` itself, so a slot and a record are one thing.
 """
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 # ---- record layout --------------------------------------------------------------------
 NFIELDS = 16
@@ -236,7 +238,7 @@ def _db(op, g, x, y, out, cnd):
 
 # ---- the reverse sweep -----------------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
-def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt):
+def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt, gemm):
     """Walk records start, start-1, ..., stop backwards, accumulating VJPs into G.
 
     V is the value arena and G the gradient buffer of dtype dt. Returns (status, record).
@@ -256,13 +258,12 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
             return ST_DEAD, r
         if freed[r] != 0:
             return ST_FREED, r
-        inline_mm = False
+        how = MM_NUMPY
         mm = mk = mn = -1
         if op == MATMUL and ((w >> 8) & 1) == dt and R[R[r, A], VOFF] >= 0 \
                 and R[R[r, B], VOFF] >= 0:
-            mm, mk, mn = _mm_dims(R, r)
-            inline_mm = mm >= 0
-        if (op >= FIRST_PY and not inline_mm) or ((w >> 8) & 1) != dt:
+            mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
+        if (op >= FIRST_PY and how == MM_NUMPY) or ((w >> 8) & 1) != dt:
             return ST_PYTHON, r
         rd = reads[op]
         if has_dirty and rd != 0:
@@ -289,8 +290,15 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         va = R[a, VOFF] if a >= 0 else -1
         ga = goff[a] if a >= 0 else -1
 
-        if op == MATMUL:  # a small one (inline_mm); larger ones returned to Python above
+        if op == MATMUL and how == MM_LOOPS:
             _mm_vjp(G, go, V, va, R[b, VOFF], ga, goff[b], mm, mk, mn, wa, wb)
+        elif op == MATMUL:      # MM_BLAS (MM_NUMPY returned to Python above)
+            if wa:   # ga (m x k) += g (m x n) @ b.T
+                _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, V, R[b, VOFF], mn,
+                      1.0, G, ga, mk)
+            if wb:   # gb (k x n) += a.T @ g
+                _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, V, va, mk, G, go, mn, 1.0, G,
+                      goff[b], mn)
         elif op < ADD:  # unary elementwise
             if not wa:
                 continue
@@ -606,28 +614,66 @@ def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
     return k, t32, t64, ti
 
 
-# ---- small matrix products in compiled code ---------------------------------------------------------
+# ---- matrix products in compiled code -----------------------------------------------------------
 # Products of at most SMALL_MM multiply-adds between 1-D/2-D operands run as plain loops: for
-# them a BLAS call costs more than the arithmetic. Larger ones go to numpy's BLAS (one BLAS
-# per process). This is no BLAS of our own, just the loops a compiler vectorises.
+# them a BLAS call costs more than the arithmetic. Larger ones call cblas_?gemm of numpy's own
+# OpenBLAS from compiled code (one BLAS and one thread pool per process), through the address
+# in `gemm` (tapegrad.blas finds it; 0 when there is none, and then numpy runs them from
+# Python, as it does batched products).
 SMALL_MM = 16384
+MM_NUMPY, MM_LOOPS, MM_BLAS = 0, 1, 2
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+@intrinsic
+def _gemm(typingctx, fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, ldz):
+    """Z[zo:] = X[xo:] @ Y[yo:] + beta Z[zo:] (row-major; ta/tb: transpose X/Y) by calling
+    the cblas_?gemm whose address is fn (the ILP64 interface: 64-bit sizes)."""
+    if not (isinstance(X, types.Array) and X.dtype in (types.float32, types.float64)
+            and Y == X and Z == X):
+        return None
+    sig = types.void(fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, ldz)
+
+    def codegen(context, builder, sig, args):
+        aty = sig.args[6]
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        fty = context.get_value_type(aty.dtype)
+
+        def int64(i):
+            return context.cast(builder, args[i], sig.args[i], types.int64)
+
+        def ptr(i):
+            data = context.make_array(aty)(context, builder, args[i]).data
+            return builder.gep(data, [int64(i + 1)])
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, fty, fty.as_pointer(),
+                                               i64, fty.as_pointer(), i64, fty,
+                                               fty.as_pointer(), i64])
+        f = builder.inttoptr(int64(0), fnty.as_pointer())
+        builder.call(f, [ir.Constant(i32, _ROW_MAJOR), builder.trunc(int64(1), i32),
+                         builder.trunc(int64(2), i32), int64(3), int64(4), int64(5),
+                         ir.Constant(fty, 1.0), ptr(6), int64(8), ptr(9), int64(11),
+                         context.cast(builder, args[12], sig.args[12], aty.dtype), ptr(13),
+                         int64(15)])
+        return context.get_dummy_value()
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True)
-def _mm_dims(R, r):
-    """(m, k, n) of matmul record r when it may run inline, else (-1, -1, -1)."""
+def _mm_dims(R, r, gemm):
+    """(m, k, n, how) of matmul record r: how is MM_LOOPS or MM_BLAS for 1-D/2-D operands
+    (MM_BLAS needs a gemm address), MM_NUMPY for what Python runs (batched operands)."""
     a = R[r, A]
     b = R[r, B]
     nda = (R[a, OPW] >> 10) & 15
     ndb = (R[b, OPW] >> 10) & 15
     if nda > 2 or ndb > 2:
-        return -1, -1, -1
+        return -1, -1, -1, MM_NUMPY
     m = R[a, SH] if nda == 2 else 1
     k = R[a, SH + nda - 1]
     n = R[b, SH + 1] if ndb == 2 else 1
-    if m * k * n > SMALL_MM:
-        return -1, -1, -1
-    return m, k, n
+    if m * k * n <= SMALL_MM:
+        return m, k, n, MM_LOOPS
+    return m, k, n, (MM_BLAS if gemm != 0 else MM_NUMPY)
 
 
 @njit(cache=True, nogil=True)
@@ -872,7 +918,7 @@ def _bce(R, F, r, V, T, tangent):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def forward(R, F, V, iar, start, stop, dt):
+def forward(R, F, V, iar, start, stop, dt, gemm):
     """Recompute records start..stop-1 in order into V (every record has a VOFF here).
 
     Returns (status, record): ST_PYTHON for a record Python must run (matmul, cast, or the
@@ -887,9 +933,14 @@ def forward(R, F, V, iar, start, stop, dt):
         if op == DEAD:
             return ST_DEAD, r
         if op == MATMUL and ((w >> 8) & 1) == dt:
-            mm, mk, mn = _mm_dims(R, r)
-            if mm >= 0:
-                _mm(V, R[R[r, A], VOFF], V, R[R[r, B], VOFF], V, R[r, VOFF], mm, mk, mn, False)
+            mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
+            pa, pb, po = R[R[r, A], VOFF], R[R[r, B], VOFF], R[r, VOFF]
+            if how == MM_LOOPS:
+                _mm(V, pa, V, pb, V, po, mm, mk, mn, False)
+                continue
+            if how == MM_BLAS:
+                _gemm(gemm[dt], _NO_TRANS, _NO_TRANS, mm, mn, mk, V, pa, mk, V, pb, mn, 0.0, V,
+                      po, mn)
                 continue
         if op >= FIRST_PY or ((w >> 8) & 1) != dt:
             return ST_PYTHON, r
@@ -1000,7 +1051,7 @@ def forward(R, F, V, iar, start, stop, dt):
 
 # ---- forward mode: the tangent sweep --------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
-def tangent(R, F, V, T, iar, start, stop, dt):
+def tangent(R, F, V, T, iar, start, stop, dt, gemm):
     """Propagate tangents T (laid out like V) through records start..stop-1 in order.
 
     Every record's tangent is the JVP of its op at the values in V; records a tangent never
@@ -1015,11 +1066,17 @@ def tangent(R, F, V, T, iar, start, stop, dt):
         if op == DEAD:
             return ST_DEAD, r
         if op == MATMUL and ((w >> 8) & 1) == dt:
-            mm, mk, mn = _mm_dims(R, r)
-            if mm >= 0:    # d(a @ b) = da @ b + a @ db
-                pa, pb, po = R[R[r, A], VOFF], R[R[r, B], VOFF], R[r, VOFF]
+            mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
+            pa, pb, po = R[R[r, A], VOFF], R[R[r, B], VOFF], R[r, VOFF]
+            if how == MM_LOOPS:    # d(a @ b) = da @ b + a @ db
                 _mm(T, pa, V, pb, T, po, mm, mk, mn, False)
                 _mm(V, pa, T, pb, T, po, mm, mk, mn, True)
+                continue
+            if how == MM_BLAS:
+                _gemm(gemm[dt], _NO_TRANS, _NO_TRANS, mm, mn, mk, T, pa, mk, V, pb, mn, 0.0, T,
+                      po, mn)
+                _gemm(gemm[dt], _NO_TRANS, _NO_TRANS, mm, mn, mk, V, pa, mk, T, pb, mn, 1.0, T,
+                      po, mn)
                 continue
         if op >= FIRST_PY or ((w >> 8) & 1) != dt:
             return ST_PYTHON, r
@@ -1164,10 +1221,10 @@ def relocate(R, n, base, top32, top64, ibase, iar):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def value_and_grad(R, F, V, G, goff, touched, freed, reads, iar, n, out, dt):
+def value_and_grad(R, F, V, G, goff, touched, freed, reads, iar, n, out, dt, gemm):
     """forward() then sweep() from scalar slot `out` seeded with 1, in one call; for programs
     with no record that needs Python (callers check). Returns sweep()'s (status, record)."""
-    st, r = forward(R, F, V, iar, 0, n, dt)
+    st, r = forward(R, F, V, iar, 0, n, dt, gemm)
     if st != ST_DONE:
         return st, r
     for i in range(n):
@@ -1175,4 +1232,4 @@ def value_and_grad(R, F, V, G, goff, touched, freed, reads, iar, n, out, dt):
     G[goff[out]] = 1
     touched[out] = 1
     return sweep(R, F, V, G, goff, touched, freed, np.empty(0, np.int64), reads, iar, out, 0,
-                 dt)
+                 dt, gemm)
