@@ -95,9 +95,21 @@ def tapegrad_commit():
     return head + ("+uncommitted changes" if dirty else "")
 
 
+def openblas_kernel():
+    """numpy's OpenBLAS kernel (its 'architecture'), and the override in force, if any."""
+    from threadpoolctl import threadpool_info
+    arch = [p.get("architecture") for p in threadpool_info() if p["internal_api"] == "openblas"]
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    return (arch[0] if arch and arch[0] else "unknown") + (
+        f" (forced by OPENBLAS_CORETYPE={forced}: not this CPU's best kernel)" if forced else "")
+
+
 def blas():
     """Which library does each system's matrix products."""
-    out = ["numpy, tapegrad, autograd: numpy's BLAS"]
+    from tapegrad.blas import GEMM
+    how = "called from compiled code" if GEMM.any() else "through numpy (no bundled OpenBLAS)"
+    out = [f"numpy, autograd: numpy's OpenBLAS, kernel {openblas_kernel()}; "
+           f"tapegrad: the same library, {how}"]
     try:
         import torch
         out.append("torch: " + ("MKL" if torch.backends.mkl.is_available() else "its own BLAS")

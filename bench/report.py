@@ -10,6 +10,7 @@ tapegrad is faster); the table shows the median over rounds and its min-max.
 """
 import argparse
 import datetime
+import os
 import statistics
 import sys
 import time
@@ -301,7 +302,12 @@ def document(body, trows, cfg, keys, commit):
         f"({datetime.date.today().isoformat()}); rerun it to refresh this page. The "
         "machines are 2-core, shared and noisy: a time on its own means little, a ratio "
         "against a peer measured in the same run is the figure to read. "
-        "`python -m pytest bench` times the same workloads with pytest-benchmark.",
+        "`python -m pytest bench` times the same workloads with pytest-benchmark. "
+        "Where the environment forces numpy's OpenBLAS onto an older kernel "
+        "(`OPENBLAS_CORETYPE`, set on some of our machines as a workaround for old "
+        "builds), run it with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` so that "
+        "numpy, autograd and tapegrad get this CPU's own kernel; the Results section "
+        "names the kernel used.",
         "",
         "## Workloads",
         "",
@@ -415,6 +421,10 @@ def main(argv=None):
         print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
     machine.configure_threads()
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        log(f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces numpy's OpenBLAS "
+            f"kernel (kernel now: {machine.openblas_kernel()}); to measure this CPU's own, "
+            f"run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench ...")
     info = machine.describe().replace("\n", "  \n")
     commit = machine.tapegrad_commit()
     log(f"{len(keys)} workloads x {len(systems)} systems, {cfg['rounds']} rounds")
