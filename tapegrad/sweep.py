@@ -238,6 +238,51 @@ def _db(op, g, x, y, out, cnd):
 
 # ---- the reverse sweep -----------------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
+def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
+    """The sweep's half of _scalar_chain (below): one-element unary records from r down,
+    each gradient passed to the next record in a register. Stops at the first record that
+    needs more (another op, size or dtype, a freed record) and returns it; the sweep's
+    rules (untouched records skipped, an input zeroed when first reached) are the same."""
+    last = G[goff[r]]          # only typed here (last_at = -1)
+    last_at = -1
+    while r >= stop:
+        if touched[r] == 0:
+            r -= 1
+            continue
+        w = R[r, OPW]
+        op = w & 255
+        if op < NEG or op >= ADD or R[r, SIZE] != 1 or ((w >> 8) & 1) != dt or freed[r] != 0:
+            break
+        a = R[r, A]
+        if (R[a, OPW] >> 9) & 1:
+            go = goff[r]
+            ga = goff[a]
+            g = last if go == last_at else G[go]
+            if touched[a] == 0:
+                G[ga] = 0
+                touched[a] = 1
+            # the same expressions as the sweep's small-record loops, to the last bit
+            if op == ADDC:
+                G[ga] += g
+            elif op == MULC:
+                G[ga] += g * F[r, F0]
+            elif op == TANH:
+                y = V[R[r, VOFF]]
+                G[ga] += g * (1 - y * y)
+            elif op == NEG:
+                G[ga] -= g
+            else:
+                va = R[a, VOFF]
+                vo = R[r, VOFF]
+                G[ga] += _du(op, g, V[va] if va >= 0 else 0.0, V[vo] if vo >= 0 else 0.0,
+                             F[r, F0], F[r, F1])
+            last = G[ga]        # the compiler keeps the value just stored in a register
+            last_at = ga
+        r -= 1
+    return r
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt, gemm):
     """Walk records start, start-1, ..., stop backwards, accumulating VJPs into G.
 
@@ -247,12 +292,18 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
     """
     has_dirty = dirty_at.shape[0] > 0
     noidx = np.empty(0, np.int64)
-    for r in range(start, stop - 1, -1):
+    r = start + 1
+    while r - 1 >= stop:
+        r -= 1
         if touched[r] == 0:
             continue
         w = R[r, OPW]
         op = w & 255
         if op == INPUT:
+            continue
+        if NEG <= op < ADD and not has_dirty and R[r, SIZE] == 1 and ((w >> 8) & 1) == dt \
+                and freed[r] == 0 and r - 1 >= stop and R[r - 1, SIZE] == 1:
+            r = _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt) + 1
             continue
         if op == DEAD:
             return ST_DEAD, r
@@ -918,6 +969,38 @@ def _bce(R, F, r, V, T, tangent):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _scalar_chain(R, F, V, r, stop, dt):
+    """Run one-element unary records from r on (a scalar model's forward), passing each
+    value to the next record in a register rather than through V, whose store-to-load
+    round trip would sit on the chain's critical path. Returns the first record it did
+    not run. A small function of its own: inside forward() the register is spilled."""
+    last = V[R[r, VOFF]]       # only typed here (last_at = -1)
+    last_at = -1
+    while r < stop:
+        w = R[r, OPW]
+        op = w & 255
+        if op < NEG or op >= ADD or R[r, SIZE] != 1 or ((w >> 8) & 1) != dt:
+            break
+        va = R[R[r, A], VOFF]
+        vo = R[r, VOFF]
+        x = last if va == last_at else V[va]
+        f0 = F[r, F0]
+        if op == ADDC:
+            y = x + f0
+        elif op == MULC:
+            y = x * f0
+        elif op == TANH:
+            y = tanh32(x) if V.itemsize == 4 else np.tanh(x)
+        else:
+            y = _un(op, x, f0, F[r, F1])
+        V[vo] = y
+        last = V[vo]            # the compiler keeps the value just stored in a register
+        last_at = vo
+        r += 1
+    return r
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def forward(R, F, V, iar, start, stop, dt, gemm):
     """Recompute records start..stop-1 in order into V (every record has a VOFF here).
 
@@ -925,13 +1008,19 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
     other dtype), ST_DONE at the end. Elementwise code is written inline, as in sweep().
     """
     noidx = np.empty(0, np.int64)
-    for r in range(start, stop):
+    r = start - 1
+    while r + 1 < stop:
+        r += 1
         w = R[r, OPW]
         op = w & 255
         if op == INPUT:
             continue
         if op == DEAD:
             return ST_DEAD, r
+        if NEG <= op < ADD and R[r, SIZE] == 1 and ((w >> 8) & 1) == dt and r + 1 < stop \
+                and R[r + 1, SIZE] == 1:
+            r = _scalar_chain(R, F, V, r, stop, dt) - 1     # runs at least record r
+            continue
         if op == MATMUL and ((w >> 8) & 1) == dt:
             mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
             pa, pb, po = R[R[r, A], VOFF], R[R[r, B], VOFF], R[r, VOFF]

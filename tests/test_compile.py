@@ -869,6 +869,32 @@ def test_float32_tanh_replay_is_within_one_ulp_everywhere():
     assert np.signbit(got[x == 0]).tolist() == np.signbit(x[x == 0]).tolist()
     assert np.isnan(f(tg.tensor(np.float32([np.nan, 1.0]))).numpy()[0])
 
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scalar_chain_replay_matches_eager(dtype):
+    """A run of one-element unary records replays with each value passed on in a register
+    (sweep._scalar_chain); values and gradients must match eager mode."""
+    ops = [lambda t: t.tanh(), lambda t: t * 1.01, lambda t: t + 0.1, lambda t: t.exp(),
+           lambda t: t.sigmoid(), lambda t: -t, lambda t: 2.0 - t, lambda t: t.sin(),
+           lambda t: t.abs() ** 1.5, lambda t: t.clamp(-0.9, 0.9), lambda t: t.relu(),
+           lambda t: 3.0 / (t + 2.0)]
+
+    def f(x):
+        for _ in range(5):
+            for op in ops:
+                x = op(x)
+        return x.sum()
+    tol = TOL64 if dtype == "float64" else TOL32
+    cf = tg.compile(f)
+    vg = tg.func.value_and_grad(cf)
+    for v in [0.3, -0.2, 0.45]:
+        x = tg.tensor([v], dtype=getattr(tg, dtype), requires_grad=True)
+        want = f(x)
+        want.backward()
+        got, g = vg(x)
+        np.testing.assert_allclose(got.item(), want.item(), **tol)
+        np.testing.assert_allclose(g.numpy(), x.grad.numpy(), **tol)
+
 def test_keyword_arguments_are_constants_of_the_recording():
     f = tg.compile(lambda x, scale=1.0: (x * scale).sum())
     x = tg.tensor([1.0, 2.0], requires_grad=True)

@@ -485,6 +485,32 @@ def test_vectorised_and_scalar_paths_agree(name):
         np.testing.assert_allclose(b, s_, rtol=1e-12, atol=1e-15)
 
 
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scalar_chains_agree_with_the_elementwise_loops(dtype):
+    """Runs of one-element unary records pass gradients in a register (sweep's scalar-chain
+    path); the same ops on two elements take the general loops. Every unary op, a record
+    no gradient reaches inside the chain, and a second use of a value must agree bit for
+    bit."""
+    unary = [f for _, f in sorted(_UNARY_BIG.items()) if f.__code__.co_argcount == 1]
+
+    def f(x):
+        h = x
+        for k, u in enumerate(unary):
+            h = u(h).tanh() * 0.2 + 0.3     # keeps every input in (0.1, 0.5): no dead zone
+            if k == 3:
+                h.exp()                   # recorded, but nothing flows back through it
+            if k == 6:      # two unary branches of one value, joined by a binary record:
+                h = h.sin() * 0.5 + h.cos() * 0.5     # chains that do not feed each other
+        return h.sum()
+    v = np.array([0.7, -0.3])
+    one = tg.tensor(v[:1], dtype=getattr(tg, dtype), requires_grad=True)
+    two = tg.tensor(v, dtype=getattr(tg, dtype), requires_grad=True)
+    f(one).backward()
+    f(two).backward()
+    assert np.isfinite(one.grad.numpy()).all() and one.grad.item() != 0
+    np.testing.assert_array_equal(one.grad.numpy(), two.grad.numpy()[:1])
+
 def test_bias_row_broadcast_gradient():
     rng = np.random.default_rng(6)
     h = tg.tensor(rng.standard_normal((40, 7)), requires_grad=True)
