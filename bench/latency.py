@@ -1,9 +1,12 @@
-"""Time to first gradient: ``import`` + W1's first backward, in a fresh process each run.
+"""Time to first gradient, in a fresh process each run.
 
-tapegrad is measured with an empty Numba cache (NUMBA_CACHE_DIR a new temporary folder:
-everything compiles) and with a warm one (the same folder after one untimed run: the
-sweep loads from disk); PyTorch beside it. The clock starts before the import, inside the
-child, so interpreter start-up (the same for both) is not counted.
+- ``import`` + W1's first backward: tapegrad with an empty Numba cache (NUMBA_CACHE_DIR a
+  new temporary folder: everything compiles) and with a warm one (the same folder after
+  one untimed run: the sweep loads from disk); PyTorch beside it. The clock starts before
+  the import, inside the child, so interpreter start-up (the same for all) is not counted.
+- Recording plus compiling W2 for replay: the first call of
+  ``func.value_and_grad(compile(f))`` (tapegrad, warm and empty cache) against the first
+  call of ``jax.jit(jax.value_and_grad(f))``, timed after the imports.
 
     python -m bench.latency [runs]
 """
@@ -27,14 +30,52 @@ print(time.perf_counter() - t0)
 """
 
 
-def first_backward(module, cache_dir=None):
-    """Seconds from ``import module`` to the end of W1's first backward, in a new process."""
+FIRST_REPLAY = """
+import time
+import numpy as np
+from bench.workloads import CHAIN
+x0 = np.random.default_rng(0).standard_normal(16).astype(np.float32)
+if {jax}:
+    import jax, jax.numpy as jnp
+    def f(v):
+        for _ in range(CHAIN):
+            v = jnp.tanh(v * 1.01 + 0.1)
+        return jnp.sum(v)
+    x = jnp.asarray(x0)
+    t0 = time.perf_counter()
+    loss, g = jax.jit(jax.value_and_grad(f))(x)
+    g.block_until_ready()
+else:
+    import tapegrad as tg
+    def f(v):
+        for _ in range(CHAIN):
+            v = (v * 1.01 + 0.1).tanh()
+        return v.sum()
+    x = tg.tensor(x0, requires_grad=True)
+    t0 = time.perf_counter()
+    loss, g = tg.func.value_and_grad(tg.compile(f))(x)
+print(time.perf_counter() - t0)
+"""
+
+
+def _child(code, cache_dir=None):
     env = dict(os.environ)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
-    out = subprocess.run([sys.executable, "-c", FIRST_BACKWARD.format(module=module)],
-                         env=env, capture_output=True, text=True, check=True)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, cwd=root)
     return float(out.stdout.split()[-1])
+
+
+def first_backward(module, cache_dir=None):
+    """Seconds from ``import module`` to the end of W1's first backward, in a new process."""
+    return _child(FIRST_BACKWARD.format(module=module), cache_dir)
+
+
+def first_replay(jax=False, cache_dir=None):
+    """Seconds of W2's first compiled value-and-gradient call (record + compile + run)."""
+    return _child(FIRST_REPLAY.format(jax=bool(jax)), cache_dir)
 
 
 def measure(runs=3, log=lambda msg: None):
@@ -60,9 +101,33 @@ def measure(runs=3, log=lambda msg: None):
     return res
 
 
+def measure_replay(runs=3, log=lambda msg: None):
+    """{label: [seconds per run]}: W2 recorded and compiled for replay, first call."""
+    res = {"tapegrad W2 replay, empty Numba cache": [],
+           "tapegrad W2 replay, warm Numba cache": [], "jax W2 jit": []}
+    with tempfile.TemporaryDirectory(prefix="tapegrad-latency-") as tmp:
+        for i in range(runs):
+            log(f"latency: W2 replay, empty cache run {i + 1}/{runs}")
+            res["tapegrad W2 replay, empty Numba cache"].append(
+                first_replay(False, os.path.join(tmp, f"cold{i}")))
+        warm = os.path.join(tmp, "warm")
+        first_replay(False, warm)                    # fills the cache, untimed
+        for i in range(runs):
+            res["tapegrad W2 replay, warm Numba cache"].append(first_replay(False, warm))
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        del res["jax W2 jit"]
+    else:
+        for i in range(runs):
+            res["jax W2 jit"].append(first_replay(True))
+    return res
+
+
 def medians(res):
     return {k: statistics.median(v) for k, v in res.items()}
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 3), indent=1))
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    print(json.dumps({**measure(n), **measure_replay(n)}, indent=1))

@@ -28,3 +28,7 @@ def test_peak_memory_runs_in_a_subprocess():
 
 def test_first_backward_latency_runs():
     assert latency.first_backward("tapegrad") > 0
+
+
+def test_first_replay_latency_runs():
+    assert latency.first_replay(False) > 0
