@@ -1044,8 +1044,9 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
         if op < ADD:
             f0 = F[r, F0]
             f1 = F[r, F1]
-            if n >= VEC:
-                # separate views let the compiler vectorise (one array at two offsets does not)
+            if n >= VEC or (n >= 8 and op == TANH and V.itemsize == 4):
+                # separate views let the compiler vectorise (one array at two offsets does
+                # not); float32 tanh's division repays the views' reference counts sooner
                 xv = V[va:va + n]
                 zv = V[vo:vo + n]
                 if op == TANH and V.itemsize == 4:
