@@ -921,11 +921,16 @@ def matmul(x, y):
     tp = _tape()
     sa = _slot(tp, x)
     sb = _slot(tp, y)
-    if a.ndim <= 2 and b.ndim <= 2 and a.size * (b.shape[-1] if b.ndim == 2 else 1) <= S.SMALL_MM:
-        tp.save(sa, a)      # small: the sweep does its VJP inline instead of calling numpy
-        tp.save(sb, b)
+    pa = pb = 0
+    if a.ndim <= 2 and b.ndim <= 2:
+        if a.size * (b.shape[-1] if b.ndim == 2 else 1) <= S.SMALL_MM:
+            tp.save(sa, a)      # small: the sweep does its VJP inline instead of calling numpy
+            tp.save(sb, b)
+        elif a.dtype == b.dtype == out.dtype and a.flags.c_contiguous and b.flags.c_contiguous:
+            # the sweep's BLAS call reads the operands where they are (kept alive in pyrefs)
+            pa, pb = a.ctypes.data, b.ctypes.data
     word = S.MATMUL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
-    gid = tp.append(word, sa, sb, -1, 0, 0, out, False)
+    gid = tp.append(word, sa, sb, -1, pa, pb, out, False)
     tp.pyrefs[gid] = (a, b)
     return _graph(out, tp, gid, fn)
 

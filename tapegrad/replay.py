@@ -56,6 +56,7 @@ class Program:
         self.value_reads = value_reads
         ops = self.R[:, S.OPW] & 255
         self.has_matmul = bool(np.any(ops == S.MATMUL))
+        self.R[ops == S.MATMUL, S.P0:S.P1 + 1] = 0   # recording-time addresses: all on tape here
         dts = np.unique(self.R[:, S.OPW] >> 8 & 1)
         # one compiled call does forward and backward when nothing needs Python
         python_ops = [int(r) for r in np.flatnonzero(ops >= S.FIRST_PY)

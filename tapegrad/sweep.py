@@ -9,7 +9,8 @@ A record is one row of 16 int64 words (the last two reinterpreted as float64):
 
     OPW   op | dtype << 8 | requires_grad << 9 | ndim << 10 | name << 16
     A B C input slots (local record indices) or -1
-    P0 P1 integer parameters (for GATHER/CAT/NLL: offset and length in the index arena)
+    P0 P1 integer parameters (for GATHER/CAT/NLL: offset and length in the index arena;
+          for an eager MATMUL whose operands are off the tape: their data addresses)
     VOFF  offset of this slot's saved value in the value arena of its dtype, or -1
     SH..  the output shape, up to MAXD dims
     SIZE  number of elements of the output
@@ -286,9 +287,10 @@ def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
 def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt, gemm):
     """Walk records start, start-1, ..., stop backwards, accumulating VJPs into G.
 
-    V is the value arena and G the gradient buffer of dtype dt. Returns (status, record).
-    ST_PYTHON asks the caller to run that record in Python (a matrix product, a dtype
-    change, or a record of the other dtype) and call again below it.
+    V is the value arena and G the gradient buffer of dtype dt; gemm holds the cblas_?gemm
+    addresses (tapegrad.blas.GEMM). Returns (status, record). ST_PYTHON asks the caller to
+    run that record in Python (a matrix product compiled code cannot run, a dtype change,
+    or a record of the other dtype) and call again below it.
     """
     has_dirty = dirty_at.shape[0] > 0
     noidx = np.empty(0, np.int64)
@@ -309,18 +311,23 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
             return ST_DEAD, r
         if freed[r] != 0:
             return ST_FREED, r
-        how = MM_NUMPY
-        mm = mk = mn = -1
-        if op == MATMUL and ((w >> 8) & 1) == dt and R[R[r, A], VOFF] >= 0 \
-                and R[R[r, B], VOFF] >= 0:
-            mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
-        if (op >= FIRST_PY and how == MM_NUMPY) or ((w >> 8) & 1) != dt:
-            return ST_PYTHON, r
+        # before any hand-back to Python: a matmul VJP that numpy runs reads saved values too
         rd = reads[op]
         if has_dirty and rd != 0:
             if ((rd & R_A) and r < dirty_at[R[r, A]]) or ((rd & R_B) and r < dirty_at[R[r, B]]) \
                     or ((rd & R_C) and r < dirty_at[R[r, C]]) or ((rd & R_OUT) and r < dirty_at[r]):
                 return ST_DIRTY, r
+        how = MM_NUMPY
+        mm = mk = mn = -1
+        if op == MATMUL and ((w >> 8) & 1) == dt:
+            mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
+            if R[R[r, A], VOFF] < 0 or R[R[r, B], VOFF] < 0:
+                # operands off the tape (an eager product): BLAS reads them where numpy
+                # keeps them, if the record has their addresses (P0, P1)
+                how = MM_BLAS if how == MM_BLAS and R[r, P0] != 0 and R[r, P1] != 0 \
+                    else MM_NUMPY
+        if (op >= FIRST_PY and how == MM_NUMPY) or ((w >> 8) & 1) != dt:
+            return ST_PYTHON, r
         n = R[r, SIZE]
         go = goff[r]
         vo = R[r, VOFF]
@@ -343,13 +350,20 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
 
         if op == MATMUL and how == MM_LOOPS:
             _mm_vjp(G, go, V, va, R[b, VOFF], ga, goff[b], mm, mk, mn, wa, wb)
-        elif op == MATMUL:      # MM_BLAS (MM_NUMPY returned to Python above)
+        elif op == MATMUL and va >= 0 and R[b, VOFF] >= 0:     # MM_BLAS, operands on tape
             if wa:   # ga (m x k) += g (m x n) @ b.T
                 _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, V, R[b, VOFF], mn,
                       1.0, G, ga, mk)
             if wb:   # gb (k x n) += a.T @ g
                 _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, V, va, mk, G, go, mn, 1.0, G,
                       goff[b], mn)
+        elif op == MATMUL:      # MM_BLAS on the operands' own arrays (MM_NUMPY returned above)
+            if wa:
+                _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, R[r, P1], 0, mn, 1.0,
+                      G, ga, mk)
+            if wb:
+                _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, R[r, P0], 0, mk, G, go, mn, 1.0,
+                      G, goff[b], mn)
         elif op < ADD:  # unary elementwise
             if not wa:
                 continue
@@ -679,14 +693,15 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 @intrinsic
 def _gemm(typingctx, fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, ldz):
     """Z[zo:] = X[xo:] @ Y[yo:] + beta Z[zo:] (row-major; ta/tb: transpose X/Y) by calling
-    the cblas_?gemm whose address is fn (the ILP64 interface: 64-bit sizes)."""
-    if not (isinstance(X, types.Array) and X.dtype in (types.float32, types.float64)
-            and Y == X and Z == X):
+    the cblas_?gemm whose address is fn (the ILP64 interface: 64-bit sizes). X or Y may
+    instead be the address of a C-contiguous array of Z's dtype (xo/yo then unused)."""
+    if not (isinstance(Z, types.Array) and Z.dtype in (types.float32, types.float64)
+            and all(t == Z or isinstance(t, types.Integer) for t in (X, Y))):
         return None
     sig = types.void(fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, ldz)
 
     def codegen(context, builder, sig, args):
-        aty = sig.args[6]
+        aty = sig.args[13]      # Z, always an array
         i32, i64 = ir.IntType(32), ir.IntType(64)
         fty = context.get_value_type(aty.dtype)
 
@@ -694,6 +709,8 @@ def _gemm(typingctx, fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, l
             return context.cast(builder, args[i], sig.args[i], types.int64)
 
         def ptr(i):
+            if isinstance(sig.args[i], types.Integer):
+                return builder.inttoptr(int64(i), fty.as_pointer())
             data = context.make_array(aty)(context, builder, args[i]).data
             return builder.gep(data, [int64(i + 1)])
         fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, fty, fty.as_pointer(),
@@ -1004,8 +1021,9 @@ def _scalar_chain(R, F, V, r, stop, dt):
 def forward(R, F, V, iar, start, stop, dt, gemm):
     """Recompute records start..stop-1 in order into V (every record has a VOFF here).
 
-    Returns (status, record): ST_PYTHON for a record Python must run (matmul, cast, or the
-    other dtype), ST_DONE at the end. Elementwise code is written inline, as in sweep().
+    Returns (status, record): ST_PYTHON for a record Python must run (a batched matmul, a
+    cast, a record of the other dtype), ST_DONE at the end. Elementwise code is written
+    inline, as in sweep(); gemm as in sweep().
     """
     noidx = np.empty(0, np.int64)
     r = start - 1

@@ -8,6 +8,7 @@ import pytest
 import tapegrad as tg
 import tapegrad.nn.functional as F
 from tapegrad import autograd as ag
+from tapegrad import blas
 from tapegrad import sweep as S
 from tapegrad.tape import current
 
@@ -174,6 +175,81 @@ def test_backward_of_3000_op_chain_is_one_compiled_call(monkeypatch):
     assert len(python_calls) < 100, python_calls[:20]
     assert np.isfinite(v.grad.numpy()).all()
 
+
+
+# ---- eager matrix products above the inline size: BLAS from the sweep on numpy's arrays ----
+EAGER_MM = [((40, 300), (300, 50)), ((300,), (300, 60)), ((70, 300), (300,)),
+            ((20000,), (20000,))]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sa,sb", EAGER_MM, ids=[f"{a}@{b}" for a, b in EAGER_MM])
+def test_eager_large_matmul_gradients_with_and_without_compiled_blas(sa, sb, dtype,
+                                                                     monkeypatch):
+    """A large eager product keeps its operands by reference; the sweep's BLAS call reads
+    them there (addresses in the record). Without BLAS, numpy runs the VJP from Python.
+    Both give the gradients numpy gives, and both accumulate over two backwards."""
+    rng = np.random.default_rng(9)
+    a0, b0 = rng.standard_normal(sa), rng.standard_normal(sb)
+    z = a0 @ b0                                       # loss = sum(z ** 2) / 2: dz = z
+    ga = z * b0 if a0.ndim == b0.ndim == 1 else (
+        np.multiply.outer(z, b0) if b0.ndim == 1 else z @ b0.T)
+    gb = z * a0 if a0.ndim == b0.ndim == 1 else (
+        np.multiply.outer(a0, z) if a0.ndim == 1 else a0.T @ (z if z.ndim > 1 else z[:, None]))
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=2e-4, atol=2e-3)
+    for table in (blas.GEMM, np.zeros(2, np.int64)):
+        monkeypatch.setattr(tg.autograd, "GEMM", table)
+        x = tg.tensor(a0, dtype=getattr(tg, dtype), requires_grad=True)
+        y = tg.tensor(b0, dtype=getattr(tg, dtype), requires_grad=True)
+        loss = ((x @ y) ** 2 * 0.5).sum()
+        loss.backward(retain_graph=True)
+        loss.backward()
+        np.testing.assert_allclose(x.grad.numpy(), 2 * ga.reshape(sa), **tol)
+        np.testing.assert_allclose(y.grad.numpy(), 2 * gb.reshape(sb), **tol)
+
+
+def test_eager_large_matmul_odd_operands_take_numpy(monkeypatch):
+    """Operands that BLAS cannot read in place (a transposed view, mixed dtypes) and a
+    modified operand: right gradients, and the in-place error as before."""
+    rng = np.random.default_rng(10)
+    m = rng.standard_normal((300, 40))
+    w = tg.tensor(rng.standard_normal((300, 50)), dtype=tg.float64, requires_grad=True)
+    xt = tg.tensor(m, dtype=tg.float64).t()           # a view: not C-contiguous
+    ((xt @ w) ** 2 * 0.5).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), m @ (m.T @ w.data), rtol=1e-10)
+    x32 = tg.tensor(m.T, dtype=tg.float32)
+    w.grad = None
+    ((x32 @ w) ** 2 * 0.5).sum().backward()           # float32 @ float64 -> float64
+    np.testing.assert_allclose(w.grad.numpy(), m.astype(np.float32).astype(np.float64)
+                               @ (x32.data.astype(np.float64) @ w.data), rtol=1e-10)
+    for xa in (m.T, np.ascontiguousarray(m.T)):      # numpy's VJP, then BLAS's
+        x = tg.tensor(xa, dtype=tg.float64, requires_grad=True)
+        loss = ((x @ w) ** 2).sum()
+        with tg.no_grad():
+            w.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
+
+
+def test_mlp_backward_is_one_compiled_call(monkeypatch):
+    """With BLAS called from the sweep, an eager MLP's backward never returns to Python."""
+    if not blas.GEMM.any():
+        pytest.skip("numpy has no bundled OpenBLAS here")
+    rng = np.random.default_rng(11)
+    x = tg.tensor(rng.standard_normal((32, 64)))
+    ws = [tg.tensor(rng.standard_normal(s) / 8, requires_grad=True)
+          for s in [(64, 256), (256, 256), (256, 10)]]
+    h = x
+    for w in ws:
+        h = (h @ w).tanh()
+    loss = (h ** 2).mean()
+    calls = []
+    real = S.sweep
+    monkeypatch.setattr(S, "sweep", lambda *a: calls.append(1) or real(*a))
+    loss.backward()
+    assert len(calls) == 1
+    assert all(np.isfinite(w.grad.numpy()).all() and np.abs(w.grad.numpy()).sum() > 0
+               for w in ws)
 
 # ---- memory lifecycle ---------------------------------------------------------------------------------
 def test_training_loop_keeps_tape_empty_between_iterations():
