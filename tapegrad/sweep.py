@@ -338,9 +338,10 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         wb = b >= 0 and ((R[b, OPW] >> 9) & 1) == 1
         wc = c >= 0 and ((R[c, OPW] >> 9) & 1) == 1
         # zero each input's gradient the first time anything flows into it (written out
-        # here: a helper taking arrays costs reference counting on every call)
+        # here: a helper taking arrays costs reference counting on every call); a BLAS
+        # product writes its first contribution itself (beta = 0): no zeroing pass
         for s in (a, b, c):
-            if s >= 0 and touched[s] == 0 and (R[s, OPW] >> 9) & 1:
+            if s >= 0 and touched[s] == 0 and (R[s, OPW] >> 9) & 1 and how != MM_BLAS:
                 o = goff[s]
                 for i in range(R[s, SIZE]):
                     G[o + i] = 0
@@ -350,20 +351,27 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
 
         if op == MATMUL and how == MM_LOOPS:
             _mm_vjp(G, go, V, va, R[b, VOFF], ga, goff[b], mm, mk, mn, wa, wb)
-        elif op == MATMUL and va >= 0 and R[b, VOFF] >= 0:     # MM_BLAS, operands on tape
-            if wa:   # ga (m x k) += g (m x n) @ b.T
-                _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, V, R[b, VOFF], mn,
-                      1.0, G, ga, mk)
-            if wb:   # gb (k x n) += a.T @ g
-                _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, V, va, mk, G, go, mn, 1.0, G,
-                      goff[b], mn)
-        elif op == MATMUL:      # MM_BLAS on the operands' own arrays (MM_NUMPY returned above)
-            if wa:
-                _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, R[r, P1], 0, mn, 1.0,
-                      G, ga, mk)
-            if wb:
-                _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, R[r, P0], 0, mk, G, go, mn, 1.0,
-                      G, goff[b], mn)
+        elif op == MATMUL:      # MM_BLAS (MM_NUMPY returned to Python above)
+            # operands on the tape, or (eager) numpy's own arrays at the addresses in P0/P1
+            on_tape = va >= 0 and R[b, VOFF] >= 0
+            if wa:   # ga (m x k) (+)= g (m x n) @ b.T
+                beta = 1.0 if touched[a] else 0.0
+                touched[a] = 1
+                if on_tape:
+                    _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, V, R[b, VOFF],
+                          mn, beta, G, ga, mk)
+                else:
+                    _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, R[r, P1], 0, mn,
+                          beta, G, ga, mk)
+            if wb:   # gb (k x n) (+)= a.T @ g
+                beta = 1.0 if touched[b] else 0.0
+                touched[b] = 1
+                if on_tape:
+                    _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, V, va, mk, G, go, mn, beta,
+                          G, goff[b], mn)
+                else:
+                    _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, R[r, P0], 0, mk, G, go, mn,
+                          beta, G, goff[b], mn)
         elif op < ADD:  # unary elementwise
             if not wa:
                 continue

@@ -208,6 +208,18 @@ def test_eager_large_matmul_gradients_with_and_without_compiled_blas(sa, sb, dty
         np.testing.assert_allclose(y.grad.numpy(), 2 * gb.reshape(sb), **tol)
 
 
+@pytest.mark.parametrize("blas_on", [True, False])
+def test_eager_large_square_of_one_matrix(blas_on, monkeypatch):
+    """x @ x: both VJPs land in one gradient region (the first writes, the second adds)."""
+    if not blas_on:
+        monkeypatch.setattr(tg.autograd, "GEMM", np.zeros(2, np.int64))
+    m = np.random.default_rng(12).standard_normal((60, 60)) / 8
+    x = tg.tensor(m, dtype=tg.float64, requires_grad=True)
+    ((x @ x) ** 2 * 0.5).sum().backward()
+    z = m @ m
+    np.testing.assert_allclose(x.grad.numpy(), z @ m.T + m.T @ z, rtol=1e-10)
+
+
 def test_eager_large_matmul_odd_operands_take_numpy(monkeypatch):
     """Operands that BLAS cannot read in place (a transposed view, mixed dtypes) and a
     modified operand: right gradients, and the in-place error as before."""
