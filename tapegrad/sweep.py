@@ -173,6 +173,7 @@ def _vjp_bcewl(n, G, go, reduce, scale, V, vz, vy, vp, mpw, has_pw, gz, gy, gp, 
 # Scalar arguments only, so they inline into the sweep's loops at no cost; with the opcode
 # fixed for a whole loop the compiler hoists the branch and vectorises the slice path.
 VEC = 64   # records with at least this many elements take the vectorisable slice path
+_U = np.uint64   # an offset known to be >= 0, as an index Numba does not wrap around
 
 
 @njit(inline="always", error_model="numpy")
@@ -392,19 +393,22 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 else:
                     for i in range(n):
                         dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
-            elif op == ADDC:        # the commonest small cases get their own loops: with
-                for i in range(n):  # few elements the per-element opcode test costs
-                    G[ga + i] += G[go + i]
+            # the commonest small cases get their own loops (with few elements the
+            # per-element opcode test costs), indexed by unsigned offsets: Numba then adds no
+            # negative-index wrap-around, and the compiler vectorises (W2: 44 -> 18 us)
+            elif op == ADDC:
+                for i in range(_U(n)):
+                    G[_U(ga) + i] += G[_U(go) + i]
             elif op == MULC:
-                for i in range(n):
-                    G[ga + i] += G[go + i] * f0
+                for i in range(_U(n)):
+                    G[_U(ga) + i] += G[_U(go) + i] * f0
             elif op == TANH:
-                for i in range(n):
-                    y = V[vo + i]
-                    G[ga + i] += G[go + i] * (1 - y * y)
+                for i in range(_U(n)):
+                    y = V[_U(vo) + i]
+                    G[_U(ga) + i] += G[_U(go) + i] * (1 - y * y)
             elif op == NEG:
-                for i in range(n):
-                    G[ga + i] -= G[go + i]
+                for i in range(_U(n)):
+                    G[_U(ga) + i] -= G[_U(go) + i]
             else:
                 for i in range(n):
                     x = V[va + i] if va >= 0 else 0.0
@@ -1081,22 +1085,22 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
                 else:
                     for i in range(n):
                         zv[i] = _un(op, xv[i], f0, f1)
-            elif op == ADDC:
-                for i in range(n):
-                    V[vo + i] = V[va + i] + f0
+            elif op == ADDC:        # unsigned offsets, as in sweep()
+                for i in range(_U(n)):
+                    V[_U(vo) + i] = V[_U(va) + i] + f0
             elif op == MULC:
-                for i in range(n):
-                    V[vo + i] = V[va + i] * f0
+                for i in range(_U(n)):
+                    V[_U(vo) + i] = V[_U(va) + i] * f0
             elif op == TANH:
                 if V.itemsize == 4:
-                    for i in range(n):
-                        V[vo + i] = tanh32(V[va + i])
+                    for i in range(_U(n)):
+                        V[_U(vo) + i] = tanh32(V[_U(va) + i])
                 else:
-                    for i in range(n):
-                        V[vo + i] = np.tanh(V[va + i])
+                    for i in range(_U(n)):
+                        V[_U(vo) + i] = np.tanh(V[_U(va) + i])
             elif op == NEG:
-                for i in range(n):
-                    V[vo + i] = f0 - V[va + i]
+                for i in range(_U(n)):
+                    V[_U(vo) + i] = f0 - V[_U(va) + i]
             else:
                 for i in range(n):
                     V[vo + i] = _un(op, V[va + i], f0, f1)
