@@ -343,8 +343,8 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         # product writes its first contribution itself (beta = 0): no zeroing pass
         for s in (a, b, c):
             if s >= 0 and touched[s] == 0 and (R[s, OPW] >> 9) & 1 and how != MM_BLAS:
-                o = goff[s]
-                for i in range(R[s, SIZE]):
+                o = _U(goff[s])
+                for i in range(_U(R[s, SIZE])):
                     G[o + i] = 0
                 touched[s] = 1
         va = R[a, VOFF] if a >= 0 else -1
@@ -485,6 +485,25 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                             G[ga + ia] += da
                         if wb:
                             G[gb + ib] += db
+                continue
+            if bc == 0 and (op == ADD or op == SUB or op == MUL):   # small, same shapes
+                if wa:
+                    if op == MUL:
+                        for i in range(_U(n)):
+                            G[_U(ga) + i] += G[_U(go) + i] * V[_U(vb) + i]
+                    else:
+                        for i in range(_U(n)):
+                            G[_U(ga) + i] += G[_U(go) + i]
+                if wb:
+                    if op == MUL:
+                        for i in range(_U(n)):
+                            G[_U(gb) + i] += G[_U(go) + i] * V[_U(va) + i]
+                    elif op == SUB:
+                        for i in range(_U(n)):
+                            G[_U(gb) + i] -= G[_U(go) + i]
+                    else:
+                        for i in range(_U(n)):
+                            G[_U(gb) + i] += G[_U(go) + i]
                 continue
             # ma/mb/mc map each output element to its input element; empty: same shape
             ma = _bcast_map(R, r, a) if bc & 1 else noidx
