@@ -1132,11 +1132,9 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
                 sa = 0 if bc & 1 else inner
                 sb = 0 if bc & 2 else inner
                 for o in range(n // inner if inner else 0):
-                    xv = V[va + o * sa:va + o * sa + inner]
-                    yv = V[vb + o * sb:vb + o * sb + inner]
-                    zv = V[vo + o * inner:vo + (o + 1) * inner]
-                    for j in range(inner):
-                        zv[j] = _bin(op, xv[j], yv[j])
+                    xo, yo, zo = _U(va + o * sa), _U(vb + o * sb), _U(vo + o * inner)
+                    for j in range(_U(inner)):     # unsigned offsets, as in the unary loops
+                        V[zo + j] = _bin(op, V[xo + j], V[yo + j])
                 continue
             ma = _bcast_map(R, r, a) if bc & 1 else noidx
             mb = _bcast_map(R, r, b) if bc & 2 else noidx
