@@ -245,20 +245,21 @@ def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
     each gradient passed to the next record in a register. Stops at the first record that
     needs more (another op, size or dtype, a freed record) and returns it; the sweep's
     rules (untouched records skipped, an input zeroed when first reached) are the same."""
-    last = G[goff[r]]          # only typed here (last_at = -1)
-    last_at = -1
+    last = G[goff[r]]          # only typed here: last_at starts past the end of G
+    last_at = _U(G.shape[0])   # every index here is unsigned (no wrap-around test)
     while r >= stop:
-        if touched[r] == 0:
+        u = _U(r)
+        if touched[u] == 0:
             r -= 1
             continue
-        w = R[r, OPW]
+        w = R[u, OPW]
         op = w & 255
-        if op < NEG or op >= ADD or R[r, SIZE] != 1 or ((w >> 8) & 1) != dt or freed[r] != 0:
+        if op < NEG or op >= ADD or R[u, SIZE] != 1 or ((w >> 8) & 1) != dt or freed[u] != 0:
             break
-        a = R[r, A]
+        a = _U(R[u, A])
         if (R[a, OPW] >> 9) & 1:
-            go = goff[r]
-            ga = goff[a]
+            go = _U(goff[u])
+            ga = _U(goff[a])
             g = last if go == last_at else G[go]
             if touched[a] == 0:
                 G[ga] = 0
@@ -267,17 +268,17 @@ def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
             if op == ADDC:
                 G[ga] += g
             elif op == MULC:
-                G[ga] += g * F[r, F0]
+                G[ga] += g * F[u, F0]
             elif op == TANH:
-                y = V[R[r, VOFF]]
+                y = V[_U(R[u, VOFF])]
                 G[ga] += g * (1 - y * y)
             elif op == NEG:
                 G[ga] -= g
             else:
                 va = R[a, VOFF]
-                vo = R[r, VOFF]
-                G[ga] += _du(op, g, V[va] if va >= 0 else 0.0, V[vo] if vo >= 0 else 0.0,
-                             F[r, F0], F[r, F1])
+                vo = R[u, VOFF]
+                G[ga] += _du(op, g, V[_U(va)] if va >= 0 else 0.0,
+                             V[_U(vo)] if vo >= 0 else 0.0, F[u, F0], F[u, F1])
             last = G[ga]        # the compiler keeps the value just stored in a register
             last_at = ga
         r -= 1
@@ -1022,17 +1023,18 @@ def _scalar_chain(R, F, V, r, stop, dt):
     value to the next record in a register rather than through V, whose store-to-load
     round trip would sit on the chain's critical path. Returns the first record it did
     not run. A small function of its own: inside forward() the register is spilled."""
-    last = V[R[r, VOFF]]       # only typed here (last_at = -1)
-    last_at = -1
+    last = V[R[r, VOFF]]       # only typed here: last_at starts past the end of V
+    last_at = _U(V.shape[0])   # every index here is unsigned (no wrap-around test)
     while r < stop:
-        w = R[r, OPW]
+        u = _U(r)
+        w = R[u, OPW]
         op = w & 255
-        if op < NEG or op >= ADD or R[r, SIZE] != 1 or ((w >> 8) & 1) != dt:
+        if op < NEG or op >= ADD or R[u, SIZE] != 1 or ((w >> 8) & 1) != dt:
             break
-        va = R[R[r, A], VOFF]
-        vo = R[r, VOFF]
+        va = _U(R[_U(R[u, A]), VOFF])
+        vo = _U(R[u, VOFF])
         x = last if va == last_at else V[va]
-        f0 = F[r, F0]
+        f0 = F[u, F0]
         if op == ADDC:
             y = x + f0
         elif op == MULC:
@@ -1040,7 +1042,7 @@ def _scalar_chain(R, F, V, r, stop, dt):
         elif op == TANH:
             y = tanh32(x) if V.itemsize == 4 else np.tanh(x)
         else:
-            y = _un(op, x, f0, F[r, F1])
+            y = _un(op, x, f0, F[u, F1])
         V[vo] = y
         last = V[vo]            # the compiler keeps the value just stored in a register
         last_at = vo
