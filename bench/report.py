@@ -349,36 +349,28 @@ def document(body, trows, cfg, keys, commit):
 
 
 WHY = [
-    "**Eager forward (W1-W3, recording cost).** A recorded op costs about 1.9 µs: numpy's "
+    "**Eager forward (W1-W3, recording cost).** A recorded op costs about 1.8 µs: numpy's "
     "own call (0.35 µs on one element), a Tensor object and its lifetime tracking (about "
     "0.45 µs; tapegrad with nothing requiring grad costs 0.8 µs an op), and the record "
-    "itself (packing 16 words, saving the values the VJP reads: about 1.1 µs). PyTorch "
+    "itself (packing 16 words, saving the values the VJP reads: about 1 µs). PyTorch "
     "records in C++ for about 0.45 µs. What would close it: moving dispatch and recording "
     "out of Python (a compiled or C entry per op), or using `tapegrad.compile`, whose "
-    "replay runs W3 about 70x faster than eager PyTorch.",
-    "**Backward alone (W2 against 100x; W3 is met).** The sweep costs about 21 ns per "
-    "16-element float32 record: below 64 elements it indexes one buffer by offset, which "
-    "the compiler cannot vectorise, because a separate array view costs Numba reference "
-    "counting that is several times the arithmetic at that size. Closing it needs views "
-    "without reference counts (raw pointers) or a lane-friendly layout.",
-    "**W4/W6 eager against PyTorch (about 1.0, noisy).** Every product now runs in the "
-    "compiled sweep through numpy's own OpenBLAS, so an MLP's backward is one compiled call; "
-    "what is left is the eager forward's per-op cost above and PyTorch fusing bias and "
-    "activation gradients.",
-    "**W5 against numpy by hand (0.8).** The products match; the hand-written version "
-    "writes each product's gradient once, while the sweep zeroes a gradient region the "
-    "first time it is reached and accumulates into it (an extra pass over 1024x1024 "
-    "weights), and runs the large elementwise VJPs (relu, bias rows, MSE: about 3 ms) on "
-    "one thread. Letting the first contribution write instead of accumulate, and threading "
-    "the large elementwise loops (Numba's parallel range), would close most of it.",
-    "**W3 replayed against 2.5x JAX and 10 ns per op.** The chain is latency-bound: each "
-    "step's tanh waits for the previous one. The same 1,000 steps written as one fused "
-    "Numba loop with tapegrad's float32 tanh take 13.7 µs forward and backward (3.1x "
-    "JAX's 42 µs): 2.5x would leave about 3 µs for dispatching 6,000 record visits and the "
-    "Python call, which costs 3 µs alone. The interpreter now keeps a scalar chain's value "
-    "and gradient in registers (forward about 16 µs, reverse about 13 µs); generating "
-    "straight-line code per program would close the rest, at a compile cost per program "
-    "that replay avoids today.",
+    "replay runs W3 about 400x faster than eager PyTorch.",
+    "**W5 against numpy by hand (about 0.9).** The products are the same BLAS calls, "
+    "written straight into the gradient buffer. What is left: `.grad` gets a copy of each "
+    "gradient region, because the buffer is reused by the next backward (three 4 MB "
+    "weights: about 2 ms of a 14 ms backward), activation gradients are zeroed before "
+    "they accumulate, and the large elementwise VJPs run on one thread. Handing large "
+    "regions to `.grad` and threading the large loops (Numba's parallel range) would "
+    "close it.",
+    "**W3 replayed against 2.5x JAX.** The chain is latency-bound: each step's tanh waits "
+    "for the previous one. The same 1,000 steps written as one fused Numba loop with "
+    "tapegrad's float32 tanh take 13.7 µs forward and backward (3.1x JAX's 42 µs), so "
+    "2.5x leaves about 3 µs for dispatching 6,000 record visits plus the Python call, "
+    "which costs 3 µs alone. The interpreter keeps a scalar chain's value and gradient in "
+    "registers (forward about 16 µs, of which the tanh latency is most; reverse about "
+    "9 µs). Generating straight-line code per program would close the rest, at a compile "
+    "cost per program that replay avoids today.",
 ]
 
 NOTES = [
