@@ -503,6 +503,33 @@ def test_threads_have_their_own_tapes():
     assert len({id(r[1]) for r in results.values()}) == 3
 
 
+
+def test_threads_backward_through_large_products_at_once():
+    """The sweep releases the GIL and calls OpenBLAS from several threads at once (eager
+    products read in place, replayed ones from each thread's own buffers)."""
+    rng = np.random.default_rng(13)
+    w0 = rng.standard_normal((64, 96)) / 8
+    f = tg.compile(lambda x, w: ((x @ w).tanh() ** 2).sum())
+    bad = []
+
+    def work(seed):
+        r = np.random.default_rng(seed)
+        for k in range(30):
+            xv = r.standard_normal((40, 64))
+            w = tg.tensor(w0, dtype=tg.float64, requires_grad=True)
+            x = tg.tensor(xv, dtype=tg.float64)
+            out = f(x, w) if k % 2 else ((x @ w).tanh() ** 2).sum()
+            out.backward()
+            t = np.tanh(xv @ w0)
+            if not np.allclose(w.grad.numpy(), xv.T @ (2 * t * (1 - t * t)), rtol=1e-10):
+                bad.append((seed, k))
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert bad == []
+
 # ---- small API facts ---------------------------------------------------------------------------------------
 def test_repr_like_pytorch():
     assert repr(tg.tensor([1.0, 2.0], requires_grad=True)) == "tensor([1., 2.], requires_grad=True)"
