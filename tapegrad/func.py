@@ -6,10 +6,13 @@ buffers: the forward replay, the reverse sweep (grad, vjp, jacrev) and the tange
 (jvp, jacfwd). Nothing touches any tensor's ``.grad`` or the caller's tape. Every tensor
 argument is an input; ``argnums`` picks which ones the result is taken with respect to.
 """
+import threading
+
 import numpy as np
 
 from . import sweep as S
-from .replay import Compiled, trace
+from .blas import GEMM
+from .replay import Compiled, ref_value, trace
 from .ops import _plain
 from .tensor import Tensor
 
@@ -126,30 +129,41 @@ def _quick_signature(args):
 
 class _Plan:
     """value_and_grad of one compiled program whose forward and backward are one compiled
-    call: everything Python does per call, worked out once."""
+    call: everything Python does per call, worked out once (per thread, the views of this
+    thread's buffers that inputs are written to and results read from)."""
 
     def __init__(self, run, nums, single):
         prog = self.prog = run.prog
         R = prog.R
         self.out = prog.outputs[0]
         self.d = prog.dt
-        self.vo = int(R[self.out, S.VOFF])
         self.odtype = prog.vals[self.d].dtype
-        self.oshape = prog._shapes[self.out]
-        self.reads = [(int(prog.goff[run.slots[j]]), int(R[run.slots[j], S.SIZE]),
-                       prog._shapes[run.slots[j]], run.slots[j]) for j in nums]
+        self.slots = [run.slots[j] for j in nums]
         self.single = single
+        self._tls = threading.local()
+
+    def _views(self):
+        prog = self.prog
+        sc = prog.scratch()
+        loads = [(sc.vals[d][o:o + n], kind, src) for d, o, n, kind, src in prog._load]
+        value = prog._view(sc.vals, self.out)
+        grads = [(slot, prog.grad_region(sc.grads, slot)) for slot in self.slots]
+        args = prog.kernel_args(sc)
+        tls = self._tls
+        tls.v = (loads, value, grads, sc.touched, args)
+        return tls.v
 
     def __call__(self, args):
-        prog = self.prog
-        vals = prog.scratch().vals
-        prog.load([a.data if type(a) is Tensor else None for a in args], vals)
-        grads, touched = prog.value_and_grad(vals, self.out)
-        G = grads[self.d]
-        value = _plain(vals[self.d][self.vo:self.vo + 1].reshape(self.oshape).copy())
-        out = [_plain(G[o:o + n].reshape(shape).copy()) if touched[slot]
-               else _plain(np.zeros(shape, self.odtype)) for o, n, shape, slot in self.reads]
-        return value, (out[0] if self.single else tuple(out))
+        v = getattr(self._tls, "v", None)
+        loads, value, grads, touched, kargs = v if v is not None else self._views()
+        for view, kind, src in loads:
+            view[...] = (args[src].data if kind == "arg" else ref_value(src, view.size)).reshape(-1)
+        status, r = S.value_and_grad(*kargs, self.out, self.d, GEMM)
+        if status != S.ST_DONE:
+            raise RuntimeError(f"replay stopped at record {r} (status {status})")
+        out = [_plain(g.copy() if touched[slot] else np.zeros(g.shape, self.odtype))
+               for slot, g in grads]
+        return _plain(value.copy()), (out[0] if self.single else tuple(out))
 
 
 def grad(fn, argnums=0):

@@ -33,6 +33,21 @@ _UFUNCS = {S.TANH: np.tanh, S.EXP: np.exp, S.LOG: np.log, S.SIN: np.sin, S.COS: 
            S.SIGMOID: _sigmoid_into}
 
 
+def ref_value(t, n):
+    """The current value of tensor t that a compiled function captured (n elements when
+    recorded); a clear error if it no longer fits the recording."""
+    a = t.data
+    if isinstance(a, np.generic):       # a numpy scalar (0-d results of some ops)
+        a = np.asarray(a)
+    if not isinstance(a, np.ndarray) or a.size != n:
+        raise RuntimeError(
+            f"compile: a tensor the function captured (not an argument) now holds "
+            f"{'a ' + type(a).__name__ if not isinstance(a, np.ndarray) else f'shape {a.shape}'}"
+            f" instead of the {n} elements it had when the function was recorded; pass it "
+            f"as an argument, so that its shape is part of the signature")
+    return a
+
+
 def _record_shape(R, r):
     w = int(R[r, S.OPW])
     return tuple(int(v) for v in R[r, S.SH:S.SH + (w >> 10 & 15)])
@@ -104,7 +119,7 @@ class Program:
     def load(self, arrays, vals):
         """Write the inputs' current values into `vals` (args from `arrays`)."""
         for d, o, n, kind, src in self._load:
-            a = arrays[src] if kind == "arg" else src.data
+            a = arrays[src] if kind == "arg" else ref_value(src, n)
             vals[d][o:o + n] = a.ravel()
 
     # ---- the three compiled passes ---------------------------------------------------------
@@ -160,25 +175,29 @@ class Program:
                    lambda r: RuntimeError("a replayed program has no in-place state"))
         return grads, touched
 
+    def kernel_args(self, sc):
+        """sweep.value_and_grad's arguments before (out, dt, gemm), on scratch buffers sc."""
+        R, d = self.R_all(), self.dt
+        return (R, R.view(np.float64), sc.vals[d], sc.grads[d], self.goff, sc.touched,
+                self._freed, ag._REDS, self.iar, self.n)
+
     def value_and_grad(self, vals, out):
         """Forward then reverse from scalar slot `out`, one compiled call (single_call)."""
-        R = self.R_all()
-        d = self.dt
         sc = self.scratch()
-        grads, touched = sc.grads, sc.touched
-        status, r = S.value_and_grad(R, R.view(np.float64), vals[d], grads[d], self.goff, touched,
-                                     self._freed, ag._REDS, self.iar, self.n, out, d, GEMM)
+        args = self.kernel_args(sc)
+        status, r = S.value_and_grad(*args[:2], vals[self.dt], *args[3:], out, self.dt, GEMM)
         if status != S.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
-        return grads, touched
+        return sc.grads, sc.touched
+
+    def grad_region(self, grads, slot):
+        """Slot's gradient in `grads`, shaped like its value (valid where touched)."""
+        o = int(self.goff[slot])
+        return grads[int(self.R[slot, S.OPW]) >> 8 & 1][o:o + int(self.R[slot, S.SIZE])].reshape(
+            self._shapes[slot])
 
     def grad_of(self, grads, touched, slot):
-        if not touched[slot]:
-            return None
-        R = self.R
-        o = int(self.goff[slot])
-        return grads[int(R[slot, S.OPW]) >> 8 & 1][o:o + int(R[slot, S.SIZE])].reshape(
-            self._shapes[slot])
+        return self.grad_region(grads, slot) if touched[slot] else None
 
     def tangent(self, vals, tangents):
         """Tangents of every slot, given tangents {slot: array} of some inputs."""

@@ -696,6 +696,20 @@ def test_closure_weights_are_read_at_each_call():
     assert len(f.programs) == 1
 
 
+def test_closure_tensor_whose_shape_changed_is_a_clear_error():
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    f = tg.compile(lambda x: (x * w).sum())
+    vg = tg.func.value_and_grad(f)
+    x = tg.tensor([3.0, 4.0])
+    assert f(x).item() == 11.0 and vg(x)[0].item() == 11.0 and vg(x)[0].item() == 11.0
+    w.data = np.array([5.0])        # one element: numpy would broadcast it silently
+    for call in (f, vg):
+        with pytest.raises(RuntimeError, match="captured .* pass it as an argument"):
+            call(x)
+    w.data = np.array([2.0, 1.0])   # back to the recorded shape: fine again
+    assert f(x).item() == 10.0 and vg(x)[0].item() == 10.0
+
+
 def test_closure_tensor_with_history_is_rejected():
     w = tg.tensor([1.0, 2.0], requires_grad=True)
     v = w * 2                       # has history outside the compiled function
