@@ -349,21 +349,21 @@ def document(body, trows, cfg, keys, commit):
 
 
 WHY = [
-    "**Eager forward (W1-W3, recording cost).** A recorded op costs about 1.8 µs: numpy's "
+    "**Eager forward (W1-W3, recording cost).** A recorded op costs about 1.9 µs: numpy's "
     "own call (0.35 µs on one element), a Tensor object and its lifetime tracking (about "
     "0.45 µs; tapegrad with nothing requiring grad costs 0.8 µs an op), and the record "
     "itself (packing 16 words, saving the values the VJP reads: about 1 µs). PyTorch "
     "records in C++ for about 0.45 µs. What would close it: moving dispatch and recording "
     "out of Python (a compiled or C entry per op), or using `tapegrad.compile`, whose "
-    "replay runs W3 about 400x faster than eager PyTorch.",
+    "replay runs W3 about 500x faster than eager PyTorch.",
     "**W5 against numpy by hand (about 0.9).** The products are the same BLAS calls, "
     "written straight into the gradient buffer. What is left: `.grad` gets a copy of each "
     "gradient region, because the buffer is reused by the next backward (three 4 MB "
-    "weights: about 2 ms of a 14 ms backward), activation gradients are zeroed before "
+    "weights: about 2 ms of a 15 ms backward), activation gradients are zeroed before "
     "they accumulate, and the large elementwise VJPs run on one thread. Handing large "
     "regions to `.grad` and threading the large loops (Numba's parallel range) would "
     "close it.",
-    "**W3 replayed against 2.5x JAX.** The chain is latency-bound: each step's tanh waits "
+    "**W3 replayed against 2.5x JAX (1.7x).** The chain is latency-bound: each step's tanh waits "
     "for the previous one. The same 1,000 steps written as one fused Numba loop with "
     "tapegrad's float32 tanh take 13.7 µs forward and backward (3.1x JAX's 42 µs), so "
     "2.5x leaves about 3 µs for dispatching 6,000 record visits plus the Python call, "
