@@ -53,6 +53,15 @@ def torch_or_skip():
     return pytest.importorskip("torch")
 
 
+def in_threads(work, n):
+    """Run work(i) for i in range(n), each on its own thread, all at once; wait for all."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def in_fresh_thread(body):
     """Run body() on a new thread (a new, empty tape) and re-raise whatever it raised."""
     box = []

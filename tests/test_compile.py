@@ -6,7 +6,6 @@ eager mode on the same inputs. Random graphs come from hypothesis. Then: which c
 record a new program, value-dependent functions (warned about, run eagerly), compiled
 training loops, compiled outputs mixed with eager ops, and the tape staying bounded.
 """
-import threading
 import warnings
 
 import numpy as np
@@ -16,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import tapegrad as tg
 import tapegrad.tape
 import test_ops_gradcheck as table
-from helpers import in_fresh_thread
+from helpers import in_fresh_thread, in_threads
 
 # Replay uses libm for elementwise math where eager uses numpy (last-ulp differences), and
 # `x / c` is recorded as x * (1/c): the same math up to rounding, so compare tightly.
@@ -401,11 +400,7 @@ def test_concurrent_calls_from_threads():
             if not (np.allclose(x.grad.numpy(), np.cos(v) * v + np.sin(v), rtol=1e-12)
                     and np.isclose(out.item(), np.sum(np.sin(v) * v), rtol=1e-12)):
                 bad.append(seed)
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(work, 4)
     assert bad == []
     assert len(f.programs) == 1
 
@@ -951,15 +946,15 @@ def test_large_matmul_replay_with_and_without_compiled_blas(sa, sb, dtype, monke
     if len(sa) == 3:
         want_gb = want_gb.sum(0)
     zd = z * (da @ b0 + a0 @ db)
-    for table in (blas.GEMM, np.zeros(2, np.int64)):
-        monkeypatch.setattr(replay, "GEMM", table)
-        monkeypatch.setattr(tg.autograd, "GEMM", table)
+    for gemm in (blas.GEMM, np.zeros(2, np.int64)):
+        monkeypatch.setattr(replay, "GEMM", gemm)
+        monkeypatch.setattr(tg.autograd, "GEMM", gemm)
         cf = tg.compile(f)
         x = tg.tensor(a0, dtype=getattr(tg, dtype), requires_grad=True)
         y = tg.tensor(b0, dtype=getattr(tg, dtype), requires_grad=True)
         cf(x, y)                                         # records
         prog = next(iter(cf.programs.values()))[0]
-        assert prog.single_call == (len(sa) < 3 and bool(table.any()))
+        assert prog.single_call == (len(sa) < 3 and bool(gemm.any()))
         v, (gx, gy) = tg.func.value_and_grad(cf, argnums=(0, 1))(x, y)   # replays
         np.testing.assert_allclose(v.item(), 0.5 * (z ** 2).sum(), **tol)
         np.testing.assert_allclose(gx.numpy(), want_ga.reshape(sa), **tol)

@@ -12,6 +12,8 @@ from tapegrad import blas
 from tapegrad import sweep as S
 from tapegrad.tape import current
 
+from helpers import in_threads
+
 
 # ---- the tutorial, checked by hand --------------------------------------------------------
 def test_tutorial_one_layer_network_by_hand():
@@ -197,8 +199,8 @@ def test_eager_large_matmul_gradients_with_and_without_compiled_blas(sa, sb, dty
     gb = z * a0 if a0.ndim == b0.ndim == 1 else (
         np.multiply.outer(a0, z) if a0.ndim == 1 else a0.T @ (z if z.ndim > 1 else z[:, None]))
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=2e-4, atol=2e-3)
-    for table in (blas.GEMM, np.zeros(2, np.int64)):
-        monkeypatch.setattr(tg.autograd, "GEMM", table)
+    for gemm in (blas.GEMM, np.zeros(2, np.int64)):
+        monkeypatch.setattr(tg.autograd, "GEMM", gemm)
         x = tg.tensor(a0, dtype=getattr(tg, dtype), requires_grad=True)
         y = tg.tensor(b0, dtype=getattr(tg, dtype), requires_grad=True)
         loss = ((x @ y) ** 2 * 0.5).sum()
@@ -523,11 +525,7 @@ def test_threads_backward_through_large_products_at_once():
             t = np.tanh(xv @ w0)
             if not np.allclose(w.grad.numpy(), xv.T @ (2 * t * (1 - t * t)), rtol=1e-10):
                 bad.append((seed, k))
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(work, 4)
     assert bad == []
 
 # ---- small API facts ---------------------------------------------------------------------------------------
