@@ -134,7 +134,6 @@ class _Plan:
 
     def __init__(self, run, nums, single):
         prog = self.prog = run.prog
-        R = prog.R
         self.out = prog.outputs[0]
         self.d = prog.dt
         self.odtype = prog.vals[self.d].dtype
