@@ -147,7 +147,7 @@ class _Plan:
         loads = [(sc.vals[d][o:o + n], kind, src) for d, o, n, kind, src in prog._load]
         value = prog._view(sc.vals, self.out)
         grads = [(slot, prog.grad_region(sc.grads, slot)) for slot in self.slots]
-        args = prog.kernel_args(sc)
+        args = prog.kernel_args(sc.vals, sc)
         tls = self._tls
         tls.v = (loads, value, grads, sc.touched, args)
         return tls.v

@@ -175,17 +175,17 @@ class Program:
                    lambda r: RuntimeError("a replayed program has no in-place state"))
         return grads, touched
 
-    def kernel_args(self, sc):
-        """sweep.value_and_grad's arguments before (out, dt, gemm), on scratch buffers sc."""
+    def kernel_args(self, vals, sc):
+        """sweep.value_and_grad's arguments before (out, dt, gemm): values from `vals`,
+        gradients and touched flags in this thread's scratch buffers sc."""
         R, d = self.R_all(), self.dt
-        return (R, R.view(np.float64), sc.vals[d], sc.grads[d], self.goff, sc.touched,
+        return (R, R.view(np.float64), vals[d], sc.grads[d], self.goff, sc.touched,
                 self._freed, ag._REDS, self.iar, self.n)
 
     def value_and_grad(self, vals, out):
         """Forward then reverse from scalar slot `out`, one compiled call (single_call)."""
         sc = self.scratch()
-        args = self.kernel_args(sc)
-        status, r = S.value_and_grad(*args[:2], vals[self.dt], *args[3:], out, self.dt, GEMM)
+        status, r = S.value_and_grad(*self.kernel_args(vals, sc), out, self.dt, GEMM)
         if status != S.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
         return sc.grads, sc.touched

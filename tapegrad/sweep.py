@@ -354,50 +354,30 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         if op == MATMUL and how == MM_LOOPS:
             _mm_vjp(G, go, V, va, R[b, VOFF], ga, goff[b], mm, mk, mn, wa, wb)
         elif op == MATMUL:      # MM_BLAS (MM_NUMPY returned to Python above)
-            # operands on the tape, or (eager) numpy's own arrays at the addresses in P0/P1
-            on_tape = va >= 0 and R[b, VOFF] >= 0
-            if wa:   # ga (m x k) (+)= g (m x n) @ b.T
+            # the operands' addresses: on the tape, or (eager) where numpy keeps them (P0/P1)
+            pa, pb = R[r, P0], R[r, P1]
+            if va >= 0 and R[b, VOFF] >= 0:
+                pa = np.int64(V.ctypes.data) + va * V.itemsize
+                pb = np.int64(V.ctypes.data) + R[b, VOFF] * V.itemsize
+            if wa:   # ga (m x k) (+)= g (m x n) @ b.T; the first contribution writes
                 beta = 1.0 if touched[a] else 0.0
                 touched[a] = 1
-                if on_tape:
-                    _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, V, R[b, VOFF],
-                          mn, beta, G, ga, mk)
-                else:
-                    _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, R[r, P1], 0, mn,
-                          beta, G, ga, mk)
+                _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, pb, 0, mn, beta, G,
+                      ga, mk)
             if wb:   # gb (k x n) (+)= a.T @ g
                 beta = 1.0 if touched[b] else 0.0
                 touched[b] = 1
-                if on_tape:
-                    _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, V, va, mk, G, go, mn, beta,
-                          G, goff[b], mn)
-                else:
-                    _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, R[r, P0], 0, mk, G, go, mn,
-                          beta, G, goff[b], mn)
+                _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, pa, 0, mk, G, go, mn, beta, G,
+                      goff[b], mn)
         elif op < ADD:  # unary elementwise
             if not wa:
                 continue
             f0 = F[r, F0]
             f1 = F[r, F1]
-            if n >= VEC:
-                # separate views let the compiler vectorise (one array at two offsets does not)
-                gv = G[go:go + n]
-                dv = G[ga:ga + n]
-                xv = V[va:va + n] if va >= 0 else gv
-                yv = V[vo:vo + n] if vo >= 0 else gv
-                if op == TANH:      # the activations get loops without an opcode test
-                    for i in range(n):
-                        dv[i] += gv[i] * (1 - yv[i] * yv[i])
-                elif op == RELU:
-                    for i in range(n):
-                        dv[i] += gv[i] if yv[i] > 0 else 0.0 * gv[i]
-                else:
-                    for i in range(n):
-                        dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
-            # the commonest small cases get their own loops (with few elements the
-            # per-element opcode test costs), indexed by unsigned offsets: Numba then adds no
-            # negative-index wrap-around, and the compiler vectorises (W2: 44 -> 18 us)
-            elif op == ADDC:
+            # the common ops get loops of their own, with no opcode test per element, over
+            # unsigned offsets: for a signed index Numba adds a negative-index wrap-around
+            # test to each access, which keeps the compiler from vectorising (W2: 44 -> 18 us)
+            if op == ADDC:
                 for i in range(_U(n)):
                     G[_U(ga) + i] += G[_U(go) + i]
             elif op == MULC:
@@ -407,9 +387,22 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 for i in range(_U(n)):
                     y = V[_U(vo) + i]
                     G[_U(ga) + i] += G[_U(go) + i] * (1 - y * y)
+            elif op == RELU:
+                for i in range(_U(n)):
+                    g = G[_U(go) + i]
+                    G[_U(ga) + i] += g if V[_U(vo) + i] > 0 else 0.0 * g
             elif op == NEG:
                 for i in range(_U(n)):
                     G[_U(ga) + i] -= G[_U(go) + i]
+            elif n >= VEC:
+                # separate views let the compiler vectorise the opcode-tested loop too (they
+                # cost reference counting, which only pays off on larger records)
+                gv = G[go:go + n]
+                dv = G[ga:ga + n]
+                xv = V[va:va + n] if va >= 0 else gv
+                yv = V[vo:vo + n] if vo >= 0 else gv
+                for i in range(n):
+                    dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
             else:
                 for i in range(n):
                     x = V[va + i] if va >= 0 else 0.0
@@ -420,74 +413,7 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
             vb = R[b, VOFF]
             gb = goff[b]
             vc = R[c, VOFF] if op == WHERE else -1
-            if bc == 0 and n >= VEC:
-                gv = G[go:go + n]
-                xv = V[va:va + n] if va >= 0 else gv
-                yv = V[vb:vb + n] if vb >= 0 else gv
-                ov = V[vo:vo + n] if vo >= 0 else gv
-                cv = V[vc:vc + n] if vc >= 0 else gv
-                dav = G[ga:ga + n] if wa else gv
-                dbv = G[gb:gb + n] if wb else gv
-                if op == ADD or op == SUB or op == MUL:   # loops without an opcode test
-                    if wa:
-                        if op == MUL:
-                            for i in range(n):
-                                dav[i] += gv[i] * yv[i]
-                        else:
-                            for i in range(n):
-                                dav[i] += gv[i]
-                    if wb:
-                        if op == MUL:
-                            for i in range(n):
-                                dbv[i] += gv[i] * xv[i]
-                        elif op == SUB:
-                            for i in range(n):
-                                dbv[i] -= gv[i]
-                        else:
-                            for i in range(n):
-                                dbv[i] += gv[i]
-                    continue
-                for i in range(n):
-                    da, db = _db(op, gv[i], xv[i], yv[i], ov[i], cv[i])
-                    if wa:
-                        dav[i] += da
-                    if wb:
-                        dbv[i] += db
-                continue
-            if bc & 24 and (bc & 7) == (bc >> 3 & 3):
-                # one input repeats as a suffix of the output (a bias row): walk the output
-                # as (rows, inner) and index that input by the position within a row
-                inner = R[a, SIZE] if bc & 1 else R[b, SIZE]
-                if op == ADD and inner > 0:     # x + bias: the commonest, as plain row loops
-                    gx, gr = (gb, ga) if bc & 1 else (ga, gb)   # the full input, the row
-                    wx, wr = (wb, wa) if bc & 1 else (wa, wb)
-                    if wx:
-                        dv = G[gx:gx + n]
-                        gv = G[go:go + n]
-                        for i in range(n):
-                            dv[i] += gv[i]
-                    if wr:
-                        rv = G[gr:gr + inner]
-                        for o in range(n // inner):
-                            gv = G[go + o * inner:go + (o + 1) * inner]
-                            for j in range(inner):
-                                rv[j] += gv[j]
-                    continue
-                for o in range(n // inner if inner else 0):
-                    for j in range(inner):
-                        i = o * inner + j
-                        ia = j if bc & 1 else i
-                        ib = j if bc & 2 else i
-                        x = V[va + ia] if va >= 0 else 0.0
-                        y = V[vb + ib] if vb >= 0 else 0.0
-                        o_ = V[vo + i] if vo >= 0 else 0.0
-                        da, db = _db(op, G[go + i], x, y, o_, 0.0)
-                        if wa:
-                            G[ga + ia] += da
-                        if wb:
-                            G[gb + ib] += db
-                continue
-            if bc == 0 and (op == ADD or op == SUB or op == MUL):   # small, same shapes
+            if bc == 0 and (op == ADD or op == SUB or op == MUL):   # same shapes: no opcode test
                 if wa:
                     if op == MUL:
                         for i in range(_U(n)):
@@ -505,6 +431,51 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                     else:
                         for i in range(_U(n)):
                             G[_U(gb) + i] += G[_U(go) + i]
+                continue
+            if bc == 0 and n >= VEC:
+                gv = G[go:go + n]
+                xv = V[va:va + n] if va >= 0 else gv
+                yv = V[vb:vb + n] if vb >= 0 else gv
+                ov = V[vo:vo + n] if vo >= 0 else gv
+                cv = V[vc:vc + n] if vc >= 0 else gv
+                dav = G[ga:ga + n] if wa else gv
+                dbv = G[gb:gb + n] if wb else gv
+                for i in range(n):
+                    da, db = _db(op, gv[i], xv[i], yv[i], ov[i], cv[i])
+                    if wa:
+                        dav[i] += da
+                    if wb:
+                        dbv[i] += db
+                continue
+            if bc & 24 and (bc & 7) == (bc >> 3 & 3):
+                # one input repeats as a suffix of the output (a bias row): walk the output
+                # as (rows, inner) and index that input by the position within a row
+                inner = R[a, SIZE] if bc & 1 else R[b, SIZE]
+                if op == ADD and inner > 0:     # x + bias: the commonest, as plain row loops
+                    gx, gr = (gb, ga) if bc & 1 else (ga, gb)   # the full input, the row
+                    wx, wr = (wb, wa) if bc & 1 else (wa, wb)
+                    if wx:
+                        for i in range(_U(n)):
+                            G[_U(gx) + i] += G[_U(go) + i]
+                    if wr:
+                        for o in range(n // inner):
+                            row = _U(go + o * inner)
+                            for j in range(_U(inner)):
+                                G[_U(gr) + j] += G[row + j]
+                    continue
+                for o in range(n // inner if inner else 0):
+                    for j in range(inner):
+                        i = o * inner + j
+                        ia = j if bc & 1 else i
+                        ib = j if bc & 2 else i
+                        x = V[va + ia] if va >= 0 else 0.0
+                        y = V[vb + ib] if vb >= 0 else 0.0
+                        o_ = V[vo + i] if vo >= 0 else 0.0
+                        da, db = _db(op, G[go + i], x, y, o_, 0.0)
+                        if wa:
+                            G[ga + ia] += da
+                        if wb:
+                            G[gb + ib] += db
                 continue
             # ma/mb/mc map each output element to its input element; empty: same shape
             ma = _bcast_map(R, r, a) if bc & 1 else noidx
@@ -1095,18 +1066,7 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
         if op < ADD:
             f0 = F[r, F0]
             f1 = F[r, F1]
-            if n >= VEC or (n >= 8 and op == TANH and V.itemsize == 4):
-                # separate views let the compiler vectorise (one array at two offsets does
-                # not); float32 tanh's division repays the views' reference counts sooner
-                xv = V[va:va + n]
-                zv = V[vo:vo + n]
-                if op == TANH and V.itemsize == 4:
-                    for i in range(n):
-                        zv[i] = tanh32(xv[i])
-                else:
-                    for i in range(n):
-                        zv[i] = _un(op, xv[i], f0, f1)
-            elif op == ADDC:        # unsigned offsets, as in sweep()
+            if op == ADDC:          # own loops over unsigned offsets, as in sweep()
                 for i in range(_U(n)):
                     V[_U(vo) + i] = V[_U(va) + i] + f0
             elif op == MULC:
@@ -1122,6 +1082,11 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
             elif op == NEG:
                 for i in range(_U(n)):
                     V[_U(vo) + i] = f0 - V[_U(va) + i]
+            elif n >= VEC:     # views let the opcode-tested loop vectorise too
+                xv = V[va:va + n]
+                zv = V[vo:vo + n]
+                for i in range(n):
+                    zv[i] = _un(op, xv[i], f0, f1)
             else:
                 for i in range(n):
                     V[vo + i] = _un(op, V[va + i], f0, f1)
