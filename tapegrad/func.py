@@ -147,7 +147,7 @@ class _Plan:
         loads = [(sc.vals[d][o:o + n], kind, src) for d, o, n, kind, src in prog._load]
         value = prog._view(sc.vals, self.out)
         grads = [(slot, prog.grad_region(sc.grads, slot)) for slot in self.slots]
-        args = prog.kernel_args(sc.vals, sc)
+        args = prog.kernel_args(sc.vals, sc, self.out)
         tls = self._tls
         tls.v = (loads, value, grads, sc.touched, args)
         return tls.v
@@ -157,7 +157,7 @@ class _Plan:
         loads, value, grads, touched, kargs = v if v is not None else self._views()
         for view, kind, src in loads:
             view[...] = (args[src].data if kind == "arg" else ref_value(src, view.size)).reshape(-1)
-        status, r = S.value_and_grad(*kargs, self.out, self.d, GEMM)
+        status, r = S.value_and_grad(*kargs, self.d, GEMM)
         if status != S.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
         out = [_plain(g.copy() if touched[slot] else np.zeros(g.shape, self.odtype))

@@ -84,6 +84,7 @@ class Program:
         self.dt = int(dts[0]) if dts.size else 0
         self._R_all = None
         self._freed = np.zeros(self.n, np.uint8)
+        self._chains = {}     # output slot -> sweep.plan_chains of the sweep from it
         self._scratch = threading.local()
         self._shapes = [_record_shape(self.R, r) for r in range(self.n)]
         # (dtype code, offset, size) of every input, for loading values without views
@@ -175,19 +176,24 @@ class Program:
                    lambda r: RuntimeError("a replayed program has no in-place state"))
         return grads, touched
 
-    def kernel_args(self, vals, sc):
-        """sweep.value_and_grad's arguments before (out, dt, gemm): values from `vals`,
-        gradients and touched flags in this thread's scratch buffers sc."""
+    def kernel_args(self, vals, sc, out):
+        """sweep.value_and_grad's arguments before (dt, gemm): values from `vals`, gradients
+        and touched flags in this thread's scratch buffers sc, the reverse sweep from `out`
+        (with its decoded scalar chains once a first call has gone that way)."""
         R, d = self.R_all(), self.dt
         return (R, R.view(np.float64), vals[d], sc.grads[d], self.goff, sc.touched,
-                self._freed, ag._REDS, self.iar, self.n)
+                self._freed, ag._REDS, self.iar, self.n, *self._chains.get(out, ag._NO_PLAN),
+                out)
 
     def value_and_grad(self, vals, out):
         """Forward then reverse from scalar slot `out`, one compiled call (single_call)."""
         sc = self.scratch()
-        status, r = S.value_and_grad(*self.kernel_args(vals, sc), out, self.dt, GEMM)
+        status, r = S.value_and_grad(*self.kernel_args(vals, sc, out), self.dt, GEMM)
         if status != S.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
+        if out not in self._chains:     # every later sweep from out reaches the same records
+            self._chains[out] = S.plan_chains(self.R_all(), self.goff, sc.touched, self.n,
+                                              self.dt)
         return sc.grads, sc.touched
 
     def grad_region(self, grads, slot):

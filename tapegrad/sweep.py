@@ -21,7 +21,7 @@ The output slot of record ``r`` is ``r`` itself, so a slot and a record are one 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 # ---- record layout --------------------------------------------------------------------
 NFIELDS = 16
@@ -176,15 +176,31 @@ VEC = 64   # records with at least this many elements take the vectorisable slic
 _U = np.uint64   # an offset known to be >= 0, as an index Numba does not wrap around
 
 
+def _lit(like, x):
+    """The float x as a scalar of the dtype of `like` (an array or a scalar), so that a
+    record's constant meets float32 data in float32, as numpy does in eager mode (a Python
+    float is a weak scalar there): `v * 1.01` is v * float32(1.01) both ways. It also keeps
+    float32 loops free of float64 conversions, which sit on a scalar chain's critical path."""
+    return like.dtype.type(x)
+
+
+@overload(_lit, inline="always")
+def _lit_compiled(like, x):
+    dt = like.dtype if isinstance(like, types.Array) else like
+    if dt == types.float32:
+        return lambda like, x: np.float32(x)
+    return lambda like, x: np.float64(x)
+
+
 @njit(inline="always", error_model="numpy")
 def _du(op, g, x, y, f0, f1):
     """d(out)/d(a) * g for unary op at input x, output y."""
     if op == ADDC:
         return g
     if op == MULC:
-        return g * f0
+        return g * _lit(g, f0)
     if op == TANH:
-        return g * (1 - y * y)
+        return g * (_lit(y, 1.0) - y * y)
     if op == NEG:
         return -g
     if op == EXP:
@@ -200,7 +216,7 @@ def _du(op, g, x, y, f0, f1):
     if op == COS:
         return -g * np.sin(x)
     if op == SIGMOID:
-        return g * y * (1 - y)
+        return g * y * (_lit(y, 1.0) - y)
     if op == RELU:
         return g * (y > 0)
     if op == POWC:
@@ -238,6 +254,22 @@ def _db(op, g, x, y, out, cnd):
     return 0.0 * g, g
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _du1(op, g, x, y, f0, f1):
+    """_du as a call, for the scalar chains' rarer ops: inlined, their branches' calls
+    (sin, pow, ...) make the chain's loop spill its registers on every record."""
+    return _du(op, g, x, y, f0, f1)
+
+
+@njit(inline="always")
+def _scalar_unary(R, u, dt):
+    """Is record u a one-element unary elementwise record of dtype code dt (a link of a
+    scalar chain)?"""
+    w = R[u, OPW]
+    op = w & 255
+    return NEG <= op < ADD and R[u, SIZE] == 1 and ((w >> 8) & 1) == dt
+
+
 # ---- the reverse sweep -----------------------------------------------------------------------
 @njit(cache=True, nogil=True, error_model="numpy")
 def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
@@ -261,52 +293,156 @@ def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
             go = _U(goff[u])
             ga = _U(goff[a])
             g = last if go == last_at else G[go]
-            if touched[a] == 0:
-                G[ga] = 0
-                touched[a] = 1
             # the same expressions as the sweep's small-record loops, to the last bit
             if op == ADDC:
-                G[ga] += g
+                d = g
             elif op == MULC:
-                G[ga] += g * F[u, F0]
+                d = g * _lit(g, F[u, F0])
             elif op == TANH:
                 y = V[_U(R[u, VOFF])]
-                G[ga] += g * (1 - y * y)
+                d = g * (_lit(g, 1.0) - y * y)
             elif op == NEG:
-                G[ga] -= g
+                d = -g
             else:
                 va = R[a, VOFF]
                 vo = R[u, VOFF]
-                G[ga] += _du(op, g, V[_U(va)] if va >= 0 else 0.0,
-                             V[_U(vo)] if vo >= 0 else 0.0, F[u, F0], F[u, F1])
-            last = G[ga]        # the compiler keeps the value just stored in a register
+                d = _lit(g, _du1(op, np.float64(g), V[_U(va)] if va >= 0 else 0.0,
+                                 V[_U(vo)] if vo >= 0 else 0.0, F[u, F0], F[u, F1]))
+            # the first contribution is stored, not added to a zeroed slot: the add would
+            # lengthen the chain's critical path (the loops' 0 + d differs only for
+            # d = -0.0, which reads +0.0 there)
+            if touched[a] == 0:
+                touched[a] = 1
+            else:
+                d = G[ga] + d
+            G[ga] = d
+            last = d
             last_at = ga
         r -= 1
     return r
 
 
+# ---- pre-decoded scalar chains ----------------------------------------------------------------
+# A replayed program is swept the same way on every call: the same records are reached
+# from the same output. Its scalar chains are decoded once (plan_chains, after a first
+# sweep) into rows of the fields _scalar_chain_vjp reads, so that later sweeps skip the
+# record decoding and the eligibility tests: on W3 that halves the reverse sweep.
+PW, PA, PGA, PGO, PU, PVO = 0, 1, 2, 3, 4, 5   # row: op | flags, input, goff's, record, VOFF
+NPLAN = 6
+P_REG = 1 << 9     # the gradient in is the previous row's, still in a register
+P_END = 1 << 10    # the run's last row
+
+
+@njit(cache=True, nogil=True)
+def plan_chains(R, goff, touched, n, dt):
+    """Decode the scalar chains a sweep over records n-1..0 runs, given `touched` as that
+    sweep left it (which records it reached). Returns (at, P): at[r] is the first row in P
+    of the chain the sweep enters at record r, or -1. Mirrors _scalar_chain_vjp and the
+    sweep's test for entering it; only chains of two or more rows are kept."""
+    at = np.full(n, -1, np.int64)
+    P = np.empty((n, NPLAN), np.int64)
+    m = 0
+    r = n - 1
+    while r >= 1:
+        if not (touched[r] and _scalar_unary(R, r, dt) and R[r - 1, SIZE] == 1):
+            r -= 1
+            continue
+        k0 = m
+        last_at = -1
+        u = r
+        while u >= 0:
+            if touched[u] == 0:
+                u -= 1
+                continue
+            if not _scalar_unary(R, u, dt):
+                break
+            a = R[u, A]
+            if (R[a, OPW] >> 9) & 1:
+                P[m, PW] = (R[u, OPW] & 255) | (P_REG if goff[u] == last_at else 0)
+                P[m, PA] = a
+                P[m, PGA] = goff[a]
+                P[m, PGO] = goff[u]
+                P[m, PU] = u
+                P[m, PVO] = R[u, VOFF]
+                last_at = goff[a]
+                m += 1
+            u -= 1
+        if m - k0 >= 2:
+            P[m - 1, PW] |= P_END
+            at[r] = k0
+        else:
+            m = k0
+        r = u
+    return at, P[:m].copy()
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt, gemm):
+def _planned_chain_vjp(R, F, V, G, touched, P, k):
+    """_scalar_chain_vjp over the rows from k of a plan (plan_chains), with the same
+    arithmetic. Returns the record below the chain's last row."""
+    last = G[_U(P[k, PGO])]
+    while True:
+        q = _U(k)
+        w = P[q, PW]
+        op = w & 255
+        g = last if w & P_REG else G[_U(P[q, PGO])]
+        if op == ADDC:
+            d = g
+        elif op == MULC:
+            d = g * _lit(g, F[_U(P[q, PU]), F0])
+        elif op == TANH:
+            y = V[_U(P[q, PVO])]
+            d = g * (_lit(g, 1.0) - y * y)
+        elif op == NEG:
+            d = -g
+        else:
+            u = _U(P[q, PU])
+            va = R[_U(P[q, PA]), VOFF]
+            vo = P[q, PVO]
+            d = _lit(g, _du1(op, np.float64(g), V[_U(va)] if va >= 0 else 0.0,
+                             V[_U(vo)] if vo >= 0 else 0.0, F[u, F0], F[u, F1]))
+        a = _U(P[q, PA])
+        ga = _U(P[q, PGA])
+        if touched[a] == 0:
+            touched[a] = 1
+        else:
+            d = G[ga] + d
+        G[ga] = d
+        last = d
+        if w & P_END:
+            return P[q, PU] - 1
+        k += 1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt, gemm,
+          plan_at, plan):
     """Walk records start, start-1, ..., stop backwards, accumulating VJPs into G.
 
     V is the value arena and G the gradient buffer of dtype dt; gemm holds the cblas_?gemm
-    addresses (tapegrad.blas.GEMM). Returns (status, record). ST_PYTHON asks the caller to
-    run that record in Python (a matrix product compiled code cannot run, a dtype change,
-    or a record of the other dtype) and call again below it.
+    addresses (tapegrad.blas.GEMM). (plan_at, plan) are plan_chains' decoded scalar chains
+    of a sweep from start to 0 that went this way before, or empty. Returns (status,
+    record). ST_PYTHON asks the caller to run that record in Python (a matrix product
+    compiled code cannot run, a dtype change, or a record of the other dtype) and call
+    again below it.
     """
     has_dirty = dirty_at.shape[0] > 0
+    planned = plan_at.shape[0] > 0 and stop == 0
     noidx = np.empty(0, np.int64)
     r = start + 1
     while r - 1 >= stop:
         r -= 1
         if touched[r] == 0:
             continue
+        if planned and plan_at[r] >= 0:
+            r = _planned_chain_vjp(R, F, V, G, touched, plan, plan_at[r]) + 1
+            continue
         w = R[r, OPW]
         op = w & 255
         if op == INPUT:
             continue
-        if NEG <= op < ADD and not has_dirty and R[r, SIZE] == 1 and ((w >> 8) & 1) == dt \
-                and freed[r] == 0 and r - 1 >= stop and R[r - 1, SIZE] == 1:
+        if not has_dirty and _scalar_unary(R, r, dt) and freed[r] == 0 and r - 1 >= stop \
+                and R[r - 1, SIZE] == 1:
             r = _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt) + 1
             continue
         if op == DEAD:
@@ -381,12 +517,14 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 for i in range(_U(n)):
                     G[_U(ga) + i] += G[_U(go) + i]
             elif op == MULC:
+                c0 = _lit(G, f0)
                 for i in range(_U(n)):
-                    G[_U(ga) + i] += G[_U(go) + i] * f0
+                    G[_U(ga) + i] += G[_U(go) + i] * c0
             elif op == TANH:
+                one = _lit(G, 1.0)
                 for i in range(_U(n)):
                     y = V[_U(vo) + i]
-                    G[_U(ga) + i] += G[_U(go) + i] * (1 - y * y)
+                    G[_U(ga) + i] += G[_U(go) + i] * (one - y * y)
             elif op == RELU:
                 for i in range(_U(n)):
                     g = G[_U(go) + i]
@@ -402,12 +540,12 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 xv = V[va:va + n] if va >= 0 else gv
                 yv = V[vo:vo + n] if vo >= 0 else gv
                 for i in range(n):
-                    dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
+                    dv[i] += _lit(dv, _du(op, gv[i], xv[i], yv[i], f0, f1))
             else:
                 for i in range(n):
                     x = V[va + i] if va >= 0 else 0.0
                     y = V[vo + i] if vo >= 0 else 0.0
-                    G[ga + i] += _du(op, G[go + i], x, y, f0, f1)
+                    G[ga + i] += _lit(G, _du(op, G[go + i], x, y, f0, f1))
         elif op <= WHERE:
             bc = R[r, P0]   # bit k set: input k was broadcast (its shape differs from out)
             vb = R[b, VOFF]
@@ -791,6 +929,9 @@ def _sigmoid1(x):
 # [-9, 9], fitted here by iteratively reweighted least squares on the relative error;
 # beyond 9, tanh rounds to +-1 in float32. Rounded to float32 it is within 0.85 ulp of
 # the exact value (numpy's float32 tanh: 1.4 ulp); tests/test_compile.py checks it.
+# In a scalar chain its latency is the step's cost, so the evaluation is arranged for a
+# short critical path: x goes into P's terms beside x^2 (not after P), and |x| > 9 picks
+# +-1 after the division instead of clamping x before x^2.
 _TP = (0.9999999796707533, 0.13381053673215348, 0.0034956206105956193,
        2.0609586327293133e-05, 1.3355306111018095e-08)
 _TQ = (0.4671436932524632, 0.025877107839675305, 0.0003285686604051235,
@@ -801,12 +942,14 @@ _TQ = (0.4671436932524632, 0.025877107839675305, 0.0003285686604051235,
 def tanh32(x):
     """tanh of a float32 value (see _TP); NaN in, NaN out."""
     c = np.float64(x)
-    c = 9.0 if c > 9.0 else (-9.0 if c < -9.0 else c)
     s = c * c
     s2 = s * s
-    p = (_TP[0] + _TP[1] * s) + s2 * ((_TP[2] + _TP[3] * s) + s2 * _TP[4])
+    p = (c * _TP[0] + (c * _TP[1]) * s) + (c * s2) * ((_TP[2] + _TP[3] * s) + s2 * _TP[4])
     q = (1.0 + _TQ[0] * s) + s2 * ((_TQ[1] + _TQ[2] * s) + s2 * _TQ[3])
-    return np.float32(c * p / q)
+    t = p / q              # NaN for x = +-inf (inf / inf): replaced below
+    if abs(c) > 9.0:
+        t = np.copysign(1.0, c)
+    return np.float32(t)
 
 
 NUMPY_UFUNC = 1024   # replay hands transcendental records at least this large to numpy
@@ -847,11 +990,11 @@ def _un(op, x, f0, f1):
     if op == RDIVC:
         return f0 / x
     if op == ADDC:
-        return x + f0
+        return x + _lit(x, f0)
     if op == MULC:
-        return x * f0
+        return x * _lit(x, f0)
     if op == NEG:
-        return f0 - x
+        return _lit(x, f0) - x
     if op == TANH:
         return np.tanh(x)
     return min(max(x, f0), f1)     # CLAMP
@@ -1007,13 +1150,13 @@ def _scalar_chain(R, F, V, r, stop, dt):
         x = last if va == last_at else V[va]
         f0 = F[u, F0]
         if op == ADDC:
-            y = x + f0
+            y = x + _lit(x, f0)
         elif op == MULC:
-            y = x * f0
+            y = x * _lit(x, f0)
         elif op == TANH:
             y = tanh32(x) if V.itemsize == 4 else np.tanh(x)
         else:
-            y = _un(op, x, f0, F[u, F1])
+            y = _lit(x, _un(op, x, f0, F[u, F1]))
         V[vo] = y
         last = V[vo]            # the compiler keeps the value just stored in a register
         last_at = vo
@@ -1039,8 +1182,7 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
             continue
         if op == DEAD:
             return ST_DEAD, r
-        if NEG <= op < ADD and R[r, SIZE] == 1 and ((w >> 8) & 1) == dt and r + 1 < stop \
-                and R[r + 1, SIZE] == 1:
+        if _scalar_unary(R, r, dt) and r + 1 < stop and R[r + 1, SIZE] == 1:
             r = _scalar_chain(R, F, V, r, stop, dt) - 1     # runs at least record r
             continue
         if op == MATMUL and ((w >> 8) & 1) == dt:
@@ -1066,12 +1208,13 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
         if op < ADD:
             f0 = F[r, F0]
             f1 = F[r, F1]
+            c0 = _lit(V, f0)        # as numpy does: float32 data, float32 constant
             if op == ADDC:          # own loops over unsigned offsets, as in sweep()
                 for i in range(_U(n)):
-                    V[_U(vo) + i] = V[_U(va) + i] + f0
+                    V[_U(vo) + i] = V[_U(va) + i] + c0
             elif op == MULC:
                 for i in range(_U(n)):
-                    V[_U(vo) + i] = V[_U(va) + i] * f0
+                    V[_U(vo) + i] = V[_U(va) + i] * c0
             elif op == TANH:
                 if V.itemsize == 4:
                     for i in range(_U(n)):
@@ -1081,7 +1224,7 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
                         V[_U(vo) + i] = np.tanh(V[_U(va) + i])
             elif op == NEG:
                 for i in range(_U(n)):
-                    V[_U(vo) + i] = f0 - V[_U(va) + i]
+                    V[_U(vo) + i] = c0 - V[_U(va) + i]
             elif n >= VEC:     # views let the opcode-tested loop vectorise too
                 xv = V[va:va + n]
                 zv = V[vo:vo + n]
@@ -1212,15 +1355,15 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                 elif op == COS:
                     d = -t * np.sin(x)
                 elif op == TANH:
-                    d = t * (1 - y * y)
+                    d = t * (_lit(t, 1.0) - y * y)
                 elif op == SIGMOID:
-                    d = t * y * (1 - y)
+                    d = t * y * (_lit(t, 1.0) - y)
                 elif op == RELU:
                     d = t if y > 0 else 0.0 * t
                 elif op == ADDC:
                     d = t
                 elif op == MULC:
-                    d = t * f0
+                    d = t * _lit(t, f0)
                 elif op == POWC:
                     d = 0.0 * t if f0 == 0.0 else t * f0 * x ** (f0 - 1.0)
                 elif op == RPOWC:
@@ -1325,7 +1468,8 @@ def relocate(R, n, base, top32, top64, ibase, iar):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def value_and_grad(R, F, V, G, goff, touched, freed, reads, iar, n, out, dt, gemm):
+def value_and_grad(R, F, V, G, goff, touched, freed, reads, iar, n, plan_at, plan, out, dt,
+                   gemm):
     """forward() then sweep() from scalar slot `out` seeded with 1, in one call; for programs
     with no record that needs Python (callers check). Returns sweep()'s (status, record)."""
     st, r = forward(R, F, V, iar, 0, n, dt, gemm)
@@ -1336,4 +1480,4 @@ def value_and_grad(R, F, V, G, goff, touched, freed, reads, iar, n, out, dt, gem
     G[goff[out]] = 1
     touched[out] = 1
     return sweep(R, F, V, G, goff, touched, freed, np.empty(0, np.int64), reads, iar, out, 0,
-                 dt, gemm)
+                 dt, gemm, plan_at, plan)

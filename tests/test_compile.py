@@ -904,6 +904,73 @@ def test_scalar_chain_replay_matches_eager(dtype):
         np.testing.assert_allclose(got.item(), want.item(), **tol)
         np.testing.assert_allclose(g.numpy(), x.grad.numpy(), **tol)
 
+_CHAIN_OPS = [lambda t: t.tanh(), lambda t: t * 1.01, lambda t: t + 0.1, lambda t: t.exp(),
+              lambda t: t.sigmoid(), lambda t: -t, lambda t: 2.0 - t, lambda t: t.sin(),
+              lambda t: t.abs() ** 1.5, lambda t: t.clamp(-0.9, 0.9), lambda t: t.relu(),
+              lambda t: 3.0 / (t + 2.0)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_decoded_scalar_chains_sweep_as_the_first_call(dtype):
+    """The first value_and_grad call of a program sweeps record by record, and then decodes
+    its scalar chains (sweep.plan_chains); later calls run the decoded rows. Every call
+    must give the same bits, on chains with every unary op, a value used twice, a record
+    no gradient reaches, and two-element records between the chains; threads share the
+    decoded rows."""
+    def f(x, w):
+        h = x
+        for _ in range(3):
+            for op in _CHAIN_OPS:
+                h = op(h)
+        h.exp()                                  # recorded; no gradient reaches it
+        h = h.sin() * 0.5 + h.cos() * 0.5        # two chains from one value
+        v = (h * w).tanh()                       # two elements: the general loops
+        z = v.sum() * 0.3
+        for op in _CHAIN_OPS:
+            z = op(z)
+        return z.sum()
+
+    d = getattr(tg, dtype)
+    x = tg.tensor([0.3], dtype=d, requires_grad=True)
+    w = tg.tensor([0.8, -1.1], dtype=d, requires_grad=True)
+    cf = tg.compile(f)
+    vg = tg.func.value_and_grad(cf, argnums=(0, 1))
+    first = vg(x, w)
+    (prog, *_), = cf.programs.values()
+    (at, rows), = prog._chains.values()
+    assert rows.shape[0] > 3 * len(_CHAIN_OPS) and (at >= 0).sum() == 2
+    f(x, w).backward()                           # eager: the undecoded sweep
+    tol = TOL64 if dtype == "float64" else TOL32
+    for g, t in zip(first[1], (x, w)):
+        np.testing.assert_allclose(g.numpy(), t.grad.numpy(), **tol)
+    results = []
+
+    def work(i):
+        for _ in range(3):
+            results.append(vg(x, w))
+    in_threads(work, 4)
+    results.append(vg(x, w))
+    for value, grads in results:
+        assert value.item() == first[0].item()
+        for g, g0 in zip(grads, first[1]):
+            np.testing.assert_array_equal(g.numpy(), g0.numpy())
+            assert (np.signbit(g.numpy()) == np.signbit(g0.numpy())).all()
+
+
+@pytest.mark.parametrize("shape", [(1,), (16,), (3000,)])
+def test_float_constants_replay_as_numpy_rounds_them(shape):
+    """x * 1.01, x + 0.1 and 2 - x on float32 data: numpy computes them in float32 with
+    the Python float rounded to float32 first. Replay must give the same bits at every
+    record size (a scalar chain, the small-record loops, long records)."""
+    f = lambda x: 2.0 - (x * 1.01 + 0.1) * 0.7    # noqa: E731
+    cf = tg.compile(f)
+    rng = np.random.default_rng(12)
+    xs = rng.standard_normal((400 if shape == (1,) else 4, *shape)).astype(np.float32) * 3
+    for v in xs:
+        x = tg.tensor(v, requires_grad=True)
+        np.testing.assert_array_equal(cf(x).detach().numpy(), f(x).detach().numpy())
+
+
 def test_keyword_arguments_are_constants_of_the_recording():
     f = tg.compile(lambda x, scale=1.0: (x * scale).sum())
     x = tg.tensor([1.0, 2.0], requires_grad=True)

@@ -2,6 +2,7 @@
 import sys
 import threading
 
+import numba
 import numpy as np
 import pytest
 
@@ -173,9 +174,11 @@ def test_backward_of_3000_op_chain_is_one_compiled_call(monkeypatch):
     finally:
         sys.setprofile(None)
     assert len(calls) == 1
+    assert np.isfinite(v.grad.numpy()).all()
+    if numba.config.DISABLE_JIT:
+        return      # the sweep itself is Python here: its helpers run per record
     # Python work during backward is a fixed handful of calls, not one per record
     assert len(python_calls) < 100, python_calls[:20]
-    assert np.isfinite(v.grad.numpy()).all()
 
 
 
