@@ -264,7 +264,8 @@ def _du1(op, g, x, y, f0, f1):
 @njit(inline="always")
 def _scalar_unary(R, u, dt):
     """Is record u a one-element unary elementwise record of dtype code dt (a link of a
-    scalar chain)?"""
+    scalar chain)? For plan_chains: the hot loops write the test out (as this inlined
+    helper, it slowed forward() and sweep() by a third)."""
     w = R[u, OPW]
     op = w & 255
     return NEG <= op < ADD and R[u, SIZE] == 1 and ((w >> 8) & 1) == dt
@@ -441,8 +442,8 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         op = w & 255
         if op == INPUT:
             continue
-        if not has_dirty and _scalar_unary(R, r, dt) and freed[r] == 0 and r - 1 >= stop \
-                and R[r - 1, SIZE] == 1:
+        if NEG <= op < ADD and not has_dirty and R[r, SIZE] == 1 and ((w >> 8) & 1) == dt \
+                and freed[r] == 0 and r - 1 >= stop and R[r - 1, SIZE] == 1:
             r = _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt) + 1
             continue
         if op == DEAD:
@@ -1182,7 +1183,8 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
             continue
         if op == DEAD:
             return ST_DEAD, r
-        if _scalar_unary(R, r, dt) and r + 1 < stop and R[r + 1, SIZE] == 1:
+        if NEG <= op < ADD and R[r, SIZE] == 1 and ((w >> 8) & 1) == dt and r + 1 < stop \
+                and R[r + 1, SIZE] == 1:
             r = _scalar_chain(R, F, V, r, stop, dt) - 1     # runs at least record r
             continue
         if op == MATMUL and ((w >> 8) & 1) == dt:
