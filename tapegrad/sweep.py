@@ -328,8 +328,11 @@ def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
 # from the same output. Its scalar chains are decoded once (plan_chains, after a first
 # sweep) into rows of the fields _scalar_chain_vjp reads, so that later sweeps skip the
 # record decoding and the eligibility tests: on W3 that halves the reverse sweep.
-PW, PA, PGA, PGO, PU, PVO = 0, 1, 2, 3, 4, 5   # row: op | flags, input, goff's, record, VOFF
-NPLAN = 6
+# a row: op | flags, input, its gradient's and the output's offsets in G, the record, the
+# output's offset in V, and F0 (a float64, as the int64 of its bits): the loop then reads
+# nothing of the records, whose 128-byte rows would be one cache line per link
+PW, PA, PGA, PGO, PU, PVO, PF0 = 0, 1, 2, 3, 4, 5, 6
+NPLAN = 7
 P_REG = 1 << 9     # the gradient in is the previous row's, still in a register
 P_END = 1 << 10    # the run's last row
 
@@ -355,7 +358,7 @@ def plan_chains(R, goff, touched, n, dt):
             if touched[u] == 0:
                 u -= 1
                 continue
-            if not _scalar_unary(R, u, dt):
+            if not _scalar_unary(R, u, dt) or R[u, VOFF] < 0:
                 break
             a = R[u, A]
             if (R[a, OPW] >> 9) & 1:
@@ -365,6 +368,7 @@ def plan_chains(R, goff, touched, n, dt):
                 P[m, PGO] = goff[u]
                 P[m, PU] = u
                 P[m, PVO] = R[u, VOFF]
+                P[m, PF0] = R[u, F0]
                 last_at = goff[a]
                 m += 1
             u -= 1
@@ -380,39 +384,50 @@ def plan_chains(R, goff, touched, n, dt):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _planned_chain_vjp(R, F, V, G, touched, P, k):
     """_scalar_chain_vjp over the rows from k of a plan (plan_chains), with the same
-    arithmetic. Returns the record below the chain's last row."""
-    last = G[_U(P[k, PGO])]
+    arithmetic. Returns the record below the chain's last row.
+
+    Each row's value and constant are loaded before the previous row's gradient is
+    stored: a load issued after a store whose address matches it modulo 4 KiB waits for
+    that store, and V and G run in step (one element per record), so depending on where
+    the two buffers happen to lie, every row would wait for the one before (W3's sweep:
+    4.7 or 7.6 us from one process to the next)."""
+    q = _U(k)
+    w = P[q, PW]
+    Pf = P.view(np.float64)
+    y = V[_U(P[q, PVO])]
+    f0 = Pf[q, PF0]
+    last = G[_U(P[q, PGO])]
     while True:
-        q = _U(k)
-        w = P[q, PW]
         op = w & 255
         g = last if w & P_REG else G[_U(P[q, PGO])]
         if op == ADDC:
             d = g
         elif op == MULC:
-            d = g * _lit(g, F[_U(P[q, PU]), F0])
+            d = g * _lit(g, f0)
         elif op == TANH:
-            y = V[_U(P[q, PVO])]
             d = g * (_lit(g, 1.0) - y * y)
         elif op == NEG:
             d = -g
         else:
             u = _U(P[q, PU])
             va = R[_U(P[q, PA]), VOFF]
-            vo = P[q, PVO]
-            d = _lit(g, _du1(op, np.float64(g), V[_U(va)] if va >= 0 else 0.0,
-                             V[_U(vo)] if vo >= 0 else 0.0, F[u, F0], F[u, F1]))
+            d = _lit(g, _du1(op, np.float64(g), V[_U(va)] if va >= 0 else 0.0, y, f0,
+                             F[u, F1]))
         a = _U(P[q, PA])
         ga = _U(P[q, PGA])
         if touched[a] == 0:
             touched[a] = 1
         else:
             d = G[ga] + d
+        if w & P_END:
+            G[ga] = d
+            return P[q, PU] - 1
+        q += _U(1)
+        w = P[q, PW]
+        y = V[_U(P[q, PVO])]
+        f0 = Pf[q, PF0]
         G[ga] = d
         last = d
-        if w & P_END:
-            return P[q, PU] - 1
-        k += 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
