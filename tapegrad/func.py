@@ -144,10 +144,13 @@ class _Plan:
     def _views(self):
         prog = self.prog
         sc = prog.scratch()
-        loads = [(sc.vals[d][o:o + n], kind, src) for d, o, n, kind, src in prog._load]
+        # an argument's view has its shape (the signature fixes it): no reshape per call
+        loads = [(sc.vals[d][o:o + n].reshape(prog._shapes[slot]) if kind == "arg"
+                  else sc.vals[d][o:o + n], kind, src)
+                 for (slot, _), (d, o, n, kind, src) in zip(prog.sources, prog._load)]
         value = prog._view(sc.vals, self.out)
         grads = [(slot, prog.grad_region(sc.grads, slot)) for slot in self.slots]
-        args = prog.kernel_args(sc.vals, sc, self.out)
+        args = prog.kernel_args(sc.vals, sc, self.out) + (self.d, GEMM)
         tls = self._tls
         tls.v = (loads, value, grads, sc.touched, args)
         return tls.v
@@ -156,8 +159,11 @@ class _Plan:
         v = getattr(self._tls, "v", None)
         loads, value, grads, touched, kargs = v if v is not None else self._views()
         for view, kind, src in loads:
-            view[...] = (args[src].data if kind == "arg" else ref_value(src, view.size)).reshape(-1)
-        status, r = S.value_and_grad(*kargs, self.d, GEMM)
+            if kind == "arg":
+                view[...] = args[src].data
+            else:
+                view[...] = ref_value(src, view.size).reshape(-1)
+        status, r = S.value_and_grad(*kargs)
         if status != S.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
         out = [_plain(g.copy() if touched[slot] else np.zeros(g.shape, self.odtype))
