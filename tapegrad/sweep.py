@@ -379,6 +379,14 @@ def plan_chains(R, goff, touched, n, dt):
                 # the previous row's gradient goes only to this one: keep it in a register
                 if m > k0 and P[m - 1, PA] == u and uses[u] == 1 and P[m, PW] & P_REG:
                     P[m - 1, PW] &= ~P_KEEP
+                    if P[m - 1, PW] & 255 == ADDC:
+                        # which then passes it on unchanged: this row takes its place
+                        w = (P[m, PW] & ~P_REG) | (P[m - 1, PW] & P_REG)
+                        go = P[m - 1, PGO]
+                        P[m - 1] = P[m]
+                        P[m - 1, PW] = w
+                        P[m - 1, PGO] = go
+                        m -= 1
                 last_at = goff[a]
                 m += 1
             u -= 1

@@ -918,17 +918,17 @@ def test_decoded_scalar_chains_sweep_as_the_first_call(dtype):
     no gradient reaches, and two-element records between the chains; threads share the
     decoded rows."""
     def f(x, w):
-        h = x
+        h = x + 0.1                              # a chain's last row reads a leaf
         for _ in range(3):
             for op in _CHAIN_OPS:
                 h = op(h)
         h.exp()                                  # recorded; no gradient reaches it
-        h = h.sin() * 0.5 + h.cos() * 0.5        # two chains from one value
+        h = (h.sin() + 0.2) + h.cos() * 0.5      # two chains from one value
         v = (h * w).tanh()                       # two elements: the general loops
         z = v.sum() * 0.3
         for op in _CHAIN_OPS:
             z = op(z)
-        return z.sum()
+        return (z + 0.5).sum()                   # a chain's first row passes g on
 
     d = getattr(tg, dtype)
     x = tg.tensor([0.3], dtype=d, requires_grad=True)
