@@ -101,9 +101,10 @@ def value_and_grad(fn, argnums=0):
     (5.0, tensor([2., 4.]))
     """
     plans = {}     # compiled fn: signature -> _Plan (the lean path for repeated calls)
+    compiled = isinstance(fn, Compiled)
 
     def wrapped(*args):
-        if isinstance(fn, Compiled):
+        if compiled:
             plan = plans.get(_quick_signature(args))
             if plan is not None:
                 return plan(args)
@@ -123,8 +124,8 @@ def value_and_grad(fn, argnums=0):
 
 def _quick_signature(args):
     """Cheap key for a compiled function's signature (shapes, dtypes, flags, constants)."""
-    return tuple((a.data.shape, a.data.dtype, a._rg) if type(a) is Tensor else (type(a), a)
-                 for a in args)
+    return tuple([(a.data.shape, a.data.dtype, a._rg) if type(a) is Tensor else (type(a), a)
+                  for a in args])
 
 
 class _Plan:
