@@ -12,7 +12,7 @@ from .blas import GEMM
 from .tensor import Tensor, Size, dtype_name
 
 _REDS = S.reads_table()
-_NO_PLAN = (np.empty(0, np.int64), np.empty((0, S.NPLAN), np.int64))   # an eager sweep's
+_NO_CHAINS = np.empty(0, np.int64)     # an eager sweep has no decoded scalar chains
 _NO_DIRTY = np.zeros(0, np.int64)
 
 
@@ -208,7 +208,7 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
     dt = int(R[r, S.OPW]) >> 8 & 1
     while r >= 0:
         status, r = S.sweep(R, F, vals[dt], grads[dt], goff, touched, freed, dirty_at,
-                            _REDS, iar, r, 0, dt, GEMM, *_NO_PLAN)
+                            _REDS, iar, r, 0, dt, GEMM, _NO_CHAINS)
         if status == S.ST_DONE:
             return
         if status == S.ST_PYTHON:

@@ -33,6 +33,8 @@ _UFUNCS = {S.TANH: np.tanh, S.EXP: np.exp, S.LOG: np.log, S.SIN: np.sin, S.COS: 
            S.SIGMOID: _sigmoid_into}
 
 
+_NO_PLAN = (np.empty(0, np.int64), np.empty((0, S.NPLAN), np.int64))   # chains not decoded yet
+
 def ref_value(t, n):
     """The current value of tensor t that a compiled function captured (n elements when
     recorded); a clear error if it no longer fits the recording."""
@@ -182,7 +184,7 @@ class Program:
         (with its decoded scalar chains once a first call has gone that way)."""
         R, d = self.R_all(), self.dt
         return (R, R.view(np.float64), vals[d], sc.grads[d], self.goff, sc.touched,
-                self._freed, ag._REDS, self.iar, self.n, *self._chains.get(out, ag._NO_PLAN),
+                self._freed, ag._REDS, self.iar, self.n, *self._chains.get(out, _NO_PLAN),
                 out)
 
     def value_and_grad(self, vals, out):

@@ -62,6 +62,7 @@ READS = {
 
 # sweep status codes
 ST_DONE, ST_PYTHON, ST_FREED, ST_DIRTY, ST_BADOP, ST_DEAD = 0, 1, 2, 3, 4, 5
+ST_CHAIN = 6   # sweep(): a decoded chain starts at this record (value_and_grad runs it)
 
 
 def reads_table():
@@ -184,7 +185,7 @@ def _lit(like, x):
     return like.dtype.type(x)
 
 
-@overload(_lit, inline="always")
+@overload(_lit)
 def _lit_compiled(like, x):
     dt = like.dtype if isinstance(like, types.Array) else like
     if dt == types.float32:
@@ -346,11 +347,15 @@ def plan_chains(R, goff, touched, n, dt):
     of the chain the sweep enters at record r, or -1. Mirrors _scalar_chain_vjp and the
     sweep's test for entering it; only chains of two or more rows are kept."""
     uses = np.zeros(n, np.int64)        # how many records read each slot
+    at = np.empty(n, np.int64)
     for r in range(n):
-        for f in (A, B, C):
-            if R[r, f] >= 0:
-                uses[R[r, f]] += 1
-    at = np.full(n, -1, np.int64)
+        at[r] = -1
+        if R[r, A] >= 0:
+            uses[R[r, A]] += 1
+        if R[r, B] >= 0:
+            uses[R[r, B]] += 1
+        if R[r, C] >= 0:
+            uses[R[r, C]] += 1
     P = np.empty((n, NPLAN), np.int64)
     m = 0
     r = n - 1
@@ -383,7 +388,8 @@ def plan_chains(R, goff, touched, n, dt):
                         # which then passes it on unchanged: this row takes its place
                         w = (P[m, PW] & ~P_REG) | (P[m - 1, PW] & P_REG)
                         go = P[m - 1, PGO]
-                        P[m - 1] = P[m]
+                        for f in range(NPLAN):
+                            P[m - 1, f] = P[m, f]
                         P[m - 1, PW] = w
                         P[m - 1, PGO] = go
                         m -= 1
@@ -427,8 +433,8 @@ def _planned_chain_vjp(R, F, V, G, touched, P, k):
         else:
             u = _U(P[q, PU])
             va = R[_U(P[q, PA]), VOFF]
-            d = _lit(g, _du1(op, np.float64(g), V[_U(va)] if va >= 0 else 0.0, y, f0,
-                             F[u, F1]))
+            d = _lit(g, _du1(op, np.float64(g), V[_U(va)] if va >= 0 else 0.0,
+                             np.float64(y), f0, F[u, F1]))
         if w & P_KEEP:
             a = _U(P[q, PA])
             ga = _U(P[q, PGA])
@@ -454,15 +460,16 @@ def _planned_chain_vjp(R, F, V, G, touched, P, k):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt, gemm,
-          plan_at, plan):
+          plan_at):
     """Walk records start, start-1, ..., stop backwards, accumulating VJPs into G.
 
     V is the value arena and G the gradient buffer of dtype dt; gemm holds the cblas_?gemm
-    addresses (tapegrad.blas.GEMM). (plan_at, plan) are plan_chains' decoded scalar chains
+    addresses (tapegrad.blas.GEMM). plan_at is plan_chains' map of decoded scalar chains
     of a sweep from start to 0 that went this way before, or empty. Returns (status,
     record). ST_PYTHON asks the caller to run that record in Python (a matrix product
     compiled code cannot run, a dtype change, or a record of the other dtype) and call
-    again below it.
+    again below it; ST_CHAIN, to run the decoded chain starting at that record (done
+    there, not here, so that an eager sweep does not compile it).
     """
     has_dirty = dirty_at.shape[0] > 0
     planned = plan_at.shape[0] > 0 and stop == 0
@@ -473,8 +480,7 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         if touched[r] == 0:
             continue
         if planned and plan_at[r] >= 0:
-            r = _planned_chain_vjp(R, F, V, G, touched, plan, plan_at[r]) + 1
-            continue
+            return ST_CHAIN, r
         w = R[r, OPW]
         op = w & 255
         if op == INPUT:
@@ -1518,5 +1524,11 @@ def value_and_grad(R, F, V, G, goff, touched, freed, reads, iar, n, plan_at, pla
         touched[i] = 0
     G[goff[out]] = 1
     touched[out] = 1
-    return sweep(R, F, V, G, goff, touched, freed, np.empty(0, np.int64), reads, iar, out, 0,
-                 dt, gemm, plan_at, plan)
+    noidx = np.empty(0, np.int64)
+    r = out
+    while True:
+        st, r = sweep(R, F, V, G, goff, touched, freed, noidx, reads, iar, r, 0, dt, gemm,
+                      plan_at)
+        if st != ST_CHAIN:
+            return st, r
+        r = _planned_chain_vjp(R, F, V, G, touched, plan, plan_at[r])
