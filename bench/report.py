@@ -363,17 +363,17 @@ WHY = [
     "they accumulate, and the large elementwise VJPs run on one thread. Handing large "
     "regions to `.grad` and threading the large loops (Numba's parallel range) would "
     "close it.",
-    "**W3 replayed against 2.5x JAX (1.7x).** The chain is latency-bound: each step's tanh waits "
-    "for the previous one. The same 1,000 steps written as one fused Numba loop with "
-    "tapegrad's float32 tanh take 13.7 µs forward and backward (3.1x JAX's 42 µs), so "
-    "2.5x leaves about 3 µs for dispatching 6,000 record visits plus the Python call, "
-    "which costs 3 µs alone. The interpreter keeps a scalar chain's value and gradient in "
-    "registers (forward about 16 µs, of which the tanh latency is most; reverse about "
-    "9 µs). Generating straight-line code per program would close the rest, at a compile "
-    "cost per program that replay avoids today.",
 ]
 
 NOTES = [
+    "W3 replayed (target 2.5x JAX, a narrow margin): the chain is latency-bound, each "
+    "step's tanh waiting for the one before. Of about 16 µs, the forward takes 11: the "
+    "latency of 1,000 float32 tanh (a rational function evaluated in float64), within 3% "
+    "of the same loop written by hand. The reverse sweep runs decoded chains (see "
+    "design.md) in 2.5 µs, the latency of its 2,000 multiplies, most of them on subnormal "
+    "float32 gradients (JAX flushes those to zero). Python and Numba's argument dispatch "
+    "take the remaining 2.7 µs. Straight-line code generated per program would remove "
+    "little more, at a compile cost per program.",
     "W2 replay latency: the first call of `func.value_and_grad(compile(f))` (recording, "
     "building the program, running it) against the first call of "
     "`jax.jit(jax.value_and_grad(f))`, timed after the imports in a fresh process. "
