@@ -178,10 +178,14 @@ _U = np.uint64   # an offset known to be >= 0, as an index Numba does not wrap a
 
 
 def _lit(like, x):
-    """The float x as a scalar of the dtype of `like` (an array or a scalar), so that a
-    record's constant meets float32 data in float32, as numpy does in eager mode (a Python
-    float is a weak scalar there): `v * 1.01` is v * float32(1.01) both ways. It also keeps
-    float32 loops free of float64 conversions, which sit on a scalar chain's critical path."""
+    """The float x as a scalar of the dtype of `like` (an array or a scalar).
+
+    In forward passes a record's constant meets float32 data in float32, as numpy does in
+    eager mode (a Python float is a weak scalar there): `v * 1.01` is v * float32(1.01)
+    both ways, to the bit. The scalar chains' VJPs compute in the dtype too (PyTorch's
+    arithmetic), which keeps float64 conversions off their critical path; the sweep's
+    loops compute in float64 and round once, since float32 arithmetic there gained
+    nothing on normal values and lost 40% on W2's subnormal gradients."""
     return like.dtype.type(x)
 
 
@@ -199,9 +203,9 @@ def _du(op, g, x, y, f0, f1):
     if op == ADDC:
         return g
     if op == MULC:
-        return g * _lit(g, f0)
+        return g * f0
     if op == TANH:
-        return g * (_lit(y, 1.0) - y * y)
+        return g * (1 - y * y)
     if op == NEG:
         return -g
     if op == EXP:
@@ -217,7 +221,7 @@ def _du(op, g, x, y, f0, f1):
     if op == COS:
         return -g * np.sin(x)
     if op == SIGMOID:
-        return g * y * (_lit(y, 1.0) - y)
+        return g * y * (1 - y)
     if op == RELU:
         return g * (y > 0)
     if op == POWC:
@@ -295,7 +299,8 @@ def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
             go = _U(goff[u])
             ga = _U(goff[a])
             g = last if go == last_at else G[go]
-            # the same expressions as the sweep's small-record loops, to the last bit
+            # the sweep's small-record loops' expressions, in the gradient's dtype (in
+            # float32 an ulp or two from the loops, which round once from float64)
             if op == ADDC:
                 d = g
             elif op == MULC:
@@ -408,7 +413,7 @@ def plan_chains(R, goff, touched, n, dt):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _planned_chain_vjp(R, F, V, G, touched, P, k):
     """_scalar_chain_vjp over the rows from k of a plan (plan_chains), with the same
-    arithmetic. Returns the record below the chain's last row.
+    arithmetic (the same bits). Returns the record below the chain's last row.
 
     Each row's value and constant are loaded before the previous row's gradient is
     stored: a load issued after a store whose address matches it modulo 4 KiB waits for
@@ -561,14 +566,12 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 for i in range(_U(n)):
                     G[_U(ga) + i] += G[_U(go) + i]
             elif op == MULC:
-                c0 = _lit(G, f0)
                 for i in range(_U(n)):
-                    G[_U(ga) + i] += G[_U(go) + i] * c0
+                    G[_U(ga) + i] += G[_U(go) + i] * f0
             elif op == TANH:
-                one = _lit(G, 1.0)
                 for i in range(_U(n)):
                     y = V[_U(vo) + i]
-                    G[_U(ga) + i] += G[_U(go) + i] * (one - y * y)
+                    G[_U(ga) + i] += G[_U(go) + i] * (1 - y * y)
             elif op == RELU:
                 for i in range(_U(n)):
                     g = G[_U(go) + i]
@@ -584,12 +587,12 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 xv = V[va:va + n] if va >= 0 else gv
                 yv = V[vo:vo + n] if vo >= 0 else gv
                 for i in range(n):
-                    dv[i] += _lit(dv, _du(op, gv[i], xv[i], yv[i], f0, f1))
+                    dv[i] += _du(op, gv[i], xv[i], yv[i], f0, f1)
             else:
                 for i in range(n):
                     x = V[va + i] if va >= 0 else 0.0
                     y = V[vo + i] if vo >= 0 else 0.0
-                    G[ga + i] += _lit(G, _du(op, G[go + i], x, y, f0, f1))
+                    G[ga + i] += _du(op, G[go + i], x, y, f0, f1)
         elif op <= WHERE:
             bc = R[r, P0]   # bit k set: input k was broadcast (its shape differs from out)
             vb = R[b, VOFF]
@@ -1400,15 +1403,15 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                 elif op == COS:
                     d = -t * np.sin(x)
                 elif op == TANH:
-                    d = t * (_lit(t, 1.0) - y * y)
+                    d = t * (1 - y * y)
                 elif op == SIGMOID:
-                    d = t * y * (_lit(t, 1.0) - y)
+                    d = t * y * (1 - y)
                 elif op == RELU:
                     d = t if y > 0 else 0.0 * t
                 elif op == ADDC:
                     d = t
                 elif op == MULC:
-                    d = t * _lit(t, f0)
+                    d = t * f0
                 elif op == POWC:
                     d = 0.0 * t if f0 == 0.0 else t * f0 * x ** (f0 - 1.0)
                 elif op == RPOWC:

@@ -607,8 +607,9 @@ def test_vectorised_and_scalar_paths_agree(name):
 def test_scalar_chains_agree_with_the_elementwise_loops(dtype):
     """Runs of one-element unary records pass gradients in a register (sweep's scalar-chain
     path); the same ops on two elements take the general loops. Every unary op, a record
-    no gradient reaches inside the chain, and a second use of a value must agree bit for
-    bit."""
+    no gradient reaches inside the chain, and a second use of a value must agree: bit for
+    bit in float64; in float32 within an ulp or two per op, as the chains compute in
+    float32 and the loops round once from float64."""
     unary = [f for _, f in sorted(_UNARY_BIG.items()) if f.__code__.co_argcount == 1]
 
     def f(x):
@@ -626,7 +627,10 @@ def test_scalar_chains_agree_with_the_elementwise_loops(dtype):
     f(one).backward()
     f(two).backward()
     assert np.isfinite(one.grad.numpy()).all() and one.grad.item() != 0
-    np.testing.assert_array_equal(one.grad.numpy(), two.grad.numpy()[:1])
+    if dtype == "float64":
+        np.testing.assert_array_equal(one.grad.numpy(), two.grad.numpy()[:1])
+    else:
+        np.testing.assert_allclose(one.grad.numpy(), two.grad.numpy()[:1], rtol=2e-6)
 
 def test_bias_row_broadcast_gradient():
     rng = np.random.default_rng(6)
