@@ -959,10 +959,10 @@ def test_decoded_scalar_chains_sweep_as_the_first_call(dtype):
 
 @pytest.mark.parametrize("shape", [(1,), (16,), (3000,)])
 def test_float_constants_replay_as_numpy_rounds_them(shape):
-    """x * 1.01, x + 0.1 and 2 - x on float32 data: numpy computes them in float32 with
-    the Python float rounded to float32 first. Replay must give the same bits at every
-    record size (a scalar chain, the small-record loops, long records)."""
-    f = lambda x: 2.0 - (x * 1.01 + 0.1) * 0.7    # noqa: E731
+    """x * 1.01, x + 0.1, 2 - x and 0.3 / x on float32 data: numpy computes them in
+    float32 with the Python float rounded to float32 first. Replay must give the same bits
+    at every record size (a scalar chain, the small-record loops, long records)."""
+    f = lambda x: 2.0 - (x * 1.01 + 0.1) * 0.7 + 0.3 / (x.abs() + 1.0)    # noqa: E731
     cf = tg.compile(f)
     rng = np.random.default_rng(12)
     xs = rng.standard_normal((400 if shape == (1,) else 4, *shape)).astype(np.float32) * 3
