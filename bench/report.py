@@ -380,6 +380,11 @@ NOTES = [
     "float32 gradients (JAX flushes those to zero). Python and Numba's argument dispatch "
     "take the remaining 2.7 µs. Straight-line code generated per program would remove "
     "little more, at a compile cost per program.",
+    "SVML: with `intel-cmplr-lib-rt` installed (its `libsvml.so` lands in the "
+    "environment), `numba -s` still reports SVML not operational, because the llvmlite "
+    "wheels on PyPI are built without Intel's SVML patch to LLVM; replayed W2 times the "
+    "same with and without it, so tapegrad offers no SVML extra. Its float32 tanh is its "
+    "own rational function instead, which vectorises without SVML.",
     "W2 replay latency: the first call of `func.value_and_grad(compile(f))` (recording, "
     "building the program, running it) against the first call of "
     "`jax.jit(jax.value_and_grad(f))`, timed after the imports in a fresh process. "
