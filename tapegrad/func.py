@@ -137,8 +137,9 @@ class _Plan:
         prog = self.prog = run.prog
         self.out = prog.outputs[0]
         self.d = prog.dt
-        self.odtype = prog.vals[self.d].dtype
-        self.slots = [run.slots[j] for j in nums]
+        self.slots = [run.slots.get(j) for j in nums]   # None: fn never reads that argument
+        # (shape, dtype) of each gradient, for the zeros of one that nothing reached
+        self.blank = [(run.args[j].data.shape, run.args[j].data.dtype) for j in nums]
         self.single = single
         self._tls = threading.local()
 
@@ -150,7 +151,8 @@ class _Plan:
                   else sc.vals[d][o:o + n], kind, src)
                  for (slot, _), (d, o, n, kind, src) in zip(prog.sources, prog._load)]
         value = prog._view(sc.vals, self.out)
-        grads = [(slot, prog.grad_region(sc.grads, slot)) for slot in self.slots]
+        grads = [(slot, None if slot is None else prog.grad_region(sc.grads, slot), blank)
+                 for slot, blank in zip(self.slots, self.blank)]
         args = prog.kernel_args(sc.vals, sc, self.out) + (self.d, GEMM)
         tls = self._tls
         tls.v = (loads, value, grads, sc.touched, args)
@@ -167,8 +169,8 @@ class _Plan:
         status, r = S.value_and_grad(*kargs)
         if status != S.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
-        out = [_plain(g.copy() if touched[slot] else np.zeros(g.shape, self.odtype))
-               for slot, g in grads]
+        out = [_plain(g.copy() if slot is not None and touched[slot] else np.zeros(*blank))
+               for slot, g, blank in grads]
         return _plain(value.copy()), (out[0] if self.single else tuple(out))
 
 

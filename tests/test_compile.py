@@ -957,6 +957,75 @@ def test_decoded_scalar_chains_sweep_as_the_first_call(dtype):
             assert (np.signbit(g.numpy()) == np.signbit(g0.numpy())).all()
 
 
+def test_value_and_grad_of_compiled_fn_with_an_argument_it_never_reads():
+    """The gradient of an argument the function ignores is zeros of its shape and dtype,
+    on the first (recording) call and on the replays after it."""
+    vg = tg.func.value_and_grad(tg.compile(lambda x, w: (w.tanh() * 2.0).sum()),
+                                argnums=(0, 1))
+    x = tg.tensor([[1.0, 2.0]], dtype=tg.float32, requires_grad=True)
+    w = tg.tensor([0.5], dtype=tg.float32, requires_grad=True)
+    for _ in range(3):
+        value, (gx, gw) = vg(x, w)
+        assert gx.shape == (1, 2) and gx.dtype == tg.float32 and not gx.numpy().any()
+        np.testing.assert_allclose(gw.numpy(), 2.0 / np.cosh(0.5) ** 2, rtol=1e-6)
+
+
+_SAFE_UNARY = [lambda t: t.tanh(), lambda t: t * 1.01, lambda t: t + 0.1, lambda t: -t,
+               lambda t: t.sigmoid(), lambda t: 2.0 - t, lambda t: t.sin(),
+               lambda t: t.clamp(-0.8, 0.8), lambda t: t.relu() * 0.5, lambda t: t - 0.3]
+
+
+@st.composite
+def scalar_programs(draw):
+    """Steps over one-element values: a unary op on one of the last few values, or a sum
+    or product of two (which ends a chain and starts others)."""
+    steps = []
+    for i in range(draw(st.integers(3, 40))):
+        back = draw(st.integers(1, min(3, i + 2)))
+        if draw(st.integers(0, 5)) == 0:
+            steps.append(("join", back, draw(st.integers(1, min(3, i + 2))),
+                          draw(st.booleans())))
+        else:
+            steps.append(("unary", back, draw(st.integers(0, len(_SAFE_UNARY) - 1)), None))
+    return steps, draw(st.floats(-1.5, 1.5)), draw(st.sampled_from(["float32", "float64"]))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(scalar_programs())
+def test_random_scalar_programs_decoded_match_first_call(prog):
+    """The decoded chains (sweep.plan_chains) on random scalar programs: chains that
+    branch, rejoin, reuse a value and start from a leaf or a constant. Every later call
+    gives the first call's bits; both agree with eager mode."""
+    steps, v, dtype = prog
+
+    def f(x, w):
+        vals = [x, w * 0.5]
+        for kind, a, b, flag in steps:
+            u = vals[-a]
+            if kind == "unary":
+                vals.append(_SAFE_UNARY[b](u))
+            else:
+                vals.append(u + vals[-b] if flag else u * vals[-b] * 0.5)
+        return sum(t * 0.1 for t in vals[-3:]).sum()
+
+    d = getattr(tg, dtype)
+    x = tg.tensor([v], dtype=d, requires_grad=True)
+    w = tg.tensor([0.7], dtype=d, requires_grad=True)
+    vg = tg.func.value_and_grad(tg.compile(f), argnums=(0, 1))
+    first = vg(x, w)
+    f(x, w).backward()
+    tol = TOL64 if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+    for g, t in zip(first[1], (x, w)):
+        want = np.zeros(1, dtype) if t.grad is None else t.grad.numpy()   # fn may skip x
+        np.testing.assert_allclose(g.numpy(), want, **tol)
+    for _ in range(2):
+        value, grads = vg(x, w)
+        assert value.item() == first[0].item()
+        for g, g0 in zip(grads, first[1]):
+            np.testing.assert_array_equal(g.numpy(), g0.numpy())
+
+
 @pytest.mark.parametrize("shape", [(1,), (16,), (3000,)])
 def test_float_constants_replay_as_numpy_rounds_them(shape):
     """x * 1.01, x + 0.1, 2 - x and 0.3 / x on float32 data: numpy computes them in
