@@ -35,6 +35,7 @@ _UFUNCS = {S.TANH: np.tanh, S.EXP: np.exp, S.LOG: np.log, S.SIN: np.sin, S.COS: 
 
 _NO_PLAN = (np.empty(0, np.int64), np.empty((0, S.NPLAN), np.int64))   # chains not decoded yet
 
+
 def ref_value(t, n):
     """The current value of tensor t that a compiled function captured (n elements when
     recorded); a clear error if it no longer fits the recording."""
