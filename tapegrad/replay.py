@@ -78,8 +78,8 @@ class Program:
         dts = np.unique(self.R[:, S.OPW] >> 8 & 1)
         # one compiled call does forward and backward when nothing needs Python
         python_ops = [int(r) for r in np.flatnonzero(ops >= S.FIRST_PY)
-                      if not (ops[r] == S.MATMUL and S._mm_dims(
-                          self.R, int(r), int(GEMM[self.R[r, S.OPW] >> 8 & 1]))[3])]
+                      if ops[r] != S.MATMUL or S._mm_dims(
+                          self.R, int(r), int(GEMM[self.R[r, S.OPW] >> 8 & 1]))[3] == S.MM_NUMPY]
         python_ops += [r for r in np.flatnonzero(self.R[:, S.SIZE] >= S.NUMPY_UFUNC)
                        if S.to_numpy(int(ops[r]), int(self.R[r, S.SIZE]),
                                      int(self.R[r, S.OPW]) >> 8 & 1)]

@@ -417,8 +417,9 @@ def _planned_chain_vjp(R, F, V, G, touched, P, k):
     arithmetic (the same bits). Returns the record below the chain's last row.
 
     Each row's value and constant are loaded before the previous row's gradient is
-    stored: a load issued after a store whose address matches it modulo 4 KiB waits for
-    that store, which would put the store on the chain's critical path."""
+    stored, so that no load can wait on that store (a load after a store whose address
+    matches it modulo 4 KiB may). No gain was measured beside the loop's spread from one
+    process to the next (2.3 to 3.6 us on W3), so this is a precaution, not a figure."""
     Pf = P.view(np.float64)
     q = _U(k)
     w = P[q, PW]
@@ -441,7 +442,8 @@ def _planned_chain_vjp(R, F, V, G, touched, P, k):
             va = R[_U(P[q, PA]), VOFF]
             d = _lit(g, _du1(op, np.float64(g), V[_U(va)] if va >= 0 else 0.0,
                              np.float64(y), f0, F[u, F1]))
-        if w & P_KEEP:
+        keep = w & P_KEEP
+        if keep:
             a = _U(P[q, PA])
             ga = _U(P[q, PGA])
             if touched[a] == 0:
@@ -451,16 +453,12 @@ def _planned_chain_vjp(R, F, V, G, touched, P, k):
             if w & P_END:
                 G[ga] = d
                 return P[q, PU] - 1
-            q += _U(1)
-            w = P[q, PW]
-            y = V[_U(P[q, PVO])]
-            f0 = Pf[q, PF0]
+        q += _U(1)
+        w = P[q, PW]
+        y = V[_U(P[q, PVO])]
+        f0 = Pf[q, PF0]
+        if keep:
             G[ga] = d
-        else:
-            q += _U(1)
-            w = P[q, PW]
-            y = V[_U(P[q, PVO])]
-            f0 = Pf[q, PF0]
         last = d
 
 
