@@ -395,14 +395,17 @@ def test_hessian_of_a_compiled_function():
     xv, yv = _r.standard_normal((2, 3)), _r.standard_normal((3, 2))
     xc = T(xv, rg=True)
     cf(xc, T(yv)).backward()                   # an ordinary compiled call first
+    g_before = xc.grad.numpy().copy()
+    th = np.tanh(xv @ yv)
+    np.testing.assert_allclose(g_before, (2 * th * (1 - th * th)) @ yv.T + 3 * xv * xv, **TIGHT)
     h_plain = func.hessian(fn)(T(xv), T(yv))
     h_comp = func.hessian(cf)(T(xv), T(yv))
     np.testing.assert_allclose(arr(h_comp), arr(h_plain), **TIGHT)
     np.testing.assert_allclose(arr(h_comp), _fd_hessian(fn, [xv, yv], 0), rtol=1e-5, atol=1e-6)
-    # the compiled function still works and the transform left its leaf alone
-    g_before = xc.grad.numpy().copy()
-    assert xc.grad is not None
+    # the transforms left the leaf's gradient alone, and the compiled function still works
     np.testing.assert_array_equal(xc.grad.numpy(), g_before)
+    cf(xc, T(yv)).backward()
+    np.testing.assert_allclose(xc.grad.numpy(), 2 * g_before, **TIGHT)
 
 
 @pytest.mark.parametrize("c", table.params(table.CASES))
