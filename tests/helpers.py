@@ -76,3 +76,40 @@ def in_fresh_thread(body):
     t.join()
     if box:
         raise box[0]
+
+
+def tape_footprint(tp):
+    """What a tape holds allocated, whether in use or not: (bytes of every buffer at its
+    capacity, entries in its side tables). A leak in buffer growth or in a side dictionary
+    shows here; Tape.nbytes() counts only the bytes the current records use."""
+    arrays = [*tp.arena, tp.iar, tp.freed, tp.kept, *getattr(tp, "_gbufs", ())]
+    nbytes = sum(a.nbytes for a in arrays) + len(tp.buf) + len(tp.rc) * tp.rc.itemsize
+    entries = len(tp.leaves) + len(tp.retained) + len(tp.dirty) + len(tp.pyrefs)
+    return nbytes, entries
+
+
+def assert_steady(step, warm=50, steps=200, per_step=256):
+    """Run step() `warm` times, then `steps` more, and check that neither the process's
+    Python-visible memory (tracemalloc sees numpy's buffers too) nor the current tape's
+    capacity and side tables grew by more than `per_step` bytes a step on average."""
+    import gc
+    import tracemalloc
+
+    from tapegrad.tape import current
+    tracemalloc.start()     # before the warm-up: blocks made earlier are never counted,
+    try:                    # so their frees would not be either
+        for _ in range(warm):
+            step()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        tape_before = tape_footprint(current())
+        for _ in range(steps):
+            step()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    tape_after = tape_footprint(current())
+    assert grown <= per_step * steps, f"memory grew {grown} bytes over {steps} steps"
+    assert tape_after[0] <= tape_before[0], f"tape capacity grew: {tape_before} -> {tape_after}"
+    assert tape_after[1] <= tape_before[1] + 1, f"side tables grew: {tape_before} -> {tape_after}"

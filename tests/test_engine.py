@@ -1,6 +1,9 @@
 """The engine's contract: autograd semantics, one compiled sweep, bounded memory, errors."""
+import collections
+import os
 import sys
 import threading
+import tracemalloc
 
 import numba
 import numpy as np
@@ -13,7 +16,7 @@ from tapegrad import blas
 from tapegrad import sweep as S
 from tapegrad.tape import current
 
-from helpers import in_threads
+from helpers import assert_steady, in_threads
 
 
 # ---- the tutorial, checked by hand --------------------------------------------------------
@@ -164,22 +167,33 @@ def test_backward_of_3000_op_chain_is_one_compiled_call(monkeypatch):
     calls = []
     real = S.sweep
     monkeypatch.setattr(S, "sweep", lambda *a: calls.append(1) or real(*a))
-    python_calls = []
+    python_calls, c_calls = [], []
 
     def prof(frame, event, arg):
         if event == "call":
             python_calls.append(frame.f_code.co_name)
+        elif event == "c_call":       # builtins and C methods (ndarray.reshape, np.empty...)
+            c_calls.append(getattr(arg, "__qualname__", repr(arg)))
+    # the profiler does not see numpy's ufuncs (they are not builtin functions), but a ufunc
+    # per record would allocate its result: count the blocks allocated during backward
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
     sys.setprofile(prof)
     try:
         loss.backward()
     finally:
         sys.setprofile(None)
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+    blocks = sum(d.count_diff for d in after.compare_to(before, "filename") if d.count_diff > 0)
     assert len(calls) == 1
     assert np.isfinite(v.grad.numpy()).all()
     if numba.config.DISABLE_JIT:
         return      # the sweep itself is Python here: its helpers run per record
-    # Python work during backward is a fixed handful of calls, not one per record
+    # Python and C work during backward is a fixed handful of calls, not one per record
     assert len(python_calls) < 100, python_calls[:20]
+    assert len(c_calls) < 100, collections.Counter(c_calls).most_common(5)
+    assert blocks < 300, f"{blocks} blocks allocated during the backward of 3,000 records"
 
 
 
@@ -208,6 +222,8 @@ def test_eager_large_matmul_gradients_with_and_without_compiled_blas(sa, sb, dty
         x = tg.tensor(a0, dtype=getattr(tg, dtype), requires_grad=True)
         y = tg.tensor(b0, dtype=getattr(tg, dtype), requires_grad=True)
         loss = ((x @ y) ** 2 * 0.5).sum()
+        kept = [a for pair in current().pyrefs.values() for a in pair]
+        assert np.shares_memory(kept[0], x.data) and np.shares_memory(kept[1], y.data)
         loss.backward(retain_graph=True)
         loss.backward()
         np.testing.assert_allclose(x.grad.numpy(), 2 * ga.reshape(sa), **tol)
@@ -249,10 +265,24 @@ def test_eager_large_matmul_odd_operands_take_numpy(monkeypatch):
             loss.backward()
 
 
+BLAS_SWITCHED_OFF = bool(numba.config.DISABLE_JIT or os.environ.get("TAPEGRAD_NO_BLAS"))
+
+
+def test_numpy_blas_is_found_unless_switched_off():
+    # without this, a numpy whose OpenBLAS moved would make every "with and without BLAS"
+    # test run the numpy path twice, and the BLAS tests would skip
+    if BLAS_SWITCHED_OFF:
+        assert not blas.GEMM.any()
+    else:
+        assert blas.GEMM.all(), (
+            f"cblas_sgemm/dgemm not found in numpy's bundled OpenBLAS "
+            f"({blas._numpy_openblas()}); set TAPEGRAD_NO_BLAS=1 to run without it")
+
+
 def test_mlp_backward_is_one_compiled_call(monkeypatch):
     """With BLAS called from the sweep, an eager MLP's backward never returns to Python."""
-    if not blas.GEMM.any():
-        pytest.skip("numpy has no bundled OpenBLAS here")
+    if BLAS_SWITCHED_OFF:
+        pytest.skip("BLAS switched off (NUMBA_DISABLE_JIT or TAPEGRAD_NO_BLAS)")
     rng = np.random.default_rng(11)
     x = tg.tensor(rng.standard_normal((32, 64)))
     ws = [tg.tensor(rng.standard_normal(s) / 8, requires_grad=True)
@@ -272,35 +302,44 @@ def test_mlp_backward_is_one_compiled_call(monkeypatch):
 # ---- memory lifecycle ---------------------------------------------------------------------------------
 def test_training_loop_keeps_tape_empty_between_iterations():
     tg.manual_seed(1)
-    w = tg.randn(4, 3, requires_grad=True)
-    x = tg.randn(8, 4)
+    w = tg.randn(32, 16, requires_grad=True)
+    x = tg.randn(64, 32)
     losses = []
-    for _ in range(300):
+
+    def step():
+        nonlocal w
         loss = ((x @ w).tanh() ** 2).mean()
         loss.backward()
         with tg.no_grad():
-            w -= 0.1 * w.grad
+            w -= 0.01 * w.grad
         w.grad.zero_()
         losses.append(loss)          # keeping losses must not keep their graphs
         assert len(current()) == 0
+    # one graph saves 4 KB or more (64 x 16 float32 values, twice): a kept graph per step
+    # would show; what may stay is the loss tensor itself
+    assert_steady(step, per_step=1024)
     assert losses[-1].item() < losses[0].item()
 
 
 def test_graphs_never_backwarded_are_reclaimed():
     w = tg.randn(16, requires_grad=True)
     sizes = []
-    for _ in range(40):
+
+    def step():
         out = _chain(w, 300)         # ~900 records, never backwarded, then dropped
         sizes.append(current().nbytes())
+    for _ in range(40):
+        step()
     assert max(sizes) < 4 * sizes[3]
-    del out
+    # ~900 records of 128 bytes and 16 floats each: kept, that is 170 KB a step
+    assert_steady(step, warm=5, steps=40, per_step=2048)
     assert len(current()) == 0
 
 
 def test_exception_mid_forward_leaves_nothing_behind():
     w = tg.randn(3, requires_grad=True)
     for _ in range(5):
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match=r"shapes \(3,\) and \(4, 4\) cannot be multiplied"):
             h = w * 2
             h @ tg.randn(4, 4)     # shape error after recording one op
     del h
@@ -318,6 +357,13 @@ def test_live_tensor_from_old_graph_survives_compaction():
         lengths.append(len(current()))
     del junk
     assert max(lengths) < 3 * 4096   # bounded: collections reclaim the dead graphs
+    state = {}
+
+    def step():
+        _chain(w, 300).backward()
+        state["junk"] = _chain(w, 200)
+    assert_steady(step, warm=5, steps=30, per_step=2048)
+    del state
     keep.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(3 * x.data), rtol=1e-6)
 
@@ -658,4 +704,8 @@ def test_tape_size_counts_matmul_operands_kept_by_reference():
     y = (x @ w).sum()                      # a large product: operands kept, not copied
     records, nbytes = tg.tape_size()
     assert nbytes >= w.data.nbytes + x.data.nbytes
+    kept = [a for pair in current().pyrefs.values() for a in pair]
+    assert any(np.shares_memory(a, x.data) for a in kept)
+    assert any(np.shares_memory(a, w.data) for a in kept)
+    assert nbytes < w.data.nbytes + x.data.nbytes + 64 * 1024    # and not copied as well
     del y
