@@ -1,11 +1,14 @@
 """Memory: tapegrad's tape bytes per record, and each system's peak memory on W5.
 
 ``tape_per_record`` builds W2's (or W3's) graph and reads ``tapegrad.tape_size()``
-before backward. ``peak`` runs one system in a fresh process: after building the case
-(data, parameters; compiled code loaded by one W1 step; JAX: compiled and run once),
-the resident set size is the baseline; then the kernel's high-water mark is reset
-(``/proc/self/clear_refs``) and a few forward+backward steps run. It reports the peak
-above the baseline and what stayed resident afterwards (MB).
+before backward. ``peak`` runs one system in a fresh process: it builds the case (data,
+parameters) and runs the measured step once, the same for every system (compiled code
+loaded, JAX compiled, the first step's allocations made: tapegrad's arena and PyTorch's
+and JAX's allocator caches grown, ``.grad`` filled), so the resident set size after that
+is the baseline; then the kernel's high-water mark is reset (``/proc/self/clear_refs``)
+and a few more forward+backward steps run. It reports the peak above the baseline (what
+a step needs beyond what a warmed-up process already holds) and what stayed resident
+afterwards (MB).
 
     python -m bench.memory W5 tapegrad-f32
 """
@@ -42,11 +45,8 @@ def _status_kb(field):
 
 def _measure(key, system, steps):
     machine.configure_threads()
-    if system.split("-")[0] in ("tapegrad", "torch"):
-        W.build("W1", system).run()          # load compiled code / kernels
     case = W.build(key, system)
-    if system.startswith("jax"):
-        case.warm("fb")                       # compile outside the measurement
+    case.warm("fb")           # every system: the measured step once, before the baseline
     base = _status_kb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")                          # reset VmHWM to the current RSS
