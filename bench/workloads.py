@@ -430,6 +430,13 @@ def build(key, system):
     return SYSTEMS[system].make(WORKLOADS[key])
 
 
+def timed(key):
+    """[(system, phase)] that the benchmarks time for workload `key`: every phase of the
+    workload that the system can time (the compiled systems: forward+backward only)."""
+    return [(s, ph) for s in SYSTEMS for ph in WORKLOADS[key].phases
+            if ph in SYSTEMS[s].phases]
+
+
 # ---- checking ----
 def _f64(a):
     return np.array(a, dtype=np.float64)
