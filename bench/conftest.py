@@ -11,7 +11,7 @@ import pytest
 from bench import machine, workloads as W
 
 PAUSE = 0.2                                      # s; lets torch's OpenMP workers go idle
-BACKWARD_ROUNDS = {"W2": 30, "W3": 50, "W4": 100, "W5": 10}
+BACKWARD_ROUNDS = {"W2": 30, "W2n": 30, "W3": 50, "W3n": 50, "W4": 100, "W5": 10}
 
 
 def pytest_configure(config):

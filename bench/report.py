@@ -28,9 +28,18 @@ EXPLAIN = {
           "per-call overhead (op dispatch, recording, starting backward, filling `.grad`).",
     "W2": "`v = tanh(v * 1.01 + 0.1)` 1,000 times on 16 floats (3,000 recorded ops), "
           "`sum`, backward. Per-op cost of recording and of the reverse sweep. The "
-          "gradient is about 1e-207 (0.6^1000): it underflows to 0 in float32 in every "
-          "system, so the float32 check compares the loss.",
+          "gradient is about 1e-207 (0.62^1000), below float32's range: in float32 the "
+          "reverse sweep leaves the normal range after about 180 steps, and tapegrad, "
+          "PyTorch and numpy carry subnormals to the end (rounding keeps most entries at "
+          "the smallest, 1.4e-45), while JAX flushes them to zero. So the float32 check "
+          "compares the loss and the gradient of the chain's first "
+          f"{W.PREFIX} steps (about 1e-20, well inside float32's range).",
+    "W2n": "W2 with the map `tanh(v * 0.9995 + 0.0001)`: the same 3,000 ops on the same "
+           "data, but the derivatives stay near 1 (0.996 at the map's fixed point), so the "
+           "gradient (4e-6 to 0.08) stays normal in float32. Beside W2 it shows what "
+           "subnormal gradients cost each system.",
     "W3": "W2 on one element: the numerical work vanishes, only per-op overhead is left.",
+    "W3n": "W2n on one element.",
     "W4": "MLP 64-256-256-10, batch 32, tanh, MSE to a random target; gradients of all "
           "weights and biases. Small matrix products: overhead and BLAS share the time.",
     "W5": "MLP 1024-1024-1024-1024, batch 512, relu, MSE. BLAS-bound (8 matrix products, "
@@ -250,7 +259,7 @@ def timing_table(stats, keys, systems):
 
 def per_op_table(stats):
     rows = []
-    for key in ("W2", "W3"):
+    for key in ("W2", "W2n", "W3", "W3n"):
         for s in ("tapegrad-f32", "tapegrad-f64", "torch-f32", "torch-f64"):
             f, b = stats.get((key, "forward", s)), stats.get((key, "backward", s))
             if f and b:
@@ -259,6 +268,41 @@ def per_op_table(stats):
     if not rows:
         return ""
     return table(["workload", "system", "forward ns per op", "backward ns per op"], rows)
+
+
+VARIANTS = (("W2", "W2n"), ("W3", "W3n"))   # (float32 gradient subnormal, stays normal)
+
+
+def variant_ratios(times):
+    """{(key, normal key, phase, system): (median, lo, hi)} of the system's time on `key`
+    over its time on the normal variant, per round (both timed in every round)."""
+    out = {}
+    for key, nkey in VARIANTS:
+        for (k, ph, s), ts in times.items():
+            ns = times.get((nkey, ph, s))
+            if k == key and ns:
+                rs = [a / b for a, b in zip(ts, ns)]
+                out[key, nkey, ph, s] = (statistics.median(rs), min(rs), max(rs))
+    return out
+
+
+def variant_table(vratios, systems):
+    rows = []
+    for key, nkey in VARIANTS:
+        for ph in W.PHASES:
+            first = True
+            for s in systems:
+                v = vratios.get((key, nkey, ph, s))
+                if v is None:
+                    continue
+                rows.append((f"{key} / {nkey}" if first else "",
+                             PHASE[ph] if first else "", s,
+                             f"{v[0]:.2f} ({v[1]:.2f}-{v[2]:.2f})"))
+                first = False
+    if not rows:
+        return ""
+    return table(["workloads", "phase", "system", "time on W2 (W3) / time on W2n (W3n), "
+                  "same round (min-max)"], rows)
 
 
 def latency_table(lat):
@@ -279,7 +323,8 @@ def memory_tables(tape, peaks):
     return t1 + "\n\n" + t2
 
 
-def render(info, keys, systems, stats, failed, lat, tape, peaks, cfg, cratios=None):
+def render(info, keys, systems, stats, failed, lat, tape, peaks, cfg, cratios=None,
+           times=None):
     parts = [info, "",
              f"Method: {cfg['rounds']} rounds; per row and round, each system in its own "
              f"block of about {cfg['budget']:g} s ({cfg['sub']} sub-blocks, median) after a "
@@ -293,6 +338,14 @@ def render(info, keys, systems, stats, failed, lat, tape, peaks, cfg, cratios=No
     per_op = per_op_table(stats)
     if per_op:
         parts += ["", "Per-op cost (median phase time / 3,000 ops):", "", per_op]
+    variants = variant_table(variant_ratios(times or {}), systems)
+    if variants:
+        parts += ["", "What subnormal float32 gradients cost: each system's time on W2 "
+                  "(W3), whose float32 gradient is subnormal, over its time on W2n (W3n), "
+                  "whose gradient stays normal; same ops and data, same round. 1 means no "
+                  "cost. The float64 rows are the control: both gradients are normal in "
+                  "float64, so they show what the other constants alone change.", "",
+                  variants]
     trows = targets(stats, lat, cratios)
     yes = {True: "yes", False: "**no**"}
     parts += ["", "Targets:", "",
@@ -405,10 +458,16 @@ NOTES = [
     "start-up excluded). Empty cache: `NUMBA_CACHE_DIR` set to a new folder; warm: the "
     "same folder after one untimed run.",
     "Memory: tape bytes from `tapegrad.tape_size()` with W2's or W3's graph built, before "
-    "backward. W5 peak: a fresh process per system; baseline RSS after building the "
-    "parameters and loading compiled code (JAX: after compiling and one run), then the "
-    "kernel's high-water mark is reset and the steps run. 'Still resident' includes memory "
-    "an allocator keeps for reuse (PyTorch and JAX keep theirs; tapegrad keeps its arena).",
+    "backward. W5 peak: a fresh process per system; every system builds its parameters "
+    "and runs one W5 step (compiled code loaded, JAX compiled, first allocations made) "
+    "before the baseline RSS is read, then the kernel's high-water mark is reset and the "
+    "steps run: the peak is what a step needs beyond a warmed-up process. 'Still "
+    "resident' includes memory an allocator keeps for reuse (PyTorch and JAX keep theirs; "
+    "tapegrad keeps its arena).",
+    "float32 gradient checks: W2's and W3's float32 gradient is below float32's range, so "
+    "comparing it with the float64 reference could not fail (zeros would pass); the check "
+    f"also compares, in float32, the gradient of the chain's first {W.PREFIX} steps, built "
+    "and run by the same system. A check that zeros would pass is refused elsewhere.",
 ]
 
 
@@ -461,7 +520,7 @@ def main(argv=None):
             if not s.startswith("compiled"):
                 peaks[s] = memory.peak("W5", s, steps=1 if a.quick else 3)
     body, trows = render(info, keys, systems, stats, failed, lat, tape, peaks, cfg,
-                         compiled_ratios(times))
+                         compiled_ratios(times), times)
     now = machine.tapegrad_commit()
     if now != commit:   # the in-process timings ran `commit`; later subprocesses may not
         commit = f"{commit}; it changed to {now} during the run, so latency and memory " \

@@ -32,3 +32,12 @@ def test_first_backward_latency_runs():
 
 def test_first_replay_latency_runs():
     assert latency.first_replay(False) > 0
+
+
+def test_variant_ratios_pair_each_system_round_by_round():
+    times = {("W2", "fb", "torch-f32"): [4.0, 6.0, 9.0], ("W2n", "fb", "torch-f32"): [2.0, 2.0, 3.0],
+             ("W2", "fb", "numpy-f32"): [1.0], ("W3", "backward", "jax-f32"): [1.0, 1.0]}
+    v = report.variant_ratios(times)
+    assert v == {("W2", "W2n", "fb", "torch-f32"): (3.0, 2.0, 3.0)}
+    text = report.variant_table(v, ["numpy-f32", "torch-f32"])
+    assert "| W2 / W2n | forward+backward | torch-f32 | 3.00 (2.00-3.00) |" in text

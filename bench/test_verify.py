@@ -21,13 +21,14 @@ def zero_float32_gradients(monkeypatch):
     monkeypatch.setattr(W.Numpy, "result", broken)
 
 
-@pytest.mark.parametrize("key", ["W2", "W3"])
+@pytest.mark.parametrize("key", ["W2", "W2n", "W3", "W3n"])
 def test_chain_checks_pass(key):
     W.verify(key, "numpy-f32")
     W.verify(key, "numpy-f64")
 
 
-@pytest.mark.parametrize("key,failing", [("W2", r"W2\[:100\]"), ("W3", r"W3\[:100\]")])
+@pytest.mark.parametrize("key,failing", [("W2", r"W2\[:100\]"), ("W2n", "W2n"),
+                                         ("W3", r"W3\[:100\]"), ("W3n", "W3n")])
 def test_zero_float32_gradient_fails(key, failing, zero_float32_gradients):
     """W2/W3's whole-chain float32 gradient is subnormal, so zeros pass that comparison
     (they passed verify before the prefix check); the prefix check catches them."""
@@ -47,6 +48,18 @@ def test_prefix_gradient_is_inside_float32s_range():
     for key in ("W2", "W3"):
         g = W._reference(W.prefix_of(key))[1]["v"]
         assert np.min(np.abs(g)) > 1e10 * np.finfo(np.float32).tiny
+
+
+def test_normal_variants_keep_a_normal_float32_gradient():
+    """W2n/W3n: no partial product of the float32 reverse sweep is subnormal."""
+    for key in ("W2n", "W3n"):
+        wl = W.WORKLOADS[key]
+        case = W.Numpy(wl, np.float32)
+        _, outs = case.forward()
+        g = np.ones_like(outs[-1])
+        for v in reversed(outs):
+            g = g * (1 - v * v) * np.float32(wl.chain[1])
+            assert np.min(np.abs(g)) > 1e20 * np.finfo(np.float32).tiny, key
 
 
 def test_timed_leaves_out_the_phases_a_system_does_not_time():
