@@ -224,10 +224,10 @@ def _du(op, g, x, y, f0, f1):
         return g * y * (1 - y)
     if op == RELU:
         return g * (y > 0)
-    if op == POWC:
-        return 0.0 * g if f0 == 0.0 else g * f0 * x ** (f0 - 1.0)
-    if op == RPOWC:
-        return 0.0 * g if f0 == 0.0 else g * y * np.log(f0)   # 0 ** x: PyTorch gives 0
+    if op == POWC:   # PyTorch: exactly 0 for the exponent 0 (even for g inf or NaN)
+        return 0.0 if f0 == 0.0 else g * f0 * x ** (f0 - 1.0)
+    if op == RPOWC:  # 0 ** x: PyTorch gives g * 0 where x >= 0 (y is 0 or 1 there)
+        return 0.0 * g if (f0 == 0.0 and y <= 1.0) else g * y * np.log(f0)
     if op == RDIVC:
         return -g * f0 / (x * x)
     return g * ((x >= f0) & (x <= f1))    # CLAMP: passes where lo <= x <= hi
@@ -244,8 +244,8 @@ def _db(op, g, x, y, out, cnd):
         return g * y, g * x
     if op == DIV:
         return g / y, -g * x / (y * y)
-    if op == POW:
-        da = 0.0 * g if y == 0.0 else g * y * x ** (y - 1.0)
+    if op == POW:    # PyTorch's masks: d/da exactly 0 where y == 0; d/db g * 0 at 0 ** y>=0
+        da = 0.0 if y == 0.0 else g * y * x ** (y - 1.0)
         db = 0.0 * g if (x == 0.0 and y >= 0.0) else g * out * np.log(x)
         return da, db
     if op == MAXIMUM or op == MINIMUM:
@@ -1387,7 +1387,9 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                 t = T[va + i]
                 x = V[va + i]
                 y = V[vo + i]
-                if op == NEG:
+                if t == 0:     # a zero tangent adds nothing (see the binary ops below)
+                    d = 0.0
+                elif op == NEG:
                     d = -t
                 elif op == EXP:
                     d = t * y
@@ -1412,9 +1414,9 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                 elif op == MULC:
                     d = t * f0
                 elif op == POWC:
-                    d = 0.0 * t if f0 == 0.0 else t * f0 * x ** (f0 - 1.0)
+                    d = 0.0 if f0 == 0.0 else t * f0 * x ** (f0 - 1.0)
                 elif op == RPOWC:
-                    d = 0.0 * t if f0 == 0.0 else t * y * np.log(f0)
+                    d = 0.0 * t if (f0 == 0.0 and y <= 1.0) else t * y * np.log(f0)
                 elif op == RDIVC:
                     d = -t * f0 / (x * x)
                 else:  # CLAMP
@@ -1441,13 +1443,28 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                     d = ta + tb
                 elif op == SUB:
                     d = ta - tb
-                elif op == MUL:
-                    d = ta * y + tb * x
-                elif op == DIV:
-                    d = ta / y - tb * x / (y * y)
-                elif op == POW:
-                    da = 0.0 * ta if y == 0.0 else ta * y * x ** (y - 1.0)
-                    db = 0.0 * tb if (x == 0.0 and y >= 0.0) else tb * V[vo + i] * np.log(x)
+                elif op == MUL or op == DIV or op == POW:
+                    # a zero tangent adds nothing, not 0 * a partial that is inf or NaN (a
+                    # constant's, which PyTorch's forward mode leaves out; jacfwd's other
+                    # columns), so jvp agrees with the reverse sweep, which skips them too
+                    da = 0.0
+                    db = 0.0
+                    if op == MUL:
+                        if ta != 0:
+                            da = ta * y
+                        if tb != 0:
+                            db = tb * x
+                    elif op == DIV:
+                        if ta != 0:
+                            da = ta / y
+                        if tb != 0:
+                            db = -tb * x / (y * y)
+                    else:   # the reverse sweep's masks (_db)
+                        if ta != 0 and y != 0.0:
+                            da = ta * y * x ** (y - 1.0)
+                        if tb != 0:
+                            db = 0.0 * tb if (x == 0.0 and y >= 0.0) else \
+                                tb * V[vo + i] * np.log(x)
                     d = da + db
                 elif op == MAXIMUM or op == MINIMUM:
                     if x == y:

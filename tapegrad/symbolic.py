@@ -33,6 +33,34 @@ def _unbroadcast(g, shape):
     return ops.reshape(ops.sum(g, dim=dims, keepdim=False) if dims else g, shape)
 
 
+def _zeros(like, shape=None):
+    return _const(np.zeros(like.data.shape if shape is None else shape, like.data.dtype))
+
+
+def _pow_vjp(g, A, B, out, wanted):
+    """(d/dA, d/dB) of A ** B, with the sweeps' masks (sweep._db, PyTorch's values): d/dA is
+    exactly 0 where B == 0, d/dB is g * 0 where A == 0 and B >= 0; d/dB is NaN at a negative
+    base, as log is. Only the wanted ones (inputs that require grad) are built."""
+    da = db = None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if wanted[0]:
+            # B * A ** (B - 1) as a product, so its derivative in B at B == 0 stays
+            # A ** -1 (PyTorch's where(B == 0, 0, ...) drops it; its Hessian is then not
+            # symmetric at a smooth point such as 2 ** 0); where A ** (B - 1) is not
+            # finite at B == 0 (0 ** -1) it is replaced by 0, which gives PyTorch's 0
+            p = A ** (B - 1.0)
+            bad = (np.broadcast_to(B.data, p.data.shape) == 0) & ~np.isfinite(p.data)
+            if bad.any():
+                p = ops.where(_const(bad), _zeros(p, ()), p)
+            da = g * B * p
+        if wanted[1]:
+            cond = (A.data == 0) & (B.data >= 0)
+            lg = ops.log(A)
+            db = g * ops.where(_const(cond), _zeros(out, ()), out * lg) if cond.any() \
+                else g * (out * lg)
+    return da, db
+
+
 def _along(t, D, inner):
     """View t as (outer, D, inner) for softmax-style reductions."""
     return ops.reshape(t, (-1, D, inner))
@@ -51,6 +79,9 @@ class _Handles:
             w = int(R[slot, S.OPW])
             o = int(R[slot, S.VOFF])
             data = tp.arena[w >> 8 & 1][o:o + int(R[slot, S.SIZE])].reshape(_shape(R, slot)).copy()
+            if not w >> 9 & 1:     # a constant: ops on it are constants too, not records
+                t = self.cache[slot] = _const(data)  # (whose tangents would be 0 * inf)
+                return t
             tp.rc[slot] += 1
             tp.nlive += 1
             t = self.cache[slot] = _graph(data, tp, tp.gid(slot), w >> 16)
@@ -88,10 +119,15 @@ def _vjp(op, r, R, F, iar, g, h):
             d = g * out * (1.0 - out)
         elif op == S.RELU:
             d = g * _const((out.data > 0).astype(out.data.dtype))
-        elif op == S.POWC:
-            d = g * 0.0 if f0 == 0 else g * f0 * A ** (f0 - 1.0)
+        elif op == S.POWC:        # the sweeps' rules (sweep._du), PyTorch's masks
+            d = _zeros(A) if f0 == 0 else g * f0 * A ** (f0 - 1.0)
         elif op == S.RPOWC:
-            d = g * 0.0 if f0 == 0 else g * out * float(np.log(f0))
+            if f0 == 0:           # 0 ** x: g * 0 where x >= 0, g * inf * log(0) below
+                with np.errstate(invalid="ignore"):      # 0 * log(0), masked
+                    d = g * ops.where(_const(A.data >= 0), _zeros(g, ()), out * -np.inf)
+            else:
+                with np.errstate(invalid="ignore"):      # log of a negative base: NaN
+                    d = g * out * float(np.log(f0))
         elif op == S.RDIVC:
             d = -(g * f0) / (A * A)
         else:  # CLAMP
@@ -109,10 +145,8 @@ def _vjp(op, r, R, F, iar, g, h):
         elif op == S.DIV:
             da, db = g / B, -(g * A) / (B * B)
         elif op == S.POW:
-            out = h(r)
-            da = g * B * A ** (B - 1.0)
-            safe = _const(np.where(A.data > 0, 1.0, 0.0).astype(A.data.dtype))
-            db = g * out * ops.log(ops.abs(A) + (1.0 - safe)) * safe
+            wanted = (int(R[a, S.OPW]) >> 9 & 1, int(R[b, S.OPW]) >> 9 & 1)
+            da, db = _pow_vjp(g, A, B, h(r), wanted)
         elif op in (S.MAXIMUM, S.MINIMUM):
             x, y = np.broadcast_arrays(A.data, B.data)
             win = (x > y) if op == S.MAXIMUM else (x < y)
@@ -122,7 +156,8 @@ def _vjp(op, r, R, F, iar, g, h):
             cond = h(c).data != 0
             zero = _const(np.zeros((), g.data.dtype))
             da, db = ops.where(_const(cond), g, zero), ops.where(_const(cond), zero, g)
-        return [(a, _unbroadcast(da, sa)), (b, _unbroadcast(db, sb))]
+        return [(s, _unbroadcast(d, sh)) for s, d, sh in ((a, da, sa), (b, db, sb))
+                if d is not None]
     if op in (S.SUM, S.MEAN):
         mask = int(R[r, S.P0])
         sa = A.data.shape
@@ -209,8 +244,9 @@ def backward_ops(out, inputs):
     if not tp.save_all or out._tape is not tp:
         raise RuntimeError("backward_ops runs inside a trace (func.hessian)")
     root = tp.local(out._gid)
-    R, _ = tp.records()
-    R = R.copy()                      # we append while walking; keep our own copy
+    # we append while walking: keep our own copy, and no view of the tape's buffer (a
+    # live view would make every append copy the whole buffer, see Tape.append)
+    R = tp.records()[0].copy()
     F = R.view(np.float64)
     iar = tp.iar[:tp.itop].copy()
     h = _Handles(tp, R)
