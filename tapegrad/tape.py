@@ -17,6 +17,7 @@ the survivors to the front. When the last live tensor dies the tape resets at on
 """
 import struct
 import threading
+import warnings
 from array import array
 
 import numpy as np
@@ -36,14 +37,21 @@ _NO_GIDS = np.empty(0, np.int64)
 # grad_fn names, indexed by the name id stored in each record
 NAMES = ["Input", "Freed"]
 _NAME_IDS = {n: i for i, n in enumerate(NAMES)}
+_NAMES_LOCK = threading.Lock()
 
 
 def name_id(name):
-    """The id of a grad_fn name, registering it on first use."""
+    """The id of a grad_fn name, registering it on first use (thread-safe: threads that
+    register one new name at once get one id; a name is in NAMES before its id is
+    published, so whoever reads an id from a record finds its name)."""
     i = _NAME_IDS.get(name)
     if i is None:
-        i = _NAME_IDS[name] = len(NAMES)
-        NAMES.append(name)
+        with _NAMES_LOCK:
+            i = _NAME_IDS.get(name)
+            if i is None:
+                NAMES.append(name)
+                i = len(NAMES) - 1
+                _NAME_IDS[name] = i
     return i
 
 
@@ -73,6 +81,7 @@ class Tape:
         self.save_all = False   # set while tracing a function for replay: keep every value
         self.inputs_log = None  # while tracing: gid -> tensor of every INPUT record
         self.value_reads = 0    # while tracing: times the function read a tensor's value
+        self.buffer_copies = 0  # times append found a live view of buf and had to copy it
 
     # ---- ids ------------------------------------------------------------------------
     def local(self, gid):
@@ -101,14 +110,29 @@ class Tape:
             raise RuntimeError(
                 f"tapegrad records tensors of up to {S.MAXD} dimensions; got shape "
                 f"{tuple(shape)}. Reshape to fewer dimensions before this operation.") from None
-        except BufferError:   # a view from an interrupted sweep is still alive somewhere
-            self.buf = bytearray(self.buf)
+        except BufferError:
+            self._detach_views()
             return self.append(word, a, b, c, p0, p1, value, save, f0, f1, live)
         self.rc.append(live)
         self.nlive += live
         n = self.n
         self.n = n + 1
         return self.g0 + n - self.k
+
+    def _detach_views(self):
+        """The record buffer cannot grow while a numpy view of it (records()) is alive.
+        tapegrad's own code drops its views before appending, so a live one was left
+        behind: by a sweep that an exception or KeyboardInterrupt stopped (its frame in a
+        traceback), or by code that kept records() around. Records move to a new buffer
+        (one copy); the stray view keeps the old one, and sees no later records. Counted
+        and warned about, since the copy costs O(tape) and the view is now stale."""
+        self.buffer_copies += 1
+        warnings.warn(
+            f"tapegrad: a view of this thread's tape records is still alive (from an "
+            f"interrupted backward, or a kept Tape.records() result), so the buffer was "
+            f"copied to grow ({self.n} records); that view no longer sees new records",
+            RuntimeWarning, stacklevel=4)
+        self.buf = bytearray(self.buf)
 
     def save(self, local, arr):
         """Make sure slot `local` has its value in the arena (copying `arr` once)."""
