@@ -12,7 +12,7 @@ import numpy as np
 
 from . import sweep as S
 from .blas import GEMM
-from .replay import Compiled, ref_value, trace
+from .replay import _LRU, Compiled, ref_value, trace
 from .ops import _plain
 from .tensor import Tensor
 
@@ -100,7 +100,9 @@ def value_and_grad(fn, argnums=0):
     >>> value.item(), g
     (5.0, tensor([2., 4.]))
     """
-    plans = {}     # compiled fn: signature -> _Plan (the lean path for repeated calls)
+    # compiled fn: signature -> _Plan (the lean path for repeated calls), bounded like the
+    # function's own programs (a plan holds its program)
+    plans = _LRU()
     compiled = isinstance(fn, Compiled)
 
     def wrapped(*args):
@@ -115,7 +117,7 @@ def value_and_grad(fn, argnums=0):
                 int(prog.R[prog.outputs[0], S.SIZE]) == 1:
             done = prog.value_and_grad(run.vals, prog.outputs[0])   # one compiled call
             if run.cached:
-                plans[_quick_signature(args)] = _Plan(run, nums, isinstance(argnums, int))
+                plans.add(_quick_signature(args), _Plan(run, nums, isinstance(argnums, int)))
             return run.outputs(), _pack(run.reverse(None, nums, done), argnums)
         prog.forward(run.vals)
         return run.outputs(), _pack(run.reverse(_scalar_seed(run), nums), argnums)

@@ -7,6 +7,7 @@ backward() uses) and ``Program.tangent`` (forward mode), all on buffers private 
 program. ``compile(fn)`` caches one program per call signature and attaches each replay to
 the caller's tape, so its outputs are ordinary tensors.
 """
+import collections
 import functools
 import sys
 import threading
@@ -23,6 +24,39 @@ from .ops import _graph, _plain
 from .tensor import Tensor
 
 _CALL = T.name_id("CompiledInput")
+
+# Programs kept per compiled function (and per set of keyword values), least recently used
+# evicted beyond it. torch.compile allows 8 recompiles per code object
+# (torch._dynamo.config.cache_size_limit), but after the first one it makes shapes dynamic,
+# so 8 entries cover many shapes. A program here is specialised to its exact shapes: 64
+# lets a loop cycle through a few dozen batch or sequence shapes and still replay, while a
+# function fed ever new shapes holds at most 64 programs (each its records and every
+# recorded value). Settable, like torch._dynamo.config.cache_size_limit.
+cache_size_limit = 64
+
+
+class _LRU(collections.OrderedDict):
+    """A dict whose get() refreshes an entry; add() evicts the least recently used entries
+    beyond cache_size_limit and says whether it had to."""
+
+    def get(self, key, default=None):
+        try:
+            v = self[key]
+            self.move_to_end(key)
+        except KeyError:       # absent, or evicted by another thread just now
+            return default
+        return v
+
+    def add(self, key, value):
+        self[key] = value
+        evicted = False
+        while len(self) > max(int(cache_size_limit), 1):
+            try:
+                self.popitem(last=False)
+            except KeyError:
+                break
+            evicted = True
+        return evicted
 
 
 def _sigmoid_into(x, out):
@@ -324,9 +358,20 @@ class Compiled:
 
     def __init__(self, fn):
         self.fn = fn
-        self.programs = {}
-        self._bound = {}      # keyword values -> Compiled of fn with them bound
+        self.programs = _LRU()   # signature -> (Program or None (runs eagerly), single)
+        self._bound = _LRU()     # keyword values -> Compiled of fn with them bound
+        self._warned = False
         functools.update_wrapper(self, fn)
+
+    def _recorded_too_often(self, what, stacklevel=4):
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"compile: {getattr(self.fn, '__name__', 'fn')} was recorded for more than "
+                f"tapegrad.replay.cache_size_limit ({cache_size_limit}) {what}; the least "
+                f"recently used programs are dropped and recorded again when needed. Each "
+                f"new shape is a new recording: pad inputs to a few fixed shapes, or call "
+                f"the function uncompiled.", RuntimeWarning, stacklevel=stacklevel)
 
     def program(self, args):
         sig = _signature(args)
@@ -342,7 +387,9 @@ class Compiled:
                 entry = (None, single)
             else:
                 entry = (prog, single)
-            self.programs[sig] = entry
+            if self.programs.add(sig, entry):
+                self._recorded_too_often("signatures (argument shapes, dtypes, flags, "
+                                         "constants)")
         return entry
 
     def __call__(self, *args, **kwargs):
@@ -357,7 +404,9 @@ class Compiled:
                 raise TypeError("compile: keyword arguments must be hashable constants") \
                     from None
             if inner is None:
-                inner = self._bound[key] = Compiled(functools.partial(self.fn, **kwargs))
+                inner = Compiled(functools.partial(self.fn, **kwargs))
+                if self._bound.add(key, inner):
+                    self._recorded_too_often("sets of keyword values", 3)
             return inner(*args)
         prog, single = self.program(args)
         if prog is None:
