@@ -6,6 +6,8 @@ records of their own.
 """
 import warnings
 
+import numpy as np
+
 from .. import ops
 from ..ops import _t, _promote, _float
 from ..tensor import Tensor
@@ -18,6 +20,19 @@ def _check_reduction(reduction):
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{reduction!r} is not a valid value for reduction; use one of "
                          f"{', '.join(repr(r) for r in _REDUCTIONS)}")
+
+
+def _legacy(size_average, reduce, reduction):
+    """The reduction the deprecated size_average/reduce arguments ask for, as in PyTorch:
+    either one given overrides ``reduction`` (each defaults to True), with its warning."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    ret = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use "
+                  f"reduction='{ret}' instead.", UserWarning, stacklevel=3)
+    return ret
 
 
 def _reduce(x, reduction):
@@ -37,6 +52,13 @@ def _named(t, name):
 
 
 def relu(input, inplace=False):
+    """max(input, 0); with ``inplace=True`` it overwrites input and returns it (a leaf that
+    requires grad raises, and a saved value it overwrites raises at backward, as in
+    PyTorch)."""
+    if inplace:
+        if not isinstance(input, Tensor):
+            raise TypeError(f"relu(inplace=True) needs a tensor, got {type(input).__name__}")
+        return ops._inplace(input, ops.relu, lambda a: np.maximum(a, 0, out=a))
     return ops.relu(input)
 
 
@@ -79,6 +101,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     loss = -w [p y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))], with ``pos_weight`` p
     weighting positive examples and ``weight`` w rescaling each element.
     """
+    reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     z, y = _promote(_float(_t(input)), _float(_t(target)))
     _same_size(z, y, "binary_cross_entropy_with_logits")
@@ -94,6 +117,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     """Binary cross entropy on probabilities in [0, 1]; logs are clamped at -100 as in PyTorch."""
+    reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     x, y = _promote(_float(_t(input)), _float(_t(target)))
     _same_size(x, y, "binary_cross_entropy")
@@ -108,6 +132,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean squared error: ((input - target) ** 2) reduced by ``reduction``."""
+    reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     x, y = _t(input), _t(target)
     if tuple(x.shape) != tuple(y.shape):
@@ -120,6 +145,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     return _named(_reduce(ops.abs(_t(input) - _t(target)), reduction), "L1LossBackward0")
 
@@ -127,6 +153,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
     """Negative log-likelihood for log-probabilities ``input`` (N, C) and class indices."""
+    reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     x = _float(_t(input))
     tgt = _t(target)
@@ -142,6 +169,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """log_softmax over classes (dim 1, or 0 for a single example) followed by nll_loss."""
     if label_smoothing:
         raise NotImplementedError("label_smoothing is not supported yet")
+    reduction = _legacy(size_average, reduce, reduction)
     x = _float(_t(input))
     return nll_loss(log_softmax(x, dim=1 if x.ndim >= 2 else 0), target, weight,
                     ignore_index=ignore_index, reduction=reduction)
