@@ -5,8 +5,10 @@ numpy's hand-written float64 version first; each phase is warmed up (JAX compile
 outside the timed region. Then, for several rounds, every (workload, phase) row times
 each system in its own block (a few sub-blocks of back-to-back calls; the block's value
 is their median), with a pause before every block and the system order rotated each
-round. A ratio is peer time / tapegrad time of the same dtype in the same round (above 1:
-tapegrad is faster); the table shows the median over rounds and its min-max.
+round. W2 and W2n (W3 and W3n) are timed as pairs: each system times both in
+back-to-back blocks, so the cost of subnormals is read from blocks seconds apart. A ratio
+is peer time / tapegrad time of the same dtype in the same round (above 1: tapegrad is
+faster); the table shows the median over rounds and its min-max.
 """
 import argparse
 import datetime
@@ -21,6 +23,7 @@ FULL = dict(rounds=7, budget=0.15, pause=0.2, sub=5, latency_runs=3)
 QUICK = dict(rounds=2, budget=0.02, pause=0.05, sub=3, latency_runs=1)
 PHASE = {"fb": "forward+backward", "forward": "forward alone", "backward": "backward alone"}
 OPS = 3 * W.CHAIN        # recorded elementwise ops in W2/W3's chain
+VARIANTS = (("W2", "W2n"), ("W3", "W3n"))   # (float32 gradient subnormal, stays normal)
 
 EXPLAIN = {
     "W1": "PyTorch's tutorial net: `z = x @ w + b` on 5 inputs and 3 outputs, "
@@ -113,6 +116,7 @@ def measure(keys, systems, cfg, log):
                 failed[key, s] = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
                 log(f"gradient check FAILED, not timed: {key} {s}: {failed[key, s]}")
     rows = [(k, ph) for k in keys for ph in W.WORKLOADS[k].phases]
+    groups = _groups(keys)
     calls = {}
     for key, ph in rows:
         for s in systems:
@@ -121,16 +125,29 @@ def measure(keys, systems, cfg, log):
     times = {k: [] for k in calls}
     for r in range(cfg["rounds"]):
         log(f"round {r + 1}/{cfg['rounds']}")
-        for key, ph in rows:
-            present = [s for s in systems if (key, ph, s) in calls]
+        for group in groups:
+            present = [s for s in systems if any((k, ph, s) in calls for k, ph in group)]
             if not present:
                 continue
             j = r % len(present)
             for s in present[j:] + present[:j]:
-                time.sleep(cfg["pause"])
-                times[key, ph, s].append(_block(cases[key, s], ph, calls[key, ph, s],
-                                                cfg["sub"]))
+                for key, ph in (group if r % 2 == 0 else group[::-1]):
+                    if (key, ph, s) in calls:
+                        time.sleep(cfg["pause"])
+                        times[key, ph, s].append(_block(cases[key, s], ph,
+                                                        calls[key, ph, s], cfg["sub"]))
     return times, failed
+
+
+def _groups(keys):
+    """[[(key, phase)...]]: the rows timed together. A workload and its normal variant
+    (VARIANTS), when both are measured, form one group per phase, so that each system
+    times the pair in back-to-back blocks (their order alternating by round); every other
+    row is a group of its own."""
+    pair = {a: b for a, b in VARIANTS if a in keys and b in keys}
+    paired = set(pair.values())
+    return [[(k, ph)] + ([(pair[k], ph)] if k in pair else [])
+            for k in keys if k not in paired for ph in W.WORKLOADS[k].phases]
 
 
 def summarize(times):
@@ -270,9 +287,6 @@ def per_op_table(stats):
     return table(["workload", "system", "forward ns per op", "backward ns per op"], rows)
 
 
-VARIANTS = (("W2", "W2n"), ("W3", "W3n"))   # (float32 gradient subnormal, stays normal)
-
-
 def variant_ratios(times):
     """{(key, normal key, phase, system): (median, lo, hi)} of the system's time on `key`
     over its time on the normal variant, per round (both timed in every round)."""
@@ -343,7 +357,7 @@ def render(info, keys, systems, stats, failed, lat, tape, peaks, cfg, cratios=No
         parts += ["", "What subnormal float32 gradients cost: each system's time on W2 "
                   "(W3), whose float32 gradient is subnormal, over its time on W2n (W3n), "
                   "whose gradient stays normal; same ops and data, same round. 1 means no "
-                  "cost. The float64 rows are the control: both gradients are normal in "
+                  "cost; each system timed the two in back-to-back blocks. The float64 rows are the control: both gradients are normal in "
                   "float64, so they show what the other constants alone change.", "",
                   variants]
     trows = targets(stats, lat, cratios)

@@ -35,9 +35,18 @@ def test_first_replay_latency_runs():
 
 
 def test_variant_ratios_pair_each_system_round_by_round():
-    times = {("W2", "fb", "torch-f32"): [4.0, 6.0, 9.0], ("W2n", "fb", "torch-f32"): [2.0, 2.0, 3.0],
-             ("W2", "fb", "numpy-f32"): [1.0], ("W3", "backward", "jax-f32"): [1.0, 1.0]}
+    times = {("W2", "fb", "torch-f32"): [4.0, 6.0, 9.0],
+             ("W2n", "fb", "torch-f32"): [2.0, 2.0, 3.0],
+             ("W2", "fb", "numpy-f32"): [1.0],              # no W2n: no ratio
+             ("W3", "backward", "jax-f32"): [1.0, 1.0]}
     v = report.variant_ratios(times)
     assert v == {("W2", "W2n", "fb", "torch-f32"): (3.0, 2.0, 3.0)}
     text = report.variant_table(v, ["numpy-f32", "torch-f32"])
     assert "| W2 / W2n | forward+backward | torch-f32 | 3.00 (2.00-3.00) |" in text
+
+
+def test_a_workload_and_its_normal_variant_are_timed_as_pairs():
+    groups = report._groups(["W1", "W2", "W2n", "W3"])
+    assert [("W2", "backward"), ("W2n", "backward")] in groups
+    assert [("W1", "fb")] in groups and [("W3", "fb")] in groups
+    assert sum(len(g) for g in groups) == 1 + 3 + 3 + 3
