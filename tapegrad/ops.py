@@ -11,7 +11,7 @@ import numpy as np
 from . import sweep as S
 from . import tape as T
 from .tensor import Tensor, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
-from .tensor import _gstate, _note_read
+from .tensor import _gstate, _note_read, canonical, canonical_dtype, int_arg
 
 _max = builtins.max     # this module defines max() and friends with torch's meaning
 _name = T.name_id
@@ -21,7 +21,7 @@ _READS = S.reads_table().tolist()
 # ---- tensor construction helpers -----------------------------------------------------------
 def _plain(data):
     t = Tensor.__new__(Tensor)
-    t.data = data
+    t._data = data
     t._rg = False
     t._tape = None
     t._gid = 0
@@ -38,7 +38,7 @@ def _plain(data):
 
 def _graph(data, tape, gid, fn):
     t = Tensor.__new__(Tensor)
-    t.data = data
+    t._data = data
     t._rg = True
     t._tape = tape
     t._gid = gid
@@ -56,16 +56,103 @@ def _graph(data, tape, gid, fn):
 def as_tensor(x, dtype=None):
     """Tensor from a tensor, array, list or scalar (Python floats take the default dtype)."""
     if isinstance(x, Tensor):
-        return x if dtype is None or x.data.dtype == dtype else to_dtype(x, dtype)
+        return x if dtype is None or x._data.dtype == dtype else to_dtype(x, dtype)
+    if dtype is not None:
+        dtype = canonical_dtype(dtype)
     if isinstance(x, np.ndarray):
-        a = x
+        a = canonical(x)
     else:
-        a = np.asarray(x)
-        if a.dtype == np.float64 and not _has_np_float64(x):
+        a = array_from(x, dtype)
+        if dtype is None and a.dtype is float64 and not _has_np_float64(x):
             a = a.astype(get_default_dtype())
     if dtype is not None:
         a = a.astype(dtype, copy=False)
     return _plain(a)
+
+
+_REAL = (int, float, np.integer, np.floating, np.bool_)   # bool is an int
+
+
+def array_from(data, dtype=None):
+    """A new array holding Python data (numbers, nested sequences), checked the way
+    torch.tensor checks it: strings, None and other objects, ragged nesting and integers
+    beyond int64 raise instead of making an object or string array."""
+    try:
+        a = np.asarray(data)
+    except ValueError as e:
+        if "inhomogeneous" in str(e) or "sequence" in str(e):
+            raise _ragged(data) from None
+        raise _bad_leaf(data, e) from None
+    except (TypeError, OverflowError) as e:
+        raise _bad_leaf(data, e) from None
+    if a.dtype.kind not in "fiub":
+        if not (a.dtype.kind == "O" and dtype is not None and dtype.kind == "f"
+                and all(type(v) is int for v in _leaves(data))):
+            raise _bad_leaf(data, None, a)
+        a = np.array(data, dtype)     # integers beyond int64, asked for as floats
+    return canonical(a)
+
+
+def _leaves(v):
+    if isinstance(v, (list, tuple)):
+        for e in v:
+            yield from _leaves(e)
+    else:
+        yield v
+
+
+def _bad_leaf(data, err, a=None):
+    """The exception for data whose elements are not real numbers (torch's types)."""
+    if isinstance(data, (str, bytes)):
+        return TypeError(f"new(): invalid data type '{type(data).__name__}': a tensor holds "
+                         f"numbers; convert the text first (e.g. float(s))")
+    if a is not None and a.dtype.kind == "c" or isinstance(data, complex):
+        return TypeError("tapegrad has no complex dtype; pass the real and imaginary parts "
+                         "as two real tensors")
+    for v in _leaves(data):
+        if isinstance(v, (str, bytes)):
+            return ValueError(f"too many dimensions '{type(v).__name__}': the data holds the "
+                              f"string {v!r}; a tensor holds numbers only")
+        if isinstance(v, complex):
+            return TypeError("tapegrad has no complex dtype")
+        if isinstance(v, int) and not -2**63 <= v < 2**63:
+            return ValueError(f"Overflow when unpacking long long: {v} does not fit in 64 bits; "
+                              f"pass dtype=tapegrad.float64 to store it as a float")
+        if not isinstance(v, _REAL) and not isinstance(v, (np.ndarray, Tensor)):
+            return RuntimeError(f"Could not infer dtype of {type(v).__name__}: a tensor is made "
+                                f"from numbers, nested lists of numbers, arrays or tensors")
+    return TypeError(f"can't make a tensor from {type(data).__name__}"
+                     + ("" if err is None else f" ({err})"))
+
+
+def _ragged(data):
+    """ValueError/TypeError naming where nested sequences stop being rectangular."""
+    def seq(v):
+        return isinstance(v, (list, tuple)) or (isinstance(v, (np.ndarray, Tensor)) and v.ndim)
+    shape = []
+    v = data
+    while seq(v):
+        shape.append(len(v))
+        if not len(v):
+            break
+        v = v[0]
+
+    def walk(v, d):
+        if d == len(shape):
+            return TypeError(f"expected a number at dim {d}, got a sequence "
+                             f"({type(v).__name__})") if seq(v) else None
+        if not seq(v):
+            return TypeError(f"not a sequence: expected a sequence of length {shape[d]} at "
+                             f"dim {d}, got {type(v).__name__}")
+        if len(v) != shape[d]:
+            return ValueError(f"expected sequence of length {shape[d]} at dim {d} "
+                              f"(got {len(v)}): nested lists must be rectangular")
+        for e in v:
+            r = walk(e, d + 1)
+            if r is not None:
+                return r
+        return None
+    return walk(data, 0) or ValueError("nested sequences of unequal lengths can't make a tensor")
 
 
 def _has_np_float64(x):
@@ -111,7 +198,7 @@ def _slot(tp, t):
         loc = tp.local(g)
         if loc >= 0:
             return loc
-    d = t.data
+    d = t._data
     word = S.INPUT | (d.dtype == float64) << 8 | t._rg << 9
     gid = tp.append(word, -1, -1, -1, 0, 0, d, False, live=0)
     t._snap = gid
@@ -128,7 +215,7 @@ _DEAD_NAME = _name("Freed")
 
 def _dead(tp, t):
     """t's graph was freed: stand it in with a record that fails if backward reaches it."""
-    d = t.data
+    d = t._data
     word = S.DEAD | (d.dtype == float64) << 8 | 1 << 9 | _DEAD_NAME << 16
     t._gid = tp.append(word, -1, -1, -1, 0, 0, d, False)
     return tp.n - 1
@@ -146,11 +233,11 @@ def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
     reads = _READS[op]
     if reads:
         if reads & S.R_A:
-            tp.save(a, x.data)
+            tp.save(a, x._data)
         if reads & S.R_B:
-            tp.save(b, y.data)
+            tp.save(b, y._data)
         if reads & S.R_C and z is not None:
-            tp.save(c, z.data)
+            tp.save(c, z._data)
     gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, b, c, p0, p1,
                     out, reads & 8, f0, f1)
     return _graph(out, tp, gid, fn)
@@ -165,7 +252,7 @@ def _record1(op, fn, out, x, f0=0.0, f1=0.0):
     a = g - tp.g0 + tp.k if (x._tape is tp and g >= tp.g0) else _slot(tp, x)
     reads = _READS[op]
     if reads & 1:
-        tp.save(a, x.data)
+        tp.save(a, x._data)
     gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, -1, -1, 0, 0,
                     out, reads & 8, f0, f1)
     return _graph(out, tp, gid, fn)
@@ -174,14 +261,14 @@ def _record1(op, fn, out, x, f0=0.0, f1=0.0):
 # ---- dtype promotion -----------------------------------------------------------------------------
 def _float(x):
     """x as a float tensor (integer and bool tensors take the default dtype)."""
-    return x if x.data.dtype in _FLOATS else _plain(x.data.astype(get_default_dtype()))
+    return x if x._data.dtype in _FLOATS else _plain(x._data.astype(get_default_dtype()))
 
 
 def to_dtype(x, dtype):
-    dtype = np.dtype(dtype)
-    if x.data.dtype == dtype:
+    dtype = canonical_dtype(dtype)
+    if x._data.dtype == dtype:
         return x
-    out = x.data.astype(dtype)
+    out = x._data.astype(dtype)
     if dtype in _FLOATS and _recording(x):
         return _record(S.CAST, _CAST, out, x)
     return _plain(out)
@@ -192,16 +279,16 @@ _CAST = _name("ToCopyBackward0")
 
 def _promote(x, y):
     """Bring two tensors to a common dtype the way PyTorch does for float math."""
-    dx = x.data.dtype
-    dy = y.data.dtype
+    dx = x._data.dtype
+    dy = y._data.dtype
     if dx == dy:
         return x, y
     fx = dx in _FLOATS
     fy = dy in _FLOATS
     if fx and fy:
-        if x.data.ndim == 0 and y.data.ndim > 0:
+        if x._data.ndim == 0 and y._data.ndim > 0:
             target = dy
-        elif y.data.ndim == 0 and x.data.ndim > 0:
+        elif y._data.ndim == 0 and x._data.ndim > 0:
             target = dx
         else:
             target = float64
@@ -219,6 +306,30 @@ _SCALARS = {int, float, bool, np.float64, np.float32, np.int64, np.int32, np.boo
 
 def _is_scalar(v):
     return type(v) in _SCALARS
+
+
+def _operand(sym, x, y, v):
+    """v, one operand of `x sym y`, as a tensor: tensors, real numbers and numpy arrays.
+    Anything else (None, str, lists, complex...) is Python's TypeError for an unsupported
+    operand, which is also what PyTorch raises."""
+    if isinstance(v, Tensor):
+        return v
+    if isinstance(v, (np.ndarray, _REAL)):
+        return as_tensor(v)
+    raise _bad_operand(sym, x, y, v)
+
+
+def _bad_operand(sym, x, y, v):
+    hint = " (tapegrad has no complex dtype)" if isinstance(v, complex) else (
+        "; make it a tensor first with tapegrad.tensor(...)" if isinstance(v, (list, tuple))
+        else "")
+    return TypeError(f"unsupported operand type(s) for {sym}: '{type(x).__name__}' and "
+                     f"'{type(y).__name__}'{hint}")
+
+
+def _need_tensor(x, fn):
+    """TypeError for a function given something other than a tensor as its input."""
+    return TypeError(f"{fn}(): argument 'input' must be Tensor, not {type(x).__name__}")
 
 
 # ---- elementwise ---------------------------------------------------------------------------------
@@ -251,18 +362,27 @@ _MUL = _N["mul"]
 
 
 def _unary(op, fn, numpy_fn, x, f0=0.0, f1=0.0):
-    d = x.data.dtype
+    try:
+        d = x._data.dtype
+    except AttributeError:
+        raise _need_tensor(x, T.OPNAMES[op]) from None
     if d is not float32 and d is not float64:
         x = _float(x)
-    out = numpy_fn(x.data)
+    out = numpy_fn(x._data)
     if x._rg and _gstate.enabled:
         return _record1(op, fn, out, x, f0, f1)
     return _plain(out)
 
 
 def neg(x):
-    if x.data.dtype not in _FLOATS:
-        return _plain(-x.data)
+    if not isinstance(x, Tensor):
+        raise _need_tensor(x, "neg")
+    if x._data.dtype not in _FLOATS:
+        if x._data.dtype == np.bool_:
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. "
+                               "If you are trying to invert a mask, use the `~` or "
+                               "`logical_not()` operator instead.")
+        return _plain(-x._data)
     return _unary(S.NEG, _N["neg"], np.negative, x)
 
 
@@ -279,8 +399,10 @@ def sqrt(x):
 
 
 def abs(x):  # noqa: A001 - torch's name
-    if x.data.dtype not in _FLOATS:
-        return _plain(np.abs(x.data))
+    if not isinstance(x, Tensor):
+        raise _need_tensor(x, "abs")
+    if x._data.dtype not in _FLOATS:
+        return _plain(np.abs(x._data))
     return _unary(S.ABS, _N["abs"], np.abs, x)
 
 
@@ -312,6 +434,10 @@ def relu(x):
 def clamp(x, min=None, max=None):  # noqa: A002
     if min is None and max is None:
         raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+    for v in (min, max):
+        if v is not None and not isinstance(v, (_REAL, Tensor)):
+            raise TypeError(f"clamp(): min and max must be numbers or tensors, not "
+                            f"{type(v).__name__}")
     lo = -np.inf if min is None else float(min)
     hi = np.inf if max is None else float(max)
     x = _float(x)
@@ -335,15 +461,21 @@ def _broadcast_error(sx, sy, what="tensor"):
 def _binary(op, fn, numpy_fn, x, y):
     x, y = _promote(x, y)
     try:
-        out = numpy_fn(x.data, y.data)
+        out = numpy_fn(x._data, y._data)
     except ValueError:
-        if x.data.shape != y.data.shape:
-            raise _broadcast_error(x.data.shape, y.data.shape) from None
+        if x._data.shape != y._data.shape:
+            raise _broadcast_error(x._data.shape, y._data.shape) from None
+        raise
+    except TypeError:
+        if op == S.SUB and x._data.dtype == np.bool_:
+            raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                               "supported. Use the `^` or `logical_xor()` operator instead."
+                               ) from None
         raise
     if not ((x._rg or y._rg) and _gstate.enabled):
         return _plain(out)
     shp = out.shape
-    sx, sy = x.data.shape, y.data.shape
+    sx, sy = x._data.shape, y._data.shape
     flags = (sx != shp) | (sy != shp) << 1
     if flags and flags != 3:
         small = sx if flags == 1 else sy
@@ -358,16 +490,16 @@ def _binary(op, fn, numpy_fn, x, y):
 def _scalar_op(op, fn, numpy_fn, x, c, f0):
     if type(x) is not Tensor:
         x = _t(x)
-    d = x.data.dtype
+    d = x._data.dtype
     if d is not float32 and d is not float64:
         if d in _FLOATS:
             pass
         elif isinstance(c, (float, np.floating)) or op == S.RDIVC or fn == _N["div"]:
             x = _float(x)
-            d = x.data.dtype
+            d = x._data.dtype
         else:
-            return _plain(numpy_fn(x.data))
-    out = numpy_fn(x.data)
+            return _plain(numpy_fn(x._data))
+    out = numpy_fn(x._data)
     if out.dtype is not d:
         out = out.astype(d)
     if x._rg and _gstate.enabled:
@@ -378,7 +510,7 @@ def _scalar_op(op, fn, numpy_fn, x, c, f0):
 def add(x, y, alpha=1):
     ty = type(y)
     if (ty is float or ty is int) and type(x) is Tensor and alpha == 1:   # the hot case
-        d = x.data
+        d = x._data
         if d.dtype is float32 or d.dtype is float64:
             out = d + y
             if x._rg and _gstate.enabled:
@@ -390,7 +522,7 @@ def add(x, y, alpha=1):
         return _scalar_op(S.ADDC, _N["add"], lambda a: a + y, x, y, float(y))
     if _is_scalar(x):
         return add(y, x)
-    return _binary(S.ADD, _N["add"], np.add, _t(x), _t(y))
+    return _binary(S.ADD, _N["add"], np.add, _operand("+", x, y, x), _operand("+", x, y, y))
 
 
 def sub(x, y, alpha=1):
@@ -399,14 +531,16 @@ def sub(x, y, alpha=1):
     if _is_scalar(y):
         return _scalar_op(S.ADDC, _N["sub"], lambda a: a - y, x, y, -float(y))
     if _is_scalar(x):
-        return _scalar_op(S.NEG, _N["rsub"], lambda a: x - a, y, x, float(x))
-    return _binary(S.SUB, _N["sub"], np.subtract, _t(x), _t(y))
+        return _scalar_op(S.NEG, _N["rsub"], lambda a: x - a, _operand("-", x, y, y), x,
+                          float(x))
+    return _binary(S.SUB, _N["sub"], np.subtract, _operand("-", x, y, x),
+                   _operand("-", x, y, y))
 
 
 def mul(x, y):
     ty = type(y)
     if (ty is float or ty is int) and type(x) is Tensor:   # the hot case
-        d = x.data
+        d = x._data
         if d.dtype is float32 or d.dtype is float64:
             out = d * y
             if x._rg and _gstate.enabled:
@@ -416,30 +550,43 @@ def mul(x, y):
         return _scalar_op(S.MULC, _N["mul"], lambda a: a * y, x, y, float(y))
     if _is_scalar(x):
         return mul(y, x)
-    return _binary(S.MUL, _N["mul"], np.multiply, _t(x), _t(y))
+    return _binary(S.MUL, _N["mul"], np.multiply, _operand("*", x, y, x),
+                   _operand("*", x, y, y))
 
 
 def div(x, y):
     if _is_scalar(y):
         return _scalar_op(S.MULC, _N["div"], lambda a: a / y, x, y, 1.0 / float(y) if y else np.inf)
     if _is_scalar(x):
-        return _scalar_op(S.RDIVC, _N["div"], lambda a: x / a, y, x, float(x))
-    x, y = _t(x), _t(y)
-    if x.data.dtype not in _FLOATS and y.data.dtype not in _FLOATS:
+        return _scalar_op(S.RDIVC, _N["div"], lambda a: x / a, _operand("/", x, y, y), x,
+                          float(x))
+    x, y = _operand("/", x, y, x), _operand("/", x, y, y)
+    if x._data.dtype not in _FLOATS and y._data.dtype not in _FLOATS:
         x = _float(x)
     return _binary(S.DIV, _N["div"], np.divide, x, y)
 
 
+def _int_power(a, b):
+    try:
+        return _plain(np.power(a, b))
+    except ValueError:      # numpy's text, PyTorch's type
+        raise RuntimeError("Integers to negative integer powers are not allowed; use a float "
+                           "base (x.float() ** -1)") from None
+
+
 def pow(x, y):  # noqa: A001
+    sym = "** or pow()"
     if _is_scalar(y):
-        if isinstance(x, Tensor) and x.data.dtype not in _FLOATS and not isinstance(y, float):
-            return _plain(x.data ** y)
+        x = _operand(sym, x, y, x)
+        if x._data.dtype not in _FLOATS and not isinstance(y, float):
+            return _int_power(x._data, y)
         return _scalar_op(S.POWC, _N["pow0"], lambda a: a ** y, x, y, float(y))
     if _is_scalar(x):
-        return _scalar_op(S.RPOWC, _N["pow1"], lambda a: np.power(x, a), _float(y), x, float(x))
-    x, y = _t(x), _t(y)
-    if x.data.dtype not in _FLOATS and y.data.dtype not in _FLOATS:
-        return _plain(np.power(x.data, y.data))
+        return _scalar_op(S.RPOWC, _N["pow1"], lambda a: np.power(x, a),
+                          _float(_operand(sym, x, y, y)), x, float(x))
+    x, y = _operand(sym, x, y, x), _operand(sym, x, y, y)
+    if x._data.dtype not in _FLOATS and y._data.dtype not in _FLOATS:
+        return _int_power(x._data, y._data)
     return _binary(S.POW, _N["pow1"], np.power, x, y)
 
 
@@ -452,13 +599,14 @@ def minimum(x, y):
 
 
 def where(condition, x, y):
-    cond = _t(condition).data
+    cond = _t(condition)._data
     if cond.dtype != np.bool_:
-        cond = cond != 0
+        raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
+                           f"with dtype {cond.dtype}; compare it first (e.g. cond != 0)")
     x, y = _t(x), _t(y)
     x, y = _promote(x, y)
     try:
-        out = np.where(cond, x.data, y.data)
+        out = np.where(cond, x._data, y._data)
     except ValueError:
         raise RuntimeError(f"where: condition {cond.shape}, x {tuple(x.shape)} and y "
                            f"{tuple(y.shape)} do not broadcast to one shape") from None
@@ -466,27 +614,47 @@ def where(condition, x, y):
         return _plain(out)
     c = _plain(cond.astype(out.dtype))
     shp = out.shape
-    flags = (x.data.shape != shp) | (y.data.shape != shp) << 1 | (cond.shape != shp) << 2
+    flags = (x._data.shape != shp) | (y._data.shape != shp) << 1 | (cond.shape != shp) << 2
     return _record(S.WHERE, _N["where"], out, x, y, c, flags)
 
 
 def _t(v):
-    return v if isinstance(v, Tensor) else as_tensor(v)
+    """v as a tensor for a function argument: tensors, numbers, arrays and nested lists."""
+    if isinstance(v, Tensor):
+        return v
+    if isinstance(v, (np.ndarray, list, tuple, _REAL)):
+        return as_tensor(v)
+    raise TypeError(f"expected a Tensor (or a number, an array or a list of numbers), got "
+                    f"{type(v).__name__}")
 
 
 # ---- comparisons (never differentiable) ------------------------------------------------------------
-def _cmp(numpy_fn):
+def _cmp(numpy_fn, name, dunder):
+    """A comparison. The operator form returns NotImplemented for operands that are not
+    tensors, real numbers or arrays, so Python answers as it does for torch: `x == None` is
+    False, `x < "a"` a TypeError; the function form raises TypeError."""
     def f(x, y):
+        if not isinstance(x, Tensor):
+            raise _need_tensor(x, name)
         _note_read(x)
         if isinstance(y, Tensor):
             _note_read(y)
-            return _plain(numpy_fn(x.data, y.data))
-        return _plain(numpy_fn(x.data, y))
+            return _plain(numpy_fn(x._data, y._data))
+        if not isinstance(y, (_REAL, np.ndarray)):
+            if dunder:
+                return NotImplemented
+            raise TypeError(f"{name}(): argument 'other' must be Tensor or Number, not "
+                            f"{type(y).__name__}")
+        if isinstance(y, np.ndarray):
+            y = canonical(y)
+        return _plain(numpy_fn(x._data, y))
     return f
 
 
-eq, ne, lt, le, gt, ge = (_cmp(f) for f in (np.equal, np.not_equal, np.less, np.less_equal,
-                                           np.greater, np.greater_equal))
+_CMPS = (np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal)
+_CMP_NAMES = ("eq", "ne", "lt", "le", "gt", "ge")
+eq, ne, lt, le, gt, ge = (_cmp(f, n, False) for f, n in zip(_CMPS, _CMP_NAMES))
+_CMP_DUNDERS = {f"__{n}__": _cmp(f, n, True) for f, n in zip(_CMPS, _CMP_NAMES)}
 
 
 # ---- reductions -------------------------------------------------------------------------------------
@@ -495,6 +663,9 @@ def _dims(dim, nd):
         return tuple(range(nd))
     if isinstance(dim, (list, tuple)):
         ds = tuple(_dim(d, nd) for d in dim)
+        if len(set(ds)) != len(ds):
+            d = next(d for d in ds if ds.count(d) > 1)
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
     else:
         ds = (_dim(dim, nd),)
     if nd == 0:
@@ -510,31 +681,35 @@ def _mask(dims):
 
 
 def sum(x, dim=None, keepdim=False, dtype=None):  # noqa: A001
+    if not isinstance(x, Tensor):
+        raise _need_tensor(x, "sum")
     if dtype is not None:
         x = to_dtype(x, dtype)
-    dims = _dims(dim, x.data.ndim)
-    if x.data.dtype == np.bool_:
-        return _plain(np.sum(x.data, axis=dims, keepdims=keepdim))
-    out = np.asarray(np.sum(x.data, axis=dims, keepdims=keepdim))
+    dims = _dims(dim, x._data.ndim)
+    if x._data.dtype == np.bool_:
+        return _plain(np.sum(x._data, axis=dims, keepdims=keepdim))
+    out = np.asarray(np.sum(x._data, axis=dims, keepdims=keepdim))
     if not (x._rg and grad_enabled()):
         return _plain(out)
     return _record(S.SUM, _N["sumall" if dim is None else "sum"], out, x, p0=_mask(dims))
 
 
 def mean(x, dim=None, keepdim=False, dtype=None):
+    if not isinstance(x, Tensor):
+        raise _need_tensor(x, "mean")
     if dtype is not None:
         x = to_dtype(x, dtype)
-    if x.data.dtype not in _FLOATS:
+    if x._data.dtype not in _FLOATS:
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be either a floating point "
-            f"or complex dtype. Got: {x.data.dtype}. Call .float() first.")
-    dims = _dims(dim, x.data.ndim)
-    out = np.asarray(np.mean(x.data, axis=dims, keepdims=keepdim))
+            f"or complex dtype. Got: {x._data.dtype}. Call .float() first.")
+    dims = _dims(dim, x._data.ndim)
+    out = np.asarray(np.mean(x._data, axis=dims, keepdims=keepdim))
     if not (x._rg and grad_enabled()):
         return _plain(out)
     count = 1
     for d in dims:
-        count *= x.data.shape[d]
+        count *= x._data.shape[d]
     return _record(S.MEAN, _N["meanall" if dim is None else "mean"], out, x, p0=_mask(dims),
                    f0=1.0 / count if count else np.nan)
 
@@ -551,7 +726,7 @@ class _MinMax(tuple):
 
 
 def _extreme(x, dim, keepdim, is_max):
-    a = x.data
+    a = x._data
     if dim is None:
         if a.size == 0:
             raise RuntimeError(f"{'max' if is_max else 'min'}(): Expected reduction dim to be "
@@ -565,6 +740,9 @@ def _extreme(x, dim, keepdim, is_max):
     if a.ndim == 0:
         return _MinMax((_reshape(x, (), _N["maxdim" if is_max else "mindim"]),
                         _plain(np.asarray(0))))
+    if a.shape[d] == 0:
+        raise IndexError(f"{'max' if is_max else 'min'}(): Expected reduction dim {d} to have "
+                         f"non-zero size.")
     idx = np.argmax(a, axis=d) if is_max else np.argmin(a, axis=d)
     idx_k = np.expand_dims(idx, d)
     values = np.take_along_axis(a, idx_k, axis=d)
@@ -595,15 +773,15 @@ def min(x, dim=None, keepdim=False):  # noqa: A001
 def argmax(x, dim=None, keepdim=False):
     _note_read(x)
     if dim is None:
-        return _plain(np.asarray(np.argmax(x.data)))
-    return _plain(np.argmax(x.data, axis=_dim(dim, x.data.ndim), keepdims=keepdim))
+        return _plain(np.asarray(np.argmax(x._data)))
+    return _plain(np.argmax(x._data, axis=_dim(dim, x._data.ndim), keepdims=keepdim))
 
 
 def argmin(x, dim=None, keepdim=False):
     _note_read(x)
     if dim is None:
-        return _plain(np.asarray(np.argmin(x.data)))
-    return _plain(np.argmin(x.data, axis=_dim(dim, x.data.ndim), keepdims=keepdim))
+        return _plain(np.asarray(np.argmin(x._data)))
+    return _plain(np.argmin(x._data, axis=_dim(dim, x._data.ndim), keepdims=keepdim))
 
 
 # ---- data movement ----------------------------------------------------------------------------------
@@ -620,8 +798,8 @@ def _gather(x, out, flat, fn):
 def scatter(x, flat, shape, fn=None):
     """out = zeros(shape); out.flat[flat] += x.flat (repeats add): GATHER's transpose."""
     flat = np.ascontiguousarray(flat, dtype=np.int64).reshape(-1)
-    out = np.zeros(int(np.prod(shape, dtype=np.int64)), x.data.dtype)
-    np.add.at(out, flat, x.data.reshape(-1))
+    out = np.zeros(int(np.prod(shape, dtype=np.int64)), x._data.dtype)
+    np.add.at(out, flat, x._data.reshape(-1))
     out = out.reshape(shape)
     if not (x._rg and grad_enabled()):
         return _plain(out)
@@ -637,7 +815,7 @@ def scatter(x, flat, shape, fn=None):
 def take(x, flat, shape=None, fn=None):
     """out.flat[i] = x.flat[flat[i]], shaped like `flat` (or `shape`): a recorded gather."""
     flat = np.asarray(flat, dtype=np.int64)
-    out = x.data.reshape(-1)[flat]
+    out = x._data.reshape(-1)[flat]
     if shape is not None:
         out = out.reshape(shape)
         flat = flat.reshape(shape)
@@ -650,7 +828,7 @@ def _view_of(x, out, fn, builder):
     """Result of a movement op: a view for plain tensors, a recorded copy otherwise."""
     if not (x._rg and grad_enabled()):
         t = _plain(out)
-        if np.shares_memory(out, x.data):
+        if np.shares_memory(out, x._data):
             t._base = x
         return t
     return builder(np.array(out, copy=True))
@@ -660,7 +838,7 @@ def _index_key(key):
     if isinstance(key, tuple):
         return tuple(_index_key(k) for k in key)
     if isinstance(key, Tensor):
-        return key.data
+        return key._data
     if isinstance(key, list):
         return np.asarray(key)
     return key
@@ -680,28 +858,35 @@ def _key_name(key):
 def getitem(x, key):
     key = _index_key(key)
     try:
-        out = x.data[key]
+        out = x._data[key]
     except IndexError as e:
-        raise IndexError(f"{e} (tensor of shape {tuple(x.data.shape)})") from None
+        if isinstance(key, (str, bytes)):
+            raise TypeError(f"a tensor can't be indexed by a {type(key).__name__} ({key!r}); "
+                            f"use integers, slices, None, ... or integer/bool tensors"
+                            ) from None
+        if x._data.ndim == 0:
+            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` to "
+                             "convert a 0-dim tensor to a number") from None
+        raise IndexError(f"{e} (tensor of shape {tuple(x._data.shape)})") from None
     if not isinstance(out, np.ndarray):
         out = np.asarray(out)
     if not (x._rg and grad_enabled()):
         t = _plain(out)
-        if np.shares_memory(out, x.data):
+        if np.shares_memory(out, x._data):
             t._base = x
         return t
-    flat = np.arange(x.data.size).reshape(x.data.shape)[key]
+    flat = np.arange(x._data.size).reshape(x._data.shape)[key]
     return _gather(x, np.array(out, copy=True), np.asarray(flat), _key_name(key))
 
 
 def _perm_gather(x, axes, fn):
-    out = x.data.transpose(axes)
+    out = x._data.transpose(axes)
     return _view_of(x, out, fn, lambda o: _gather(
-        x, o, np.arange(x.data.size).reshape(x.data.shape).transpose(axes), fn))
+        x, o, np.arange(x._data.size).reshape(x._data.shape).transpose(axes), fn))
 
 
 def transpose(x, dim0, dim1):
-    nd = x.data.ndim
+    nd = x._data.ndim
     if nd == 0:
         _dim(dim0, 0), _dim(dim1, 0)
         return _reshape(x, (), _N["transpose"])
@@ -712,35 +897,35 @@ def transpose(x, dim0, dim1):
 
 
 def t(x):
-    if x.data.ndim > 2:
+    if x._data.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
-                           f"{x.data.ndim}D; use transpose(dim0, dim1) or permute")
-    if x.data.ndim < 2:
-        return _reshape(x, x.data.shape, _N["t"])
+                           f"{x._data.ndim}D; use transpose(dim0, dim1) or permute")
+    if x._data.ndim < 2:
+        return _reshape(x, x._data.shape, _N["t"])
     return _perm_gather(x, (1, 0), _N["t"])
 
 
 def T_(x):
-    return _perm_gather(x, tuple(range(x.data.ndim))[::-1], _N["permute"])
+    return _perm_gather(x, tuple(range(x._data.ndim))[::-1], _N["permute"])
 
 
 def permute(x, *dims):
     if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
         dims = tuple(dims[0])
-    nd = x.data.ndim
+    nd = x._data.ndim
     axes = tuple(_dim(d, nd) for d in dims)
     if sorted(axes) != list(range(nd)):
         raise RuntimeError(f"permute: dims {tuple(dims)} are not a permutation of the "
-                           f"{nd} dimensions of a tensor of shape {tuple(x.data.shape)}")
+                           f"{nd} dimensions of a tensor of shape {tuple(x._data.shape)}")
     return _perm_gather(x, axes, _N["permute"])
 
 
 def _reshape(x, shape, fn):
     try:
-        out = x.data.reshape(shape)
+        out = x._data.reshape(shape)
     except ValueError:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size "
-                           f"{x.data.size} (tensor of shape {tuple(x.data.shape)})") from None
+                           f"{x._data.size} (tensor of shape {tuple(x._data.shape)})") from None
     if not (x._rg and grad_enabled()):
         t = _plain(out)
         t._base = x
@@ -756,7 +941,13 @@ def _reshape(x, shape, fn):
 def _shape_args(shape):
     if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
         shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    out = tuple(int_arg(s, "shape entries") for s in shape)
+    if out.count(-1) > 1:
+        raise RuntimeError(f"only one dimension can be inferred (shape {list(out)})")
+    for i, s in enumerate(out):
+        if s < -1:
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape {list(out)}")
+    return out
 
 
 def reshape(x, *shape):
@@ -768,11 +959,11 @@ def view(x, *shape):
 
 
 def flatten(x, start_dim=0, end_dim=-1):
-    nd = x.data.ndim
+    nd = x._data.ndim
     if nd == 0:
         return _reshape(x, (1,), _N["view"])
     s, e = _dim(start_dim, nd), _dim(end_dim, nd)
-    shp = x.data.shape
+    shp = x._data.shape
     n = 1
     for d in range(s, e + 1):
         n *= shp[d]
@@ -780,39 +971,39 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def squeeze(x, dim=None):
-    shp = x.data.shape
+    shp = x._data.shape
     if dim is None:
         new = tuple(s for s in shp if s != 1)
     else:
-        dims = _dims(dim, x.data.ndim)
+        dims = _dims(dim, x._data.ndim)
         new = tuple(s for i, s in enumerate(shp) if not (i in dims and s == 1))
     return _reshape(x, new, _N["squeeze"])
 
 
 def unsqueeze(x, dim):
-    nd = x.data.ndim + 1
+    nd = x._data.ndim + 1
     d = _dim(dim, nd)
-    shp = x.data.shape
+    shp = x._data.shape
     return _reshape(x, shp[:d] + (1,) + shp[d:], _N["unsqueeze"])
 
 
 def expand(x, *shape):
     shape = _shape_args(shape)
     nd = len(shape)
-    src = (1,) * (nd - x.data.ndim) + x.data.shape
+    src = (1,) * (nd - x._data.ndim) + x._data.shape
     target = tuple(src[i] if s == -1 else s for i, s in enumerate(shape))
     try:
-        out = np.broadcast_to(x.data, target)
+        out = np.broadcast_to(x._data, target)
     except ValueError:
-        raise RuntimeError(f"expand: shape {tuple(x.data.shape)} cannot be expanded to "
+        raise RuntimeError(f"expand: shape {tuple(x._data.shape)} cannot be expanded to "
                            f"{target}") from None
     return _view_of(x, out, _N["expand"], lambda o: _gather(
-        x, o, np.broadcast_to(np.arange(x.data.size).reshape(x.data.shape), target),
+        x, o, np.broadcast_to(np.arange(x._data.size).reshape(x._data.shape), target),
         _N["expand"]))
 
 
 def clone(x):
-    out = x.data.copy()
+    out = x._data.copy()
     if not (x._rg and grad_enabled()):
         return _plain(out)
     tp = _tape()
@@ -844,11 +1035,15 @@ def _cat_record(ts, out, dim, mids, fn):
     return _graph(out, tp, gid, fn)
 
 
-def _common(ts):
+def _common(ts, fn):
+    if not isinstance(ts, (list, tuple)):
+        raise TypeError(f"{fn}(): argument 'tensors' must be a tuple or list of Tensors, not "
+                        f"{type(ts).__name__}")
     ts = [_t(x) for x in ts]
-    if not ts:
-        raise RuntimeError("expected a non-empty list of Tensors")
-    floats = [x.data.dtype for x in ts if x.data.dtype in _FLOATS]
+    if not ts:   # PyTorch's types: ValueError from cat, RuntimeError from stack
+        raise (ValueError if fn == "cat" else RuntimeError)(
+            f"{fn}(): expected a non-empty list of Tensors")
+    floats = [x._data.dtype for x in ts if x._data.dtype in _FLOATS]
     if floats:
         target = float64 if float64 in floats else float32
         ts = [to_dtype(x, target) for x in ts]
@@ -856,30 +1051,30 @@ def _common(ts):
 
 
 def cat(tensors, dim=0):
-    ts = _common(tensors)
-    nd = ts[0].data.ndim
+    ts = _common(tensors, "cat")
+    nd = ts[0]._data.ndim
     if nd == 0:
         raise RuntimeError("zero-dimensional tensor cannot be concatenated; use stack")
     d = _dim(dim, nd)
     try:
-        out = np.concatenate([x.data for x in ts], axis=d)
+        out = np.concatenate([x._data for x in ts], axis=d)
     except ValueError:
         raise RuntimeError("cat: tensors must have the same shape except in the "
                            f"concatenating dimension {d}; got shapes "
-                           f"{[tuple(x.data.shape) for x in ts]}") from None
+                           f"{[tuple(x._data.shape) for x in ts]}") from None
     if not _recording(*ts):
         return _plain(out)
-    return _cat_record(ts, out, d, [x.data.shape[d] for x in ts], _N["cat"])
+    return _cat_record(ts, out, d, [x._data.shape[d] for x in ts], _N["cat"])
 
 
 def stack(tensors, dim=0):
-    ts = _common(tensors)
-    d = _dim(dim, ts[0].data.ndim + 1)
+    ts = _common(tensors, "stack")
+    d = _dim(dim, ts[0]._data.ndim + 1)
     try:
-        out = np.stack([x.data for x in ts], axis=d)
+        out = np.stack([x._data for x in ts], axis=d)
     except ValueError:
         raise RuntimeError(f"stack expects each tensor to be equal size, but got shapes "
-                           f"{[tuple(x.data.shape) for x in ts]}") from None
+                           f"{[tuple(x._data.shape) for x in ts]}") from None
     if not _recording(*ts):
         return _plain(out)
     return _cat_record(ts, out, d, [1] * len(ts), _N["stack"])
@@ -887,8 +1082,8 @@ def stack(tensors, dim=0):
 
 # ---- matrix products ----------------------------------------------------------------------------------
 def matmul(x, y):
-    x, y = _promote(_t(x), _t(y))
-    a, b = x.data, y.data
+    x, y = _promote(_operand("@", x, y, x), _operand("@", x, y, y))
+    a, b = x._data, y._data
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are "
                            f"{a.ndim}D and {b.ndim}D")
@@ -950,8 +1145,14 @@ def dot(x, y):
 
 # ---- fused ops used by nn.functional -------------------------------------------------------------------
 def softmax(x, dim, log=False):
+    if not isinstance(x, Tensor):
+        raise _need_tensor(x, "softmax")
+    if x._data.dtype.kind != "f":
+        raise NotImplementedError(
+            f"{'log_' if log else ''}softmax is not implemented for {x._data.dtype} tensors; "
+            f"call .float() first")
     x = _float(x)
-    a = x.data
+    a = x._data
     d = _dim(dim, a.ndim)
     if a.ndim == 0:
         out = np.zeros_like(a) if log else np.ones_like(a)
@@ -986,12 +1187,12 @@ def _reduced(elem, reduction):
 
 def bce_with_logits(z, y, pos_weight, reduction):
     """Unweighted, numerically stable BCE on logits: reduction 'none', 'mean' or 'sum'."""
-    zs, ys = z.data, y.data
+    zs, ys = z._data, y._data
     sp = np.logaddexp(0, -zs)           # log(1 + exp(-z))
     if pos_weight is None:
         lw = 1.0
     else:
-        lw = 1.0 + (pos_weight.data - 1.0) * ys
+        lw = 1.0 + (pos_weight._data - 1.0) * ys
     elem = ((1.0 - ys) * zs + lw * sp).astype(zs.dtype, copy=False)
     out, reduce, scale = _reduced(elem, reduction)
     if not _recording(z, y, pos_weight):
@@ -1001,7 +1202,7 @@ def bce_with_logits(z, y, pos_weight, reduction):
 
 def bce(x, y, reduction):
     """Binary cross entropy on probabilities, logs clamped at -100 (PyTorch's rule)."""
-    xs, ys = x.data, y.data
+    xs, ys = x._data, y._data
     with np.errstate(divide="ignore"):
         elem = -(ys * np.maximum(np.log(xs), -100) + (1 - ys) * np.maximum(np.log1p(-xs), -100))
     out, reduce, scale = _reduced(elem.astype(xs.dtype, copy=False), reduction)
@@ -1012,9 +1213,9 @@ def bce(x, y, reduction):
 
 def nll(x, target, weight, reduction, ignore_index):
     """nll_loss on log-probabilities x of shape (N, C) or (C,), class indices target."""
-    a = x.data
-    tshape = target.data.shape
-    tgt = target.data.astype(np.int64).reshape(-1)
+    a = x._data
+    tshape = target._data.shape
+    tgt = target._data.astype(np.int64).reshape(-1)
     if a.ndim == 1:
         N, Cn, inner = 1, a.shape[0], 1
     elif a.ndim >= 2:
@@ -1037,7 +1238,7 @@ def nll(x, target, weight, reduction, ignore_index):
     if bad.any():
         raise IndexError(f"Target {int(tgt[bad][0])} is out of bounds for {Cn} classes")
     safe = np.where(valid, tgt, 0)
-    w = np.ones(M, a.dtype) if weight is None else weight.data[safe].astype(a.dtype)
+    w = np.ones(M, a.dtype) if weight is None else weight._data[safe].astype(a.dtype)
     w = np.where(valid, w, 0).astype(a.dtype)
     pos = np.arange(M)
     flat = (pos // inner) * (Cn * inner) + safe * inner + pos % inner
@@ -1059,7 +1260,7 @@ def nll(x, target, weight, reduction, ignore_index):
     sa = _slot(tp, x)
     cz = _plain(np.ascontiguousarray(coef, a.dtype))
     sb = _slot(tp, cz)
-    tp.save(sb, cz.data)
+    tp.save(sb, cz._data)
     io = tp.store_index(flat.astype(np.int64))
     fn = _N["nll"]
     word = S.NLL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
@@ -1086,7 +1287,7 @@ def _mark_modified(t, count=None, resave=True):
         if loc >= 0:
             tp.dirty[gid] = (tp.n if count is None else count, t._version)
             if resave:
-                tp.resave(loc, t.data)
+                tp.resave(loc, t._data)
     if t._base is not None:
         _mark_modified(t._base)
 
@@ -1103,19 +1304,23 @@ def _inplace(t, outofplace, numpy_inplace=None):
     if not on or (not t._rg and numpy_inplace is not None):
         if numpy_inplace is not None:
             try:
-                numpy_inplace(t.data)
+                numpy_inplace(t._data)
             except TypeError as e:   # numpy's casting error (e.g. float into an int tensor)
                 raise RuntimeError(f"in-place op: the result can't be stored in a tensor of "
-                                   f"dtype {t.data.dtype} ({e})") from None
+                                   f"dtype {t._data.dtype} ({e})") from None
+            except ValueError as e:  # read-only memory, or an operand too big to fit
+                raise _inplace_error(t, e) from None
             _mark_modified(t)
             return t
     res = outofplace(t)
-    if res.data.dtype != t.data.dtype and not np.can_cast(res.data.dtype, t.data.dtype,
+    if res._data.dtype != t._data.dtype and not np.can_cast(res._data.dtype, t._data.dtype,
                                                          "same_kind"):
-        raise RuntimeError(f"result type {res.data.dtype} can't be cast to the desired output "
-                           f"type {t.data.dtype}")
+        raise RuntimeError(f"result type {res._data.dtype} can't be cast to the desired output "
+                           f"type {t._data.dtype}")
+    if res._data.shape != t._data.shape or not t._data.flags.writeable:
+        raise _inplace_error(t, None, res._data.shape)
     if res._tape is None:
-        np.copyto(t.data, res.data, casting="unsafe")
+        np.copyto(t._data, res._data, casting="unsafe")
         _mark_modified(t)
         return t
     if t._base is not None:
@@ -1125,7 +1330,7 @@ def _inplace(t, outofplace, numpy_inplace=None):
     tp = res._tape
     loc = tp.local(res._gid)
     _mark_modified(t, count=loc, resave=False)
-    np.copyto(t.data, res.data, casting="unsafe")
+    np.copyto(t._data, res._data, casting="unsafe")
     old = (t._tape, t._gid)
     t._tape, t._gid, t._fn, t._rg, t._snap = tp, res._gid, res._fn, True, None
     tp.rc[loc] += 1
@@ -1135,11 +1340,28 @@ def _inplace(t, outofplace, numpy_inplace=None):
     return t
 
 
+def _inplace_error(t, err, shape=None):
+    if not t._data.flags.writeable:
+        return RuntimeError("in-place op on a tensor whose memory is read-only (from_numpy of "
+                            "a read-only array); write to a copy: t = t.clone()")
+    if shape is None:
+        return RuntimeError(f"in-place op on a tensor of shape {list(t._data.shape)}: {err}")
+    return RuntimeError(f"output with shape {list(t._data.shape)} doesn't match the broadcast "
+                        f"shape {list(shape)}")
+
+
 def _other_data(o):
-    return o.data if isinstance(o, Tensor) else o
+    return o._data if isinstance(o, Tensor) else o
+
+
+def _check_other(sym, t, other):
+    if not isinstance(other, (Tensor, np.ndarray, _REAL)):
+        raise _bad_operand(sym, t, other, other)
 
 
 def add_(t, other, alpha=1):
+    _check_other("+=", t, other)
+
     def np_add(a):
         o = _other_data(other)
         a += o if alpha == 1 else alpha * np.asarray(o)
@@ -1148,6 +1370,8 @@ def add_(t, other, alpha=1):
 
 
 def sub_(t, other, alpha=1):
+    _check_other("-=", t, other)
+
     def np_sub(a):
         o = _other_data(other)
         a -= o if alpha == 1 else alpha * np.asarray(o)
@@ -1156,12 +1380,16 @@ def sub_(t, other, alpha=1):
 
 
 def mul_(t, other):
+    _check_other("*=", t, other)
+
     def np_mul(a):
         a *= _other_data(other)
     return _inplace(t, lambda x: mul(x, other), None if _needs_grad(other) else np_mul)
 
 
 def div_(t, other):
+    _check_other("/=", t, other)
+
     def np_div(a):
         a /= _other_data(other)
     return _inplace(t, lambda x: div(x, other), None if _needs_grad(other) else np_div)
@@ -1172,20 +1400,65 @@ def clamp_(t, min=None, max=None):  # noqa: A002
                     lambda a: np.clip(a, min, max, out=a))
 
 
+_FILL = _name("FillBackward2")        # PyTorch's names: a number, a 0-d tensor
+_FILLT = _name("FillBackward3")
+_ZERO = _name("ZeroBackward0")
+_COPY = _name("CopyBackwards")
+
+
+def _overwrite(x, v, fn):
+    """out = v broadcast to x's shape and dtype, recorded as where(False, x, v): the value is
+    v exactly (x * 0 + v would turn inf and nan in x into nan), x gets a zero gradient and
+    v the (summed) incoming one, as PyTorch's fill_/zero_/copy_ do."""
+    v = to_dtype(v, x._data.dtype)
+    shp = x._data.shape
+    try:
+        out = np.array(np.broadcast_to(v._data, shp))
+    except ValueError:
+        raise _broadcast_error(shp, v._data.shape) from None
+    if not _recording(x, v):
+        return _plain(out)
+    c = _plain(np.zeros((), out.dtype))
+    return _record(S.WHERE, fn, out, x, v, c, (v._data.shape != shp) << 1 | (shp != ()) << 2)
+
+
 def zero_(t):
-    return fill_(t, 0)
+    return _fill(t, 0, _ZERO)
 
 
 def fill_(t, value):
-    v = _other_data(value)
-    return _inplace(t, lambda x: add(mul(x, 0.0), value if _is_scalar(value) else _t(value)),
+    return _fill(t, value, _FILLT if isinstance(value, Tensor) else _FILL)
+
+
+def _fill(t, value, fn):
+    if isinstance(value, Tensor):
+        if value._data.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value._data.ndim} dimensions.")
+        vt = value
+    elif isinstance(value, _REAL):
+        vt = _plain(np.asarray(value))
+    else:
+        raise TypeError(f"fill_(): argument 'value' must be a number or a 0-d Tensor, not "
+                        f"{type(value).__name__}")
+    v = vt._data
+    return _inplace(t, lambda x: _overwrite(x, vt, fn),
                     None if _needs_grad(value) else (lambda a: a.fill(v)))
 
 
 def copy_(t, src):
+    if not isinstance(src, (Tensor, np.ndarray)):
+        raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
     s = _t(src)
-    return _inplace(t, lambda x: add(mul(x, 0.0), s),
-                    None if s._rg else (lambda a: np.copyto(a, s.data, casting="unsafe")))
+
+    def np_copy(a):
+        try:
+            np.copyto(a, s._data, casting="unsafe")
+        except ValueError:
+            if not a.flags.writeable:
+                raise
+            raise _broadcast_error(a.shape, s._data.shape) from None
+    return _inplace(t, lambda x: _overwrite(x, s, _COPY), None if _needs_grad(s) else np_copy)
 
 
 def _needs_grad(o):
@@ -1199,24 +1472,24 @@ def setitem(t, key, value):
         if t._tape is None and t._rg and grad_enabled():
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation (item assignment); do it under no_grad()")
-        t.data[key] = v.data
+        t._data[key] = v._data
         _mark_modified(t)
         return
 
     def place(x):
         # out = where(mask, v spread over the indexed positions, x): two records, exact VJP
-        mask = np.zeros(x.data.shape, bool)
+        mask = np.zeros(x._data.shape, bool)
         mask[key] = True
-        region_shape = x.data[key].shape
-        vv = to_dtype(v, x.data.dtype) if v.data.dtype != x.data.dtype else v
+        region_shape = x._data[key].shape
+        vv = to_dtype(v, x._data.dtype) if v._data.dtype != x._data.dtype else v
         try:
-            vidx = np.broadcast_to(np.arange(vv.data.size).reshape(vv.data.shape), region_shape)
+            vidx = np.broadcast_to(np.arange(vv._data.size).reshape(vv._data.shape), region_shape)
         except ValueError:
             raise RuntimeError(f"shape mismatch: value tensor of shape {tuple(v.shape)} cannot "
                                f"be broadcast to indexing result of shape {region_shape}") from None
-        full = np.zeros(x.data.shape, np.int64)
+        full = np.zeros(x._data.shape, np.int64)
         full[key] = vidx
-        spread_vals = vv.data.reshape(-1)[full]
+        spread_vals = vv._data.reshape(-1)[full]
         spread = _gather(vv, spread_vals, full, _N["index"]) if _recording(vv) else _plain(spread_vals)
         return where(_plain(mask), spread, x)
     _inplace(t, place)
@@ -1235,7 +1508,7 @@ def _bind():
         __rmul__=rev(mul), __truediv__=div, __rtruediv__=rev(div), __pow__=pow,
         __rpow__=rev(pow), __matmul__=matmul, __rmatmul__=rev(matmul), __neg__=neg,
         __abs__=abs, __getitem__=getitem, __setitem__=setitem,
-        __eq__=eq, __ne__=ne, __lt__=lt, __le__=le, __gt__=gt, __ge__=ge,
+        **_CMP_DUNDERS,
         __iadd__=add_, __isub__=sub_, __imul__=mul_, __itruediv__=div_,
         add=add, sub=sub, mul=mul, div=div, pow=pow, matmul=matmul, mm=mm, dot=dot,
         neg=neg, exp=exp, log=log, sqrt=sqrt, abs=abs, sin=sin, cos=cos, tanh=tanh,
@@ -1273,6 +1546,9 @@ def _bind():
         vector-Jacobian product. The graph is freed afterwards unless ``retain_graph``.
         """
         from . import autograd
+        if gradient is not None and not isinstance(gradient, Tensor):
+            raise TypeError(f"gradients can be either Tensors or None, but got "
+                            f"{type(gradient).__name__}")
         if create_graph:
             raise NotImplementedError("create_graph=True is not supported yet")
         autograd.backward([self], None if gradient is None else [gradient],

@@ -9,6 +9,8 @@ A tensor is one of
 
 Operators hand off to ``tapegrad.ops``; this module only holds state and conversions.
 """
+import operator
+
 import numpy as np
 
 from . import grad_mode, tape as _tapemod
@@ -21,6 +23,68 @@ int32 = np.dtype(np.int32)
 bool_ = np.dtype(np.bool_)
 _FLOATS = (float32, float64)
 _default = [float32]
+
+# numpy's own dtype instance for every dtype a tensor may hold. An equal dtype can be a
+# distinct object (unpickled arrays, arrays from other libraries), and the ops test dtypes
+# with `is` on their fast paths, so data is brought to these instances where it enters a
+# tensor (Tensor(), .data =, tensor(), as_tensor(), from_numpy(), dtype= arguments);
+# numpy results of canonical data are canonical.
+_CANON = {d: d for d in map(np.dtype, (np.float16, np.float32, np.float64, np.int8, np.int16,
+                                        np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+                                        np.uint64, np.bool_))}
+_SUPPORTED = "float64, float32, float16, int64, int32, int16, int8, uint64, uint32, uint16, " \
+             "uint8, and bool"
+
+
+def canonical_dtype(dtype):
+    """numpy's own instance of a dtype argument; TypeError for dtypes tapegrad has not."""
+    d = _CANON.get(dtype)
+    if d is not None:
+        return d
+    try:
+        nd = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a tapegrad dtype (tapegrad.float32, tapegrad.int64, "
+                        f"...), got {dtype!r}") from None
+    d = _CANON.get(np.dtype(nd.type)) if nd.isnative else None
+    if d is None or d != nd:
+        raise TypeError(f"tapegrad has no dtype {nd}; supported are {_SUPPORTED}")
+    return d
+
+
+def canonical(a, share=False):
+    """Array `a` (an ndarray) with numpy's own dtype instance, checked to be a dtype tensors
+    hold. Same memory when `share`; a non-native byte order is then a ValueError (as in
+    torch.from_numpy), otherwise it is converted."""
+    d = a.dtype
+    if d is float32 or d is float64:
+        return a
+    c = _CANON.get(d)
+    if c is d:
+        return a
+    if c is not None and d.isnative:
+        return a.view(c)              # same memory, canonical dtype object
+    if d.kind in "fiub" and not d.isnative and _CANON.get(d.newbyteorder("=")) is not None:
+        if share:
+            raise ValueError("given numpy array has byte order different from the native "
+                             "byte order. Conversion between byte orders is currently not "
+                             "supported; use tapegrad.tensor(a) (a copy) instead.")
+        return a.astype(_CANON[d.newbyteorder("=")])
+    raise TypeError(f"can't convert np.ndarray of type numpy.{d.type.__name__}. The only "
+                    f"supported types are: {_SUPPORTED}.")
+
+
+def int_arg(v, what):
+    """An integer argument (dims, sizes): Python ints, numpy integers and one-element integer
+    tensors; TypeError for bools, floats and anything else (PyTorch does not truncate)."""
+    if type(v) is int:
+        return v
+    if not isinstance(v, (bool, np.bool_)):
+        try:
+            return operator.index(v)
+        except TypeError:
+            pass
+    raise TypeError(f"{what} must be an int, not {type(v).__name__}")
 
 
 def get_default_dtype():
@@ -61,12 +125,12 @@ class Tensor:
     >>> x.grad
     tensor([2., 4., 6.])
     """
-    __slots__ = ("data", "_rg", "_tape", "_gid", "_fn", "_snap", "_snaptape", "_grad",
+    __slots__ = ("_data", "_rg", "_tape", "_gid", "_fn", "_snap", "_snaptape", "_grad",
                  "_version", "_retain", "_base", "_alias", "__weakref__")
     __array_ufunc__ = None   # numpy defers to our reflected operators
 
     def __init__(self, data, requires_grad=False):
-        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        self._data = canonical(data if isinstance(data, np.ndarray) else np.asarray(data))
         self._tape = None
         self._gid = 0
         self._fn = 0
@@ -86,6 +150,20 @@ class Tensor:
         if t is not None:
             t.release(self._gid)
 
+    # ---- the value ------------------------------------------------------------------
+    # Reads are the slot itself via attrgetter (ops.py reads `_data` directly, so its hot
+    # paths pay nothing); assignment goes through the same check as any data entering.
+    def _set_data(self, value):
+        if isinstance(value, Tensor):
+            value = value._data
+        elif not isinstance(value, np.ndarray):
+            raise TypeError(f"Tensor.data must be a numpy array or a Tensor, got "
+                            f"{type(value).__name__}; use np.asarray(value) first")
+        self._data = canonical(value, share=True)
+
+    data = property(operator.attrgetter("_data"), _set_data,
+                    doc="The tensor's value as a numpy array (shared, not copied).")
+
     # ---- autograd state -------------------------------------------------------------
     @property
     def requires_grad(self):
@@ -94,7 +172,10 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag):
-        flag = bool(flag)
+        if flag is not True and flag is not False:
+            if not isinstance(flag, np.bool_):
+                raise TypeError(f"requires_grad must be a bool, not {type(flag).__name__}")
+            flag = bool(flag)
         if self._tape is not None:
             if not flag:
                 raise RuntimeError(
@@ -102,10 +183,10 @@ class Tensor:
                     "to use a computed variable in a subgraph that doesn't require "
                     "differentiation use var_no_grad = var.detach().")
             return
-        if flag and self.data.dtype not in _FLOATS:
+        if flag and self._data.dtype not in _FLOATS:
             raise RuntimeError(
                 f"only Tensors of floating point dtype can require gradients; this tensor "
-                f"has dtype {dtype_name(self.data.dtype)}. Create it with "
+                f"has dtype {dtype_name(self._data.dtype)}. Create it with "
                 f"dtype=tapegrad.float32 (or call .float()) first.")
         if flag != self._rg:
             self._snap = None   # the tape's INPUT record carries the old flag
@@ -168,7 +249,7 @@ class Tensor:
     def detach(self):
         """A new leaf sharing this tensor's data, cut off from the graph."""
         _note_read(self)
-        t = Tensor(self.data)
+        t = Tensor(self._data)
         if self._tape is not None:
             t._alias = (self._tape, self._gid)
         else:
@@ -185,64 +266,64 @@ class Tensor:
     # ---- array facts --------------------------------------------------------------------
     @property
     def shape(self):
-        return Size(self.data.shape)
+        return Size(self._data.shape)
 
     def size(self, dim=None):
         if dim is None:
-            return Size(self.data.shape)
-        return self.data.shape[_dim(dim, self.data.ndim)]
+            return Size(self._data.shape)
+        return self._data.shape[_dim(dim, self._data.ndim)]
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     def dim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self):
         return "cpu"
 
     def numel(self):
-        return int(self.data.size)
+        return int(self._data.size)
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def item(self):
         _note_read(self)
-        if self.data.size != 1:
-            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted "
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
                                f"to Scalar; use .tolist() or index it first")
-        return self.data.reshape(()).item()
+        return self._data.reshape(()).item()
 
     def tolist(self):
         _note_read(self)
-        return self.data.tolist()
+        return self._data.tolist()
 
     def numpy(self):
         if _note_read(self):
-            return self.data     # traced: the value leaves the tape (counted as a read)
+            return self._data     # traced: the value leaves the tape (counted as a read)
         if self._rg:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
-        return self.data
+        return self._data
 
     def __array__(self, dtype=None, copy=None):
         _note_read(self)
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._data if dtype is None else self._data.astype(dtype)
 
     def __bool__(self):
         _note_read(self)
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
-        return bool(self.data.reshape(()))
+        return bool(self._data.reshape(()))
 
     def __float__(self):
         return float(self.item())
@@ -251,7 +332,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
-        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be used as an index")
         return int(self.item())
 
@@ -259,9 +340,9 @@ class Tensor:
         return id(self)
 
     def __iter__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(self.data.shape[0]))
+        return (self[i] for i in range(self._data.shape[0]))
 
     def __repr__(self):
         return _format(self)
@@ -293,6 +374,8 @@ def _note_read(t):
 
 
 def _dim(d, nd):
+    if type(d) is not int:
+        d = int_arg(d, "dim")
     n = max(nd, 1)
     if not -n <= d < n:
         raise IndexError(f"Dimension out of range (expected to be in range of "
@@ -301,7 +384,7 @@ def _dim(d, nd):
 
 
 def _format(t):
-    a = t.data
+    a = t._data
     if a.dtype.kind == "f":
         finite = a[np.isfinite(a)]
         whole = finite.size == 0 or bool(np.all(finite == np.round(finite)))
