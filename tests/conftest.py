@@ -27,7 +27,7 @@ _SKIPPED = []
 
 
 def pytest_runtest_logreport(report):
-    if report.skipped:
+    if report.skipped and not hasattr(report, "wasxfail"):     # an xfail is no gap
         why = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
         _SKIPPED.append(f"{report.nodeid}: {why}")
 
