@@ -8,6 +8,7 @@ import builtins
 
 import numpy as np
 
+from . import codegen, rules
 from . import sweep as S
 from . import tape as T
 from .tensor import Tensor, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
@@ -443,6 +444,46 @@ def clamp(x, min=None, max=None):  # noqa: A002
     x = _float(x)
     return _unary(S.CLAMP, _N["clamp"], lambda a: np.clip(a, lo, hi).astype(a.dtype, copy=False),
                   x, lo, hi)
+
+
+# ---- the registry's elementwise ops (rules.py): one declaration each, made here -----------------
+def _compiled_values(op):
+    """op's value rule over an array, by the compiled rule (for functions numpy lacks)."""
+    def values(a):
+        out = np.empty(a.shape, a.dtype)
+        S.unary_values(op, np.ascontiguousarray(a).reshape(-1), out.reshape(-1), 0.0, 0.0)
+        return out
+    return values
+
+
+def _numpy_namespace():
+    ns = {"np": np, "_lit": lambda like, c: like.dtype.type(c), "_np_sigmoid": _sigmoid_np}
+    for name, (_, _, on_arrays) in rules.FUNCTIONS.items():
+        if on_arrays.startswith("_np_") and on_arrays not in ns:
+            ns[on_arrays] = _compiled_values(getattr(S, name.upper()))
+    return ns
+
+
+def _registry_op(u):
+    op, fn = getattr(S, u.opcode), _N[u.name]
+    numpy_fn = codegen.numpy_rule(u, _numpy_namespace())
+    values = lambda a: numpy_fn(a, 0.0, 0.0)     # noqa: E731 - public ops take no constants
+
+    def f(input):
+        return _unary(op, fn, values, input)
+    f.__name__ = f.__qualname__ = u.name
+    f.__doc__ = (f"``{u.name}(input)`` elementwise, with PyTorch's gradient ({u.grad_fn}); "
+                 f"declared in tapegrad/rules.py.")
+    return f
+
+
+_N.update({u.name: _name(u.grad_fn) for u in rules.UNARY if u.name not in _N})
+REGISTRY_OPS = [u.name for u in rules.UNARY if u.public]
+globals().update({u.name: _registry_op(u) for u in rules.UNARY if u.public})
+
+
+def square(x):
+    return pow(x, 2)
 
 
 def _broadcast_error(sx, sy, what="tensor"):
@@ -1521,6 +1562,7 @@ def _bind():
         float=dtype_method(float32), double=dtype_method(float64),
         long=dtype_method(np.int64), int=dtype_method(np.int32), bool=dtype_method(np.bool_),
         softmax=lambda s, dim: softmax(s, dim), log_softmax=lambda s, dim: softmax(s, dim, True),
+        square=square, **{name: globals()[name] for name in REGISTRY_OPS},
     )
     for k, v in methods.items():
         setattr(Tensor, k, v)

@@ -171,6 +171,9 @@ class Program:
             status, r = kernel(r, dt)
             if status == S.ST_DONE:
                 return
+            if status == S.ST_BADOP:
+                raise RuntimeError(f"internal error: the {what} met an unknown opcode "
+                                   f"{int(R[r, S.OPW]) & 255} at record {r}")
             if status != S.ST_PYTHON:
                 raise RuntimeError(f"{what} stopped at record {r} (status {status})")
             if python_record(r, int(R[r, S.OPW]) & 255):

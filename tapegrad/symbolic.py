@@ -8,7 +8,7 @@ forward over reverse. It needs every value on the tape, so it runs inside a trac
 """
 import numpy as np
 
-from . import ops
+from . import codegen, ops, rules
 from . import sweep as S
 from . import tape as T
 from .ops import _graph, _plain
@@ -88,52 +88,25 @@ class _Handles:
         return t
 
 
+# every unary op's vjp rule on tensors; a Python float constant meets tensors as a weak
+# scalar, so lit() is the constant itself
+_UNARY_VJP = {getattr(S, u.opcode): codegen.tensor_rule(u, {"ops": ops, "np": np,
+                                                          "_lit": lambda like, c: c})
+              for u in rules.UNARY}
+
+
 def _vjp(op, r, R, F, iar, g, h):
     """Input gradients [(slot, tensor)] of record r for output gradient g (a Tensor)."""
     a, b, c = (int(R[r, f]) for f in (S.A, S.B, S.C))
     f0, f1 = float(F[r, S.F0]), float(F[r, S.F1])
     A = h(a) if a >= 0 else None
-    if op < S.ADD:
-        out = h(r)
-        if op == S.NEG:
-            d = -g
-        elif op == S.ADDC:
-            d = g
-        elif op == S.MULC:
-            d = g * f0
-        elif op == S.EXP:
-            d = g * out
-        elif op == S.LOG:
-            d = g / A
-        elif op == S.SQRT:
-            d = g * 0.5 / out
-        elif op == S.ABS:
-            d = g * _const(np.sign(A.data))
-        elif op == S.SIN:
-            d = g * ops.cos(A)
-        elif op == S.COS:
-            d = -(g * ops.sin(A))
-        elif op == S.TANH:
-            d = g * (1.0 - out * out)
-        elif op == S.SIGMOID:
-            d = g * out * (1.0 - out)
-        elif op == S.RELU:
-            d = g * _const((out.data > 0).astype(out.data.dtype))
-        elif op == S.POWC:        # the sweeps' rules (sweep._du), PyTorch's masks
-            d = _zeros(A) if f0 == 0 else g * f0 * A ** (f0 - 1.0)
-        elif op == S.RPOWC:
-            if f0 == 0:           # 0 ** x: g * 0 where x >= 0, g * inf * log(0) below
-                with np.errstate(invalid="ignore"):      # 0 * log(0), masked
-                    d = g * ops.where(_const(A.data >= 0), _zeros(g, ()), out * -np.inf)
-            else:
-                with np.errstate(invalid="ignore"):      # log of a negative base: NaN
-                    d = g * out * float(np.log(f0))
-        elif op == S.RDIVC:
-            d = -(g * f0) / (A * A)
-        else:  # CLAMP
-            d = g * _const(((A.data >= f0) & (A.data <= f1)).astype(A.data.dtype))
+    if S.NEG <= op < S.UNARY_END:     # the op's own vjp rule (rules.py), on tensors
+        with np.errstate(all="ignore"):   # e.g. log of a negative base: NaN, as the sweeps
+            d = _UNARY_VJP[op](g, A, h(r), f0, f1)
+        if not isinstance(d, Tensor):     # a constant rule (0.0: exponent 0, sign, floor)
+            d = _const(np.full(A.data.shape, d, g.data.dtype))
         return [(a, d)]
-    if op <= S.WHERE:
+    if S.ADD <= op <= S.WHERE:
         B = h(b)
         sa, sb = A.data.shape, B.data.shape
         if op == S.ADD:

@@ -22,6 +22,7 @@ from array import array
 
 import numpy as np
 
+from . import rules
 from . import sweep as S
 
 _REC = struct.Struct("14q2d")
@@ -334,10 +335,8 @@ class Tape:
 
 
 OPNAMES = {
-    S.INPUT: "input", S.DEAD: "freed", S.NEG: "neg", S.EXP: "exp", S.LOG: "log",
-    S.SQRT: "sqrt", S.ABS: "abs", S.SIN: "sin", S.COS: "cos", S.TANH: "tanh",
-    S.SIGMOID: "sigmoid", S.RELU: "relu", S.ADDC: "add_scalar", S.MULC: "mul_scalar",
-    S.POWC: "pow_scalar", S.RPOWC: "scalar_pow", S.RDIVC: "scalar_div", S.CLAMP: "clamp",
+    S.INPUT: "input", S.DEAD: "freed",
+    **{getattr(S, u.opcode): u.name for u in rules.UNARY},
     S.ADD: "add", S.SUB: "sub", S.MUL: "mul", S.DIV: "div", S.POW: "pow",
     S.MAXIMUM: "maximum", S.MINIMUM: "minimum", S.WHERE: "where", S.SUM: "sum",
     S.MEAN: "mean", S.EXTREME: "extreme", S.GATHER: "gather", S.SCATTER: "scatter", S.RESHAPE: "reshape",

@@ -337,8 +337,7 @@ CATALOGUE = [
     # Known divergences at NaN in the VJPs of sweep.py (outside this test's change): strict
     # xfails, so fixing them turns these rows red until the marks go.
     R("relu(nan) gradient", lambda T: fb(T, lambda x: x.relu(), [NAN, 0.0, -1.0]),
-      want=[np.array([NAN, 0, 0], "f4"), np.array([1, 0, 0], "f4")],
-      xfail="RELU's VJP tests x > 0; torch passes the gradient through at nan"),
+      want=[np.array([NAN, 0, 0], "f4"), np.array([1, 0, 0], "f4")]),
     R("max() gradient at nan", lambda T: fb(T, lambda x: x.max(), [1.0, NAN, 3.0]),
       want=[np.array(NAN, "f4"), np.array([0, 1, 0], "f4")],
       xfail="EXTREME's VJP compares with ==, so the nan winner gets no gradient"),

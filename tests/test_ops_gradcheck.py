@@ -463,6 +463,32 @@ case("reuse-leaf", lambda T, x, y: x * y + x.exp() * y.sin() - x / (1 + y * y), 
      rnd(3))
 
 
+# ---- the elementwise ops declared in tapegrad/rules.py: one row each (at the end of the
+# table, so that earlier rows keep their inputs from the seeded generator) ------------------------
+def _uniform(lo, hi):
+    return lambda *s: _rng.uniform(lo, hi, s)
+
+
+_INTEGERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+REGISTRY_ROWS = {       # the op's name -> inputs in its domain, away from its kinks
+    "log1p": _uniform(-0.5, 2.0), "expm1": rnd, "log2": pos, "log10": pos, "exp2": rnd,
+    "tan": _uniform(-1.0, 1.0), "asin": _uniform(-0.8, 0.8), "acos": _uniform(-0.8, 0.8),
+    "atan": rnd, "sinh": rnd, "cosh": rnd, "asinh": rnd, "acosh": _uniform(1.3, 3.0),
+    "atanh": _uniform(-0.8, 0.8), "erf": rnd, "erfc": rnd, "rsqrt": pos, "reciprocal": pos,
+    "sign": lambda *s: away(*s), "floor": lambda *s: away(*s, points=_INTEGERS, margin=0.15),
+    "ceil": lambda *s: away(*s, points=_INTEGERS, margin=0.15),
+    "trunc": lambda *s: away(*s, points=_INTEGERS, margin=0.15),
+    "round": lambda *s: away(*s, points=(-1.5, -0.5, 0.5, 1.5), margin=0.15),
+}
+for _op, _make in REGISTRY_ROWS.items():
+    for s in [(), (5,), (2, 3)]:
+        case(f"{_op}-{_shape_id(s)}", lambda T, x, op=_op: getattr(T, op)(x), _make(*s))
+    case(f"{_op}-method-(2,2,3)", lambda T, x, op=_op: getattr(x, op)(), _make(2, 2, 3))
+for s in [(), (4,), (2, 3)]:
+    case(f"square-{_shape_id(s)}", lambda T, x: T.square(x), rnd(*s))
+case("square-method-(2,3)", lambda T, x: x.square(), rnd(2, 3))
+
+
 # ---- the table, driven through the one checker --------------------------------------------------
 def params(cases):
     return [pytest.param(c, id=c.id, marks=c.marks) for c in cases]
