@@ -477,9 +477,25 @@ def _registry_op(u):
     return f
 
 
-_N.update({u.name: _name(u.grad_fn) for u in rules.UNARY if u.name not in _N})
-REGISTRY_OPS = [u.name for u in rules.UNARY if u.public]
+def _registry_binary(b):
+    op, fn = getattr(S, b.opcode), _N[b.name]
+    values = codegen.numpy_rule2(b, _numpy_namespace())
+
+    def f(input, other):
+        x, y = (_operand(b.name, input, other, v) for v in (input, other))
+        if not b.integers and x._data.dtype not in _FLOATS and y._data.dtype not in _FLOATS:
+            x = _float(x)
+        return _binary(op, fn, values, x, y)
+    f.__name__ = f.__qualname__ = b.name
+    f.__doc__ = (f"``{b.name}(input, other)`` elementwise with broadcasting, with PyTorch's "
+                 f"gradient ({b.grad_fn}); declared in tapegrad/rules.py.")
+    return f
+
+
+_N.update({u.name: _name(u.grad_fn) for u in rules.UNARY + rules.BINARY if u.name not in _N})
+REGISTRY_OPS = [u.name for u in rules.UNARY + rules.BINARY if u.public]
 globals().update({u.name: _registry_op(u) for u in rules.UNARY if u.public})
+globals().update({b.name: _registry_binary(b) for b in rules.BINARY if b.public})
 
 
 def square(x):
@@ -1563,6 +1579,7 @@ def _bind():
         long=dtype_method(np.int64), int=dtype_method(np.int32), bool=dtype_method(np.bool_),
         softmax=lambda s, dim: softmax(s, dim), log_softmax=lambda s, dim: softmax(s, dim, True),
         square=square, **{name: globals()[name] for name in REGISTRY_OPS},
+        __mod__=remainder, __rmod__=rev(remainder),  # noqa: F821 - made from rules.py
     )
     for k, v in methods.items():
         setattr(Tensor, k, v)

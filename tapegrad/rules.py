@@ -56,6 +56,9 @@ FUNCTIONS = {
     "where": ("_where", "ops.where", "np.where"), "lit": ("_lit", "_lit", "_lit"),
     "clog": ("np.log", "np.log", "np.log"),       # the log of a constant (f0, f1)
     "abs": ("abs", "ops.abs", "np.abs"), "min": ("min", None, "np.minimum"),
+    "atan2": ("np.arctan2", None, "np.arctan2"), "hypot": ("np.hypot", None, "np.hypot"),
+    "fmod": ("np.fmod", None, "np.fmod"), "logaddexp": ("np.logaddexp", None, "np.logaddexp"),
+    "remainder": ("np.remainder", None, "np.remainder"),
     "max": ("max", None, "np.maximum"),
 }
 CONSTANTS = {"LN2": 0.6931471805599453, "LN10": 2.302585092994046,
@@ -146,4 +149,61 @@ unary("ceil", "CEIL", "CeilBackward0", 0, "ceil(x)", "0.0", public=True)
 unary("round", "ROUND", "RoundBackward0", 0, "rint(x)", "0.0", public=True)
 unary("trunc", "TRUNC", "TruncBackward0", 0, "trunc(x)", "0.0", public=True)
 
-BY_OPCODE = {u.opcode: u for u in UNARY}
+
+
+@dataclass(frozen=True)
+class Binary:
+    name: str
+    opcode: str
+    grad_fn: str
+    reads: int           # R_A, R_B, R_C (WHERE's condition), R_OUT
+    value: str           # out from x, y ("" for WHERE: the sweeps pick by the condition)
+    vjp_a: str           # the gradient of input a from g, x, y, out, cnd
+    vjp_b: str           # the gradient of input b
+    hot: bool = False
+    public: bool = False  # ops.py makes tapegrad.<name>(input, other) and the method
+    integers: bool = False   # integer inputs give integer results (else: the default float)
+
+
+def binary(*args, **kw):
+    BINARY.append(Binary(*args, **kw))
+
+
+BINARY = []
+# numpy broadcasting; the sweeps sum each input's gradient back to its shape. ADD first and
+# WHERE last: the sweeps test `ADD <= op <= WHERE` for the family.
+binary("add", "ADD", "AddBackward0", 0, "x + y", "g", "g", hot=True)
+binary("sub", "SUB", "SubBackward0", 0, "x - y", "g", "-g", hot=True)
+binary("mul", "MUL", "MulBackward0", R_A | R_B, "x * y", "g * y", "g * x", hot=True)
+binary("div", "DIV", "DivBackward0", R_A | R_B, "x / y", "g / y", "-g * x / (y * y)",
+       hot=True)
+# PyTorch's masks: d/da exactly 0 where y == 0; d/db g * 0 at 0 ** (y >= 0)
+binary("pow", "POW", "PowBackward1", R_A | R_B | R_OUT, "x ** y",
+       "where(y == 0.0, 0.0, g * y * x ** (y - 1.0))",
+       "where(x == 0.0, where(y >= 0.0, 0.0 * g, g * out * log(x)), g * out * log(x))",
+       hot=True)
+# PyTorch: ties share g; exactly 0 for the other side; at NaN both sides get g
+binary("maximum", "MAXIMUM", "MaximumBackward0", R_A | R_B,
+       "where(x > y, x, where(x != x, x, y))",
+       "where(x == y, 0.5 * g, where(x < y, 0.0, g))",
+       "where(x == y, 0.5 * g, where(x > y, 0.0, g))", hot=True)
+binary("minimum", "MINIMUM", "MinimumBackward0", R_A | R_B,
+       "where(x < y, x, where(x != x, x, y))",
+       "where(x == y, 0.5 * g, where(x > y, 0.0, g))",
+       "where(x == y, 0.5 * g, where(x < y, 0.0, g))", hot=True)
+# ---- added through the registry ----
+binary("atan2", "ATAN2", "Atan2Backward0", R_A | R_B, "atan2(x, y)",
+       "g * y / (x * x + y * y)", "-g * x / (x * x + y * y)", public=True)
+binary("hypot", "HYPOT", "HypotBackward0", R_A | R_B | R_OUT, "hypot(x, y)",
+       "g * x / out", "g * y / out", public=True)
+# fmod truncates the quotient, remainder floors it (Python's %); away from the jumps the
+# gradient is g and -g * the quotient, as in PyTorch
+binary("fmod", "FMOD", "FmodBackward1", R_A | R_B, "fmod(x, y)", "g",
+       "-g * trunc(x / y)", public=True, integers=True)
+binary("remainder", "REMAINDER", "RemainderBackward1", R_A | R_B, "remainder(x, y)",
+       "g", "-g * floor(x / y)", public=True, integers=True)
+binary("logaddexp", "LOGADDEXP", "LogaddexpBackward0", R_A | R_B | R_OUT,
+       "logaddexp(x, y)", "g * exp(x - out)", "g * exp(y - out)", public=True)
+# WHERE is last; c is its condition, read as a float (nonzero: take a)
+binary("where", "WHERE", "WhereBackward0", R_C, "",
+       "where(cnd != 0, g, 0.0)", "where(cnd != 0, 0.0, g)", hot=True)

@@ -45,11 +45,18 @@ LOG1P, EXPM1, LOG2, LOG10, EXP2, TAN, ASIN, ACOS = 18, 19, 20, 21, 22, 23, 24, 2
 ATAN, SINH, COSH, ASINH, ACOSH, ATANH, ERF, ERFC = 26, 27, 28, 29, 30, 31, 32, 33
 RSQRT, RECIP, SIGN, FLOOR, CEIL, ROUND, TRUNC = 34, 35, 36, 37, 38, 39, 40
 UNARY_END = 41   # one past the last unary opcode
+# binary elementwise, numpy broadcasting: out = f(a, b); WHERE: c picks a
+ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, ATAN2 = 48, 49, 50, 51, 52, 53, 54, 55
+HYPOT, FMOD, REMAINDER, LOGADDEXP, WHERE = 56, 57, 58, 59, 60
 UNARY_READS = {
     EXP: 8, LOG: 1, SQRT: 8, ABS: 1, SIN: 1, COS: 1, TANH: 8, SIGMOID: 8,
     RELU: 8, POWC: 1, RPOWC: 8, RDIVC: 1, CLAMP: 1, LOG1P: 1, EXPM1: 8, LOG2: 1,
     LOG10: 1, EXP2: 8, TAN: 8, ASIN: 1, ACOS: 1, ATAN: 1, SINH: 1, COSH: 1,
     ASINH: 1, ACOSH: 1, ATANH: 1, ERF: 1, ERFC: 1, RSQRT: 8, RECIP: 8,
+}
+BINARY_READS = {
+    MUL: 3, DIV: 3, POW: 11, MAXIMUM: 3, MINIMUM: 3, ATAN2: 3, HYPOT: 11, FMOD: 3,
+    REMAINDER: 3, LOGADDEXP: 11, WHERE: 4,
 }
 
 
@@ -231,15 +238,91 @@ def _un_rare(op, x, f0, f1):
     if op == TRUNC:
         return np.trunc(x)
     return np.nan   # no rule: every pass tests the opcode first
+
+
+@njit(inline="always", error_model="numpy")
+def _db(op, g, x, y, out, cnd):
+    """(d/da, d/db) * g for binary op at inputs x, y, output out (WHERE: cnd picks a)."""
+    if op == ADD:
+        return g, g
+    if op == SUB:
+        return g, -g
+    if op == MUL:
+        return g * y, g * x
+    if op == DIV:
+        return g / y, -g * x / (y * y)
+    if op == POW:
+        return (_where(y == 0.0, 0.0, g * y * x ** (y - 1.0)),
+                _where(x == 0.0, _where(y >= 0.0, 0.0 * g, g * out * np.log(x)), g * out * np.log(x)))
+    if op == MAXIMUM:
+        return (_where(x == y, 0.5 * g, _where(x < y, 0.0, g)),
+                _where(x == y, 0.5 * g, _where(x > y, 0.0, g)))
+    if op == MINIMUM:
+        return (_where(x == y, 0.5 * g, _where(x > y, 0.0, g)),
+                _where(x == y, 0.5 * g, _where(x < y, 0.0, g)))
+    if op == WHERE:
+        return _where(cnd != 0, g, 0.0), _where(cnd != 0, 0.0, g)
+    return _db_rare(op, g, x, y, out, cnd)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _db_rare(op, g, x, y, out, cnd):
+    """_db's other ops, as _du_rare."""
+    if op == ATAN2:
+        return g * y / (x * x + y * y), -g * x / (x * x + y * y)
+    if op == HYPOT:
+        return g * x / out, g * y / out
+    if op == FMOD:
+        return g, -g * np.trunc(x / y)
+    if op == REMAINDER:
+        return g, -g * np.floor(x / y)
+    if op == LOGADDEXP:
+        return g * np.exp(x - out), g * np.exp(y - out)
+    return np.nan, np.nan   # no rule: every pass tests the opcode first
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bin(op, x, y):
+    """A binary record's value at inputs x, y (WHERE is picked by the sweeps)."""
+    if op == ADD:
+        return x + y
+    if op == SUB:
+        return x - y
+    if op == MUL:
+        return x * y
+    if op == DIV:
+        return x / y
+    if op == POW:
+        return x ** y
+    if op == MAXIMUM:
+        return _where(x > y, x, _where(x != x, x, y))
+    if op == MINIMUM:
+        return _where(x < y, x, _where(x != x, x, y))
+    return _bin_rare(op, x, y)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bin_rare(op, x, y):
+    """_bin's other ops."""
+    if op == ATAN2:
+        return np.arctan2(x, y)
+    if op == HYPOT:
+        return np.hypot(x, y)
+    if op == FMOD:
+        return np.fmod(x, y)
+    if op == REMAINDER:
+        return np.remainder(x, y)
+    if op == LOGADDEXP:
+        return np.logaddexp(x, y)
+    return np.nan   # no rule: every pass tests the opcode first
 # ---- END generated ----
-# binary elementwise with numpy broadcasting: out = f(a, b) (WHERE: c is the condition).
-# P0 bits 0-2: input a/b/c is broadcast; bits 3-4: a/b repeats as a suffix of the output.
-ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, WHERE = 48, 49, 50, 51, 52, 53, 54, 55
+# The binary family's records: P0 bits 0-2: input a/b/c is broadcast; bits 3-4: a/b repeats
+# as a suffix of the output.
 # reductions and data movement
-SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 60, 61, 62, 63, 64, 65   # EXTREME: P0 = 1 max, 0 min
-SCATTER = 66   # out = zeros; out[map[i]] += a[i]: the transpose of GATHER
+SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 64, 65, 66, 67, 68, 69   # EXTREME: P0 = 1 max, 0 min
+SCATTER = 70   # out = zeros; out[map[i]] += a[i]: the transpose of GATHER
 # fused ops
-SOFTMAX, LOGSOFTMAX, BCEWL, NLL, BCE = 70, 71, 72, 73, 74
+SOFTMAX, LOGSOFTMAX, BCEWL, NLL, BCE = 72, 73, 74, 75, 76
 # ops whose VJP runs in Python between compiled segments (numpy's BLAS, dtype changes)
 MATMUL, CAST = 80, 81
 FIRST_PY = 80
@@ -248,9 +331,7 @@ NOPS = 82
 # which saved values a VJP reads (bit 1: a, 2: b, 4: c, 8: out); used for the in-place check
 R_A, R_B, R_C, R_OUT = 1, 2, 4, 8
 READS = {
-    **UNARY_READS,
-    MUL: R_A | R_B, DIV: R_A | R_B, POW: R_A | R_B | R_OUT, MAXIMUM: R_A | R_B,
-    MINIMUM: R_A | R_B, WHERE: R_C, EXTREME: R_A | R_OUT, SOFTMAX: R_OUT,
+    **UNARY_READS, **BINARY_READS, EXTREME: R_A | R_OUT, SOFTMAX: R_OUT,
     LOGSOFTMAX: R_OUT, BCEWL: R_A | R_B | R_C, NLL: R_B, BCE: R_A | R_B, MATMUL: R_A | R_B,
 }
 
@@ -395,32 +476,6 @@ def _lit_compiled(like, x):
 def _where(c, a, b):
     """rules.py's where() on scalars."""
     return a if c else b
-
-
-@njit(inline="always", error_model="numpy")
-def _db(op, g, x, y, out, cnd):
-    """(d/da, d/db) * g for binary op at inputs x, y (WHERE: cnd picks a)."""
-    if op == ADD:
-        return g, g
-    if op == SUB:
-        return g, -g
-    if op == MUL:
-        return g * y, g * x
-    if op == DIV:
-        return g / y, -g * x / (y * y)
-    if op == POW:    # PyTorch's masks: d/da exactly 0 where y == 0; d/db g * 0 at 0 ** y>=0
-        da = 0.0 if y == 0.0 else g * y * x ** (y - 1.0)
-        db = 0.0 * g if (x == 0.0 and y >= 0.0) else g * out * np.log(x)
-        return da, db
-    if op == MAXIMUM or op == MINIMUM:
-        if x == y:
-            return 0.5 * g, 0.5 * g
-        if (x > y) == (op == MAXIMUM):
-            return g, 0.0 * g
-        return 0.0 * g, g
-    if cnd != 0:   # WHERE
-        return g, 0.0 * g
-    return 0.0 * g, g
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -1182,23 +1237,6 @@ def unary_values(op, x, out, f0, f1):
         out[i] = _un(op, x[i], f0, f1)
 
 
-@njit(inline="always", error_model="numpy")
-def _bin(op, x, y):
-    if op == ADD:
-        return x + y
-    if op == SUB:
-        return x - y
-    if op == MUL:
-        return x * y
-    if op == DIV:
-        return x / y
-    if op == POW:
-        return x ** y
-    if op == MAXIMUM:
-        return x if (x > y or x != x) else y
-    return x if (x < y or x != x) else y     # MINIMUM
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def _linear(R, F, r, X, V, iar):
     """Apply linear record r (SUM, MEAN, GATHER, RESHAPE, SCATTER, CAT, NLL) to the buffer X:
@@ -1544,42 +1582,18 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                 tb = T[ib]
                 x = V[ia]
                 y = V[ib]
-                if op == ADD:
-                    d = ta + tb
-                elif op == SUB:
-                    d = ta - tb
-                elif op == MUL or op == DIV or op == POW:
-                    # a zero tangent adds nothing, not 0 * a partial that is inf or NaN (a
+                if op == WHERE:
+                    d = ta if V[vc + (mc[i] if bc & 4 else i)] != 0 else tb
+                else:
+                    # the op's VJP rule, each input's half applied to its tangent; a zero
+                    # tangent adds nothing, not 0 * a partial that is inf or NaN (a
                     # constant's, which PyTorch's forward mode leaves out; jacfwd's other
                     # columns), so jvp agrees with the reverse sweep, which skips them too
-                    da = 0.0
-                    db = 0.0
-                    if op == MUL:
-                        if ta != 0:
-                            da = ta * y
-                        if tb != 0:
-                            db = tb * x
-                    elif op == DIV:
-                        if ta != 0:
-                            da = ta / y
-                        if tb != 0:
-                            db = -tb * x / (y * y)
-                    else:   # the reverse sweep's masks (_db)
-                        if ta != 0 and y != 0.0:
-                            da = ta * y * x ** (y - 1.0)
-                        if tb != 0:
-                            db = 0.0 * tb if (x == 0.0 and y >= 0.0) else \
-                                tb * V[vo + i] * np.log(x)
-                    d = da + db
-                elif op == MAXIMUM or op == MINIMUM:
-                    if x == y:
-                        d = 0.5 * (ta + tb)
-                    elif (x > y) == (op == MAXIMUM):
-                        d = ta
-                    else:
-                        d = tb
-                else:  # WHERE
-                    d = ta if V[vc + (mc[i] if bc & 4 else i)] != 0 else tb
+                    d = 0.0
+                    if ta != 0:
+                        d += _db(op, ta, x, y, V[vo + i], 0.0)[0]
+                    if tb != 0:
+                        d += _db(op, tb, x, y, V[vo + i], 0.0)[1]
                 T[vo + i] = d
         elif op == SUM or op == MEAN or op == GATHER or op == RESHAPE or op == SCATTER \
                 or op == CAT or op == NLL:

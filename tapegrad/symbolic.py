@@ -93,6 +93,8 @@ class _Handles:
 _UNARY_VJP = {getattr(S, u.opcode): codegen.tensor_rule(u, {"ops": ops, "np": np,
                                                           "_lit": lambda like, c: c})
               for u in rules.UNARY}
+_BINARY_VJP = {getattr(S, b.opcode): codegen.tensor_rule2(b, {"ops": ops, "np": np})
+               for b in rules.BINARY}
 
 
 def _vjp(op, r, R, F, iar, g, h):
@@ -109,26 +111,18 @@ def _vjp(op, r, R, F, iar, g, h):
     if S.ADD <= op <= S.WHERE:
         B = h(b)
         sa, sb = A.data.shape, B.data.shape
-        if op == S.ADD:
-            da, db = g, g
-        elif op == S.SUB:
-            da, db = g, -g
-        elif op == S.MUL:
-            da, db = g * B, g * A
-        elif op == S.DIV:
-            da, db = g / B, -(g * A) / (B * B)
-        elif op == S.POW:
+        if op == S.POW:
+            # the rule's first derivatives, written as a product so that its derivative in
+            # B at B == 0 stays exact (see _pow_vjp); tests/test_registry.py checks that
+            # the two agree
             wanted = (int(R[a, S.OPW]) >> 9 & 1, int(R[b, S.OPW]) >> 9 & 1)
             da, db = _pow_vjp(g, A, B, h(r), wanted)
-        elif op in (S.MAXIMUM, S.MINIMUM):
-            x, y = np.broadcast_arrays(A.data, B.data)
-            win = (x > y) if op == S.MAXIMUM else (x < y)
-            m = (win + 0.5 * (x == y)).astype(A.data.dtype)
-            da, db = g * _const(m), g * _const(1.0 - m)
-        else:  # WHERE
-            cond = h(c).data != 0
-            zero = _const(np.zeros((), g.data.dtype))
-            da, db = ops.where(_const(cond), g, zero), ops.where(_const(cond), zero, g)
+        else:                        # the op's own vjp rules (rules.py), on tensors
+            cnd = h(c) if op == S.WHERE else None
+            with np.errstate(all="ignore"):
+                da, db = (rule(g, A, B, h(r), cnd) for rule in _BINARY_VJP[op])
+            da, db = (d if isinstance(d, Tensor) else _const(np.full(g.data.shape, d))
+                      for d in (da, db))
         return [(s, _unbroadcast(d, sh)) for s, d, sh in ((a, da, sa), (b, db, sb))
                 if d is not None]
     if op in (S.SUM, S.MEAN):

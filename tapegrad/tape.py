@@ -336,9 +336,8 @@ class Tape:
 
 OPNAMES = {
     S.INPUT: "input", S.DEAD: "freed",
-    **{getattr(S, u.opcode): u.name for u in rules.UNARY},
-    S.ADD: "add", S.SUB: "sub", S.MUL: "mul", S.DIV: "div", S.POW: "pow",
-    S.MAXIMUM: "maximum", S.MINIMUM: "minimum", S.WHERE: "where", S.SUM: "sum",
+    **{getattr(S, u.opcode): u.name for u in rules.UNARY + rules.BINARY},
+    S.SUM: "sum",
     S.MEAN: "mean", S.EXTREME: "extreme", S.GATHER: "gather", S.SCATTER: "scatter", S.RESHAPE: "reshape",
     S.CAT: "cat", S.SOFTMAX: "softmax", S.LOGSOFTMAX: "log_softmax",
     S.BCEWL: "bce_with_logits", S.NLL: "nll", S.BCE: "bce", S.MATMUL: "matmul", S.CAST: "cast",

@@ -489,6 +489,31 @@ for s in [(), (4,), (2, 3)]:
 case("square-method-(2,3)", lambda T, x: x.square(), rnd(2, 3))
 
 
+def _quotient_away(sx, sy, lo=0.5, hi=2.0):
+    """x, y with y of either sign, |y| in [lo, hi], and x / y at least 0.1 from an integer
+    (fmod and remainder jump there)."""
+    while True:
+        x, y = rnd(*sx) * 2, _rng.uniform(lo, hi, sy) * _rng.choice([-1, 1], sy)
+        q = np.asarray(x / y)
+        if np.all(np.abs(q - np.round(q)) > 0.1):
+            return x, y
+
+
+REGISTRY_BINARY = {
+    "atan2": lambda sx, sy: (rnd(*sx), away(*sy, margin=0.3)),
+    "hypot": lambda sx, sy: (away(*sx, margin=0.3), away(*sy, margin=0.3)),
+    "fmod": _quotient_away, "remainder": _quotient_away,
+    "logaddexp": lambda sx, sy: (rnd(*sx), rnd(*sy)),
+}
+for _op, _make in REGISTRY_BINARY.items():
+    for sx, sy in [((), ()), ((5,), (5,)), ((2, 3), (3,)), ((3, 1), (1, 2))]:
+        case(f"{_op}-{_shape_id(sx, sy)}", lambda T, x, y, op=_op: getattr(T, op)(x, y),
+             *_make(sx, sy))
+    case(f"{_op}-method-(2,3)", lambda T, x, y, op=_op: getattr(x, op)(y), *_make((2, 3), (2, 3)))
+case("x%y-(4)x(4)", lambda T, x, y: x % y, *_quotient_away((4,), (4,)))
+case("x%1.5-(2,3)", lambda T, x: x % 1.5, _uniform(0.2, 1.3)(2, 3))   # x / 1.5 in (0.13, 0.87)
+
+
 # ---- the table, driven through the one checker --------------------------------------------------
 def params(cases):
     return [pytest.param(c, id=c.id, marks=c.marks) for c in cases]

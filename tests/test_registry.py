@@ -43,14 +43,20 @@ def test_every_rule_names_only_what_it_may():
     for u in rules.UNARY:
         codegen.render(u.value, "value", 0, u.name)
         codegen.render(u.vjp, "vjp", 0, u.name)
+    for b in rules.BINARY:
+        for e in (b.vjp_a, b.vjp_b):
+            codegen.render(e, "vjp2", 0, b.name)
     with pytest.raises(ValueError, match="uses 'z'"):
         codegen.render("g * z", "vjp", 0, "bad")
 
 
-def test_opcodes_are_unique_and_below_the_binary_family():
+def test_opcodes_are_unique_and_in_their_family_ranges():
     codes = [getattr(S, u.opcode) for u in rules.UNARY]
     assert codes == list(range(S.NEG, S.UNARY_END)) and S.UNARY_END <= S.ADD
-    assert len({u.name for u in rules.UNARY}) == len(rules.UNARY)
+    bcodes = [getattr(S, b.opcode) for b in rules.BINARY]
+    assert bcodes == list(range(S.ADD, S.WHERE + 1)) and S.WHERE < S.SUM
+    names = [u.name for u in rules.UNARY + rules.BINARY]
+    assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize("u", rules.UNARY, ids=[u.name for u in rules.UNARY])
@@ -74,6 +80,32 @@ def test_rule_derivative_matches_its_value(u):
     d = symbolic._UNARY_VJP[op](t(1.0), t(x), t(y), f0, f1)
     d = float(d.numpy()[0]) if isinstance(d, tg.Tensor) else float(d)
     assert d == pytest.approx(got, rel=1e-12, abs=1e-300), u.name
+
+
+BINARY_POINT = {"pow": (0.7, 1.3), "fmod": (2.3, 0.7), "remainder": (-2.3, 0.7)}
+
+
+@pytest.mark.parametrize("b", rules.BINARY, ids=[b.name for b in rules.BINARY])
+def test_binary_rule_derivatives_match_its_value(b):
+    op = getattr(S, b.opcode)
+    x, y = BINARY_POINT.get(b.name, (0.45, -0.8))
+    if b.opcode == "WHERE":      # picks by its condition; no value rule of its own
+        for cnd, want in ((1.0, (2.0, 0.0)), (0.0, (0.0, 2.0))):
+            assert S._db.py_func(op, 2.0, x, y, 0.0, cnd) == want
+        return
+    value = lambda u, v: S._bin(op, u, v)           # noqa: E731
+    out = value(x, y)
+    h = 1e-6
+    da, db = S._db.py_func(op, 1.0, x, y, out, 0.0)
+    np.testing.assert_allclose(da, (value(x + h, y) - value(x - h, y)) / (2 * h), rtol=1e-6)
+    np.testing.assert_allclose(db, (value(x, y + h) - value(x, y - h)) / (2 * h), rtol=1e-6)
+    t = lambda v: tg.tensor(np.array([v]), dtype=tg.float64)     # noqa: E731
+    if b.opcode == "POW":        # symbolic.py's product form of the same first derivatives
+        got = symbolic._pow_vjp(t(1.0), t(x), t(y), t(out), (True, True))
+    else:
+        got = [rule(t(1.0), t(x), t(y), t(out), None) for rule in symbolic._BINARY_VJP[op]]
+    got = [float(d.numpy()[0]) if isinstance(d, tg.Tensor) else float(d) for d in got]
+    np.testing.assert_allclose(got, [da, db], rtol=1e-12)
 
 
 def _opcodes_of(c):
