@@ -14,6 +14,7 @@ import operator
 import numpy as np
 
 from . import grad_mode, tape as _tapemod
+from .node import Node
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -207,7 +208,6 @@ class Tensor:
         """The backward node of the op that produced this tensor, or None for a leaf."""
         if self._tape is None:
             return None
-        from .autograd import Node
         return Node(self._tape, self._gid, self._fn)
 
     @property
