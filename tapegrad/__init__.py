@@ -19,7 +19,7 @@ from .ops import (abs, add, argmax, argmin, cat, clamp, clone, cos, div, dot, eq
                   expand, flatten, ge, gt, le, log, lt, matmul, maximum, mean, minimum, mm,
                   mul, ne, neg, permute, pow, relu, reshape, sigmoid, sin, sqrt, squeeze, stack,
                   sub, sum, t, tanh, transpose, unsqueeze, where)
-from .ops import max, min, square  # noqa: A004
+from .ops import lerp, max, min, square  # noqa: A004
 from . import ops as _ops
 globals().update({_name: getattr(_ops, _name) for _name in _ops.REGISTRY_OPS})   # rules.py
 from .tensor import (Size, Tensor, bool_, float16, float32, float64, get_default_dtype,

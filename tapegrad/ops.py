@@ -502,6 +502,15 @@ def square(x):
     return pow(x, 2)
 
 
+def lerp(input, end, weight):
+    """``input + weight * (end - input)``; ``weight`` a number or a tensor (PyTorch's lerp,
+    composed from recorded ops, so its grad_fn is the last op's, ``AddBackward0``)."""
+    if not isinstance(input, Tensor) or not isinstance(end, Tensor):
+        raise TypeError(f"lerp(): input and end must be tensors, got "
+                        f"{type(input).__name__} and {type(end).__name__}")
+    return add(input, mul(weight, sub(end, input)))
+
+
 def _broadcast_error(sx, sy, what="tensor"):
     nd = _max(len(sx), len(sy))
     px = (1,) * (nd - len(sx)) + tuple(sx)
@@ -1578,7 +1587,7 @@ def _bind():
         float=dtype_method(float32), double=dtype_method(float64),
         long=dtype_method(np.int64), int=dtype_method(np.int32), bool=dtype_method(np.bool_),
         softmax=lambda s, dim: softmax(s, dim), log_softmax=lambda s, dim: softmax(s, dim, True),
-        square=square, **{name: globals()[name] for name in REGISTRY_OPS},
+        square=square, lerp=lerp, **{name: globals()[name] for name in REGISTRY_OPS},
         __mod__=remainder, __rmod__=rev(remainder),  # noqa: F821 - made from rules.py
     )
     for k, v in methods.items():

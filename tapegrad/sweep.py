@@ -1288,7 +1288,7 @@ def _linear(R, F, r, X, V, iar):
         else:
             for k in range(cnt):
                 X[vo + k] = -V[vb + k] * X[va + iar[io + k]]
-    else:  # CAT
+    elif op == CAT:   # (the callers pass only the ops above: no other op runs CAT's code)
         io = R[r, P0]
         outer = iar[io + 1]
         inner = iar[io + 2]

@@ -512,6 +512,9 @@ for _op, _make in REGISTRY_BINARY.items():
     case(f"{_op}-method-(2,3)", lambda T, x, y, op=_op: getattr(x, op)(y), *_make((2, 3), (2, 3)))
 case("x%y-(4)x(4)", lambda T, x, y: x % y, *_quotient_away((4,), (4,)))
 case("x%1.5-(2,3)", lambda T, x: x % 1.5, _uniform(0.2, 1.3)(2, 3))   # x / 1.5 in (0.13, 0.87)
+case("lerp-scalar-(2,3)", lambda T, x, y: T.lerp(x, y, 0.3), rnd(2, 3), rnd(2, 3))
+case("lerp-tensor-(2,3)x(3)", lambda T, x, y, w: T.lerp(x, y, w), rnd(2, 3), rnd(2, 3), rnd(3))
+case("lerp-method-(4)", lambda T, x, y: x.lerp(y, 0.75), rnd(4), rnd(4))
 
 
 # ---- the table, driven through the one checker --------------------------------------------------
