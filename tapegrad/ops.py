@@ -665,6 +665,8 @@ def minimum(x, y):
 
 
 def where(condition, x, y):
+    if isinstance(condition, Tensor):
+        _note_read(condition)     # which side each element takes is baked into the record
     cond = _t(condition)._data
     if cond.dtype != np.bool_:
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor "
@@ -904,6 +906,7 @@ def _index_key(key):
     if isinstance(key, tuple):
         return tuple(_index_key(k) for k in key)
     if isinstance(key, Tensor):
+        _note_read(key)           # the positions are baked into the record (an index map)
         return key._data
     if isinstance(key, list):
         return np.asarray(key)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import tapegrad as tg
 import tapegrad.tape
+import table_composite
 import test_ops_gradcheck as table
 from helpers import assert_steady, in_fresh_thread, in_threads
 
@@ -74,9 +75,27 @@ EAGER_ROWS = {"where-cmp-(2,3)"} | {
                  "(2,3,4)-dim1-keep-fn")}
 
 
+EAGER_ROWS |= table_composite.EAGER_ROWS   # amax/amin over dims, norm with p = inf/0
+
+
 def test_eager_rows_are_rows_of_the_table():
     ids = {c.id for c in table.CASES}
-    assert len(EAGER_ROWS) == 13 and EAGER_ROWS <= ids, sorted(EAGER_ROWS - ids)
+    assert len(EAGER_ROWS) == 13 + 8 and EAGER_ROWS <= ids, sorted(EAGER_ROWS - ids)
+
+
+def test_a_mask_or_index_argument_is_read_not_baked_in():
+    # the mask and index are arguments: a replay must not reuse the recorded positions
+    f = tg.compile(lambda x, m: tg.where(m, x, 0.0 * x).sum() + x[m].sum())
+    g = tg.compile(lambda x, i: x[i].sum())
+    x = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64, requires_grad=True)
+    for mv, want in (([True, False, True], 8.0), ([False, True, False], 4.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            assert f(x, tg.tensor(mv)).item() == want
+    for iv, want in (([0, 0], 2.0), ([2, 1], 5.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            assert g(x, tg.tensor(iv)).item() == want
 
 
 def _compiled_table_row(c, dtype, seed, tol):

@@ -70,7 +70,8 @@ def test_api_md_names_every_public_name():
 
 
 DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.creation",
-             "tapegrad.autograd", "tapegrad.replay", "tapegrad.func", "tapegrad.viz"]
+             "tapegrad.autograd", "tapegrad.replay", "tapegrad.func", "tapegrad.viz",
+             "tapegrad.composite"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)
