@@ -702,4 +702,5 @@ def test_gradcheck_rejects_a_wrong_gradient():
     # central differences can agree with (they give 1/2)
     with pytest.raises(AssertionError):
         gradcheck(lambda x: tg.relu(x), [np.array([0.0, 1.0])])
+from table_nn import *  # noqa: E402,F401,F403 - its rows join CASES; its tests (__all__) run here
 import table_composite  # noqa: E402,F401 - its rows join CASES

@@ -173,3 +173,210 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     x = _float(_t(input))
     return nll_loss(log_softmax(x, dim=1 if x.ndim >= 2 else 0), target, weight,
                     ignore_index=ignore_index, reduction=reduction)
+
+
+# ---- activations composed from primitive ops ------------------------------------------------
+# None reads a tensor's value to choose a branch (a comparison would make `compile` run the
+# caller eagerly, and `where` would freeze its mask): one-sided pieces come from relu and
+# clamp, whose gradients at the kink are PyTorch's (relu: 0 at 0; clamp: 1 at its bounds),
+# and softplus's threshold switch is the 0/1 mask clamp(ceil(beta*x - threshold), 0, 1).
+_TORCH_DTYPE = {"int64": "Long", "int32": "Int", "int16": "Short", "int8": "Char",
+                "uint8": "Byte", "bool": "Bool"}
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SQRT1_2 = 0.7071067811865476
+_SQRT_2_OVER_PI = 0.7978845608028654
+
+
+def _tensor_arg(input, fn):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    return input
+
+
+def _float_arg(input, fn, kernel):
+    """input, which must be a float tensor (PyTorch's kernels for these reject integers)."""
+    _tensor_arg(input, fn)
+    d = input._data.dtype
+    if d.kind != "f":
+        name = _TORCH_DTYPE.get(d.name, d.name)
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{name}\'')
+    return input
+
+
+def _number(v, fn, arg, pos=None):
+    if not isinstance(v, (int, float, np.integer, np.floating, np.bool_)):
+        where = f" (position {pos})" if pos else ""
+        raise TypeError(f"{fn}(): argument '{arg}'{where} must be Number, not "
+                        f"{type(v).__name__}")
+    return float(v)
+
+
+def _maybe_inplace(input, inplace, fn, grad_fn_inplace):
+    """Run fn(input) out of place, or (inplace=True) store it into input under the in-place
+    rules: a leaf that requires grad raises, and a value another record saved raises at
+    backward. fn runs on a clone, so its own records never read the overwritten storage."""
+    if not inplace:
+        return fn(input)
+    out = ops._inplace(input, lambda t: fn(ops.clone(t)))
+    return _named(out, grad_fn_inplace)
+
+
+def _neg_part(x):
+    """min(x, 0), with gradient 1 at 0 (clamp passes its bound), 0 above."""
+    return ops.clamp(x, max=0.0)
+
+
+def _softplus0(v):
+    """log(1 + exp(v)) without overflow: relu(v) + log1p(exp(-|v|)), with -|v| written as
+    v - 2 relu(v) so that the gradient at 0 is 1/2 (abs's would be 0 there)."""
+    r = ops.relu(v)
+    return r + ops.log1p(ops.exp(v - r * 2.0))
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """``log(1 + exp(beta * input)) / beta``, and ``input`` itself where
+    ``beta * input > threshold`` (PyTorch's switch to the identity); stable for any input.
+
+    >>> import tapegrad as tg
+    >>> tg.nn.functional.softplus(tg.tensor([0.0, 1000.0])).tolist()
+    [0.6931471824645996, 1000.0]
+    """
+    _float_arg(input, "softplus", "softplus_cpu")
+    beta = _number(beta, "softplus", "beta")
+    threshold = _number(threshold, "softplus", "threshold")
+    u = input if beta == 1.0 else input * beta
+    over = ops.clamp(ops.ceil(u - threshold), 0.0, 1.0)     # 1 where beta*x > threshold
+    soft = _softplus0(ops.clamp(u, max=threshold))          # never overflows
+    if beta != 1.0:
+        soft = soft / beta
+    # where `over` is 0 the identity branch must be finite (0 * inf is nan): clamp x on the
+    # side where the identity is never taken
+    big = float(np.finfo(input._data.dtype).max)
+    x = ops.clamp(input, min=-big) if beta >= 0 else ops.clamp(input, max=big)
+    return _named(over * x + (1.0 - over) * soft, "SoftplusBackward0")
+
+
+def silu(input, inplace=False):
+    """``input * sigmoid(input)`` (the swish)."""
+    _float_arg(input, "silu", "silu_cpu")
+    return _maybe_inplace(input, inplace, lambda x: _named(x * ops.sigmoid(x), "SiluBackward0"),
+                          "SiluBackward0")
+
+
+def gelu(input, *, approximate="none"):
+    """``input * Phi(input)`` with Phi the standard normal CDF (``approximate='none'``), or
+    PyTorch's tanh approximation ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``."""
+    if not isinstance(approximate, str):
+        raise TypeError(f"gelu(): argument 'approximate' must be str, not "
+                        f"{type(approximate).__name__}")
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    x = _float_arg(input, "gelu", "GeluKernelImpl")
+    if approximate == "none":
+        # erfc(-x/sqrt 2) = 1 + erf(x/sqrt 2), without its cancellation for negative x
+        return _named(x * 0.5 * ops.erfc(x * -_SQRT1_2), "GeluBackward0")
+    # tanh is exactly +-1 beyond |x| = 10 in both dtypes; clamping there keeps x^3 (and the
+    # gradient through it) finite for any input without changing a value or a gradient
+    c = ops.clamp(x, -10.0, 10.0)
+    inner = (c + c * c * c * 0.044715) * _SQRT_2_OVER_PI
+    return _named(x * 0.5 * (ops.tanh(inner) + 1.0), "GeluBackward0")
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """``input`` where positive, ``negative_slope * input`` elsewhere (gradient
+    ``negative_slope`` at 0, as in PyTorch)."""
+    _float_arg(input, "leaky_relu", "leaky_relu_cpu")
+    s = _number(negative_slope, "leaky_relu", "negative_slope", 2)
+
+    def f(x):
+        return _named(ops.relu(x) + _neg_part(x) * s, "LeakyReluBackward0")
+    return _maybe_inplace(input, inplace, f, "LeakyReluBackward1")
+
+
+def _elu(x, alpha, scale, input_scale, name):
+    neg = _neg_part(x)
+    if input_scale != 1.0:
+        neg = neg * input_scale
+    pos = ops.relu(x)
+    if scale != 1.0:
+        pos = pos * scale
+    return _named(pos + ops.expm1(neg) * (alpha * scale), name)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """``input`` where positive, ``alpha * (exp(input) - 1)`` elsewhere (gradient ``alpha``
+    at 0, as in PyTorch)."""
+    _float_arg(input, "elu", "elu_cpu")
+    a = _number(alpha, "elu", "alpha", 2)
+    return _maybe_inplace(input, inplace, lambda x: _elu(x, a, 1.0, 1.0, "EluBackward0"),
+                          "EluBackward1")
+
+
+def selu(input, inplace=False):
+    """``scale * elu(input, alpha)`` with the self-normalising constants of Klambauer et al."""
+    _float_arg(input, "selu", "elu_cpu")
+    return _maybe_inplace(
+        input, inplace, lambda x: _elu(x, _SELU_ALPHA, _SELU_SCALE, 1.0, "EluBackward0"),
+        "EluBackward1")
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``; ``alpha`` must not be 0."""
+    _float_arg(input, "celu", "elu_cpu")
+    a = _number(alpha, "celu", "alpha", 2)
+    if a == 0.0:
+        raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")
+    return _maybe_inplace(input, inplace, lambda x: _elu(x, a, 1.0, 1.0 / a, "CeluBackward0"),
+                          "CeluBackward1")
+
+
+def _hardtanh(x, lo, hi):
+    if x._data.dtype.kind in "iub":           # PyTorch keeps integers integer (no gradient)
+        return ops.to_dtype(ops.clamp(x, lo, hi), x._data.dtype)
+    c = ops.clamp(x, lo, hi)
+    # PyTorch's gradient is 0 at the bounds, where clamp's is 1. Each correction is exactly
+    # 0 in value (d >= 0 there) and subtracts the 1 at its bound: d relu(d)/dd is 0 at 0.
+    # (With the other bound infinite, c may be infinite: clamp d or e to keep it finite.)
+    if np.isfinite(lo):
+        d = c - lo if np.isfinite(hi) else ops.clamp(c - lo, max=1.0)
+        c = c + (ops.relu(d) - d)
+    if np.isfinite(hi) and hi > lo:
+        e = hi - c if np.isfinite(lo) else ops.clamp(hi - c, max=1.0)
+        c = c + (e - ops.relu(e))
+    return _named(c, "HardtanhBackward0")
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """``input`` clamped to [min_val, max_val], with gradient 0 at the bounds (PyTorch's)."""
+    _tensor_arg(input, "hardtanh")
+    lo = _number(min_val, "hardtanh", "min_val", 2)
+    hi = _number(max_val, "hardtanh", "max_val", 3)
+    if lo > hi:
+        raise ValueError("min_val cannot be greater than max_val")
+    return _maybe_inplace(input, inplace, lambda x: _hardtanh(x, lo, hi), "HardtanhBackward0")
+
+
+def relu6(input, inplace=False):
+    """``hardtanh(input, 0, 6)``."""
+    _tensor_arg(input, "relu6")
+    return _maybe_inplace(input, inplace, lambda x: _hardtanh(x, 0.0, 6.0), "HardtanhBackward0")
+
+
+def logsigmoid(input):
+    """``log(sigmoid(input))`` without overflow: ``-softplus(-input)``."""
+    _float_arg(input, "logsigmoid", "log_sigmoid_cpu")
+    return _named(-_softplus0(-input), "LogSigmoidBackward0")
+
+
+def softsign(input):
+    """``input / (1 + |input|)``."""
+    _tensor_arg(input, "softsign")
+    return input / (ops.abs(input) + 1)
+
+
+def tanhshrink(input):
+    """``input - tanh(input)``."""
+    _tensor_arg(input, "tanhshrink")
+    return input - ops.tanh(input)
