@@ -75,20 +75,34 @@ def _constants_block(names, first):
 
 
 def _dispatcher(name, args, ops, body, fallback, doc, cached):
+    """An if-chain on the opcode returning body(op): one expression, or a pair (binary
+    VJPs), split over two lines when long."""
     deco = "@njit(cache=True, nogil=True, error_model=\"numpy\")" if cached else \
         "@njit(inline=\"always\", error_model=\"numpy\")"
     out = [deco, f"def {name}({', '.join(args)}):", f'    """{doc}"""']
     for u in ops:
+        ret = body(u)
         out.append(f"    if op == {u.opcode}:")
-        ret = f"        return {body(u)}"
-        if len(ret) > 99 and isinstance(body(u), tuple):
-            out.append(f"        return ({body(u)[0]},")
-            out.append(f"                {body(u)[1]})")
+        if isinstance(ret, tuple) and len(f"        return {ret[0]}, {ret[1]}") > 99:
+            out += [f"        return ({ret[0]},", f"                {ret[1]})"]
         else:
-            out.append(ret if not isinstance(body(u), tuple) else
-                       f"        return {body(u)[0]}, {body(u)[1]}")
+            out.append(f"        return {ret if isinstance(ret, str) else ', '.join(ret)}")
     out.append(f"    return {fallback}")
     return "\n".join(out) + "\n"
+
+
+def _pair(name, args, ops, body, nan, doc, inline=True):
+    """Dispatchers `name` (the hot ops; inlined unless told) and `name`_rare (the other ops,
+    one compiled call, so that the loops inline only the hot ones; its last branch, reached
+    by no opcode the passes let through, returns `nan`)."""
+    call = f"{name}_rare({', '.join(args)})"
+    hot = _dispatcher(name, args, [o for o in ops if o.hot], body, call,
+                      f"{doc} (the hot ops; the others in {name}_rare).", not inline)
+    rare = _dispatcher(f"{name}_rare", args, [o for o in ops if not o.hot], body,
+                       f"{nan}   # no rule: every pass tests the opcode first",
+                       f"{name}'s other ops: one compiled call, so that the loops inline "
+                       f"only the hot ones.", True)
+    return hot + "\n\n" + rare + "\n\n"
 
 
 def _reads(name, ops):
@@ -106,8 +120,6 @@ def generate():
     assert FIRST_BINARY + len(bops) <= BINARY_LIMIT, "the binary family outgrew its opcodes"
     assert bops[0].opcode == "ADD" and bops[-1].opcode == "WHERE", \
         "ADD and WHERE must be the first and last binary opcodes (ADD <= op <= WHERE)"
-    hot = [u for u in ops if u.hot]
-    rare = [u for u in ops if not u.hot]
     parts = [BEGIN]
     parts.append("# unary elementwise: out = f(a; F0, F1), opcodes in declaration order\n")
     parts.append(_constants_block([u.opcode for u in ops], FIRST_UNARY))
@@ -116,51 +128,24 @@ def generate():
     parts.append(_constants_block([b.opcode for b in bops], FIRST_BINARY))
     parts.append(_reads("UNARY_READS", ops))
     parts.append(_reads("BINARY_READS", bops) + "\n\n")
-    vjp = lambda u: render(u.vjp, "vjp", 0, u.name)          # noqa: E731
-    val = lambda u: render(u.value, "value", 0, u.name)      # noqa: E731
-    args = ("op", "g", "x", "y", "f0", "f1")
-    parts.append(_dispatcher(
-        "_du", args, hot, vjp, "_du_rare(op, g, x, y, f0, f1)",
-        "d(out)/d(a) * g for unary op at input x, output y (the hot ops inline).", False))
-    parts.append("\n\n")
-    parts.append(_dispatcher(
-        "_du_rare", args, rare, vjp, "np.nan   # no rule: every pass tests the opcode first",
-        "_du's other ops: one compiled call, so that each loop inlines only the hot ones.",
-        True))
-    parts.append("\n\n")
-    vargs = ("op", "x", "f0", "f1")
-    parts.append(_dispatcher(
-        "_un", vargs, hot, val, "_un_rare(op, x, f0, f1)",
-        "A unary record's value at input x (the hot ops inline).", False))
-    parts.append("\n\n")
-    parts.append(_dispatcher(
-        "_un_rare", vargs, rare, val, "np.nan   # no rule: every pass tests the opcode first",
-        "_un's other ops, as _du_rare.", True))
-    parts.append("\n\n")
-    bhot = [b for b in bops if b.hot]
-    brare = [b for b in bops if not b.hot]
-    pair = lambda b: (render(b.vjp_a, 'vjp2', 0, b.name),                 # noqa: E731
-                      render(b.vjp_b, 'vjp2', 0, b.name))
-    bargs = ("op", "g", "x", "y", "out", "cnd")
-    parts.append(_dispatcher(
-        "_db", bargs, bhot, pair, "_db_rare(op, g, x, y, out, cnd)",
-        "(d/da, d/db) * g for binary op at inputs x, y, output out (WHERE: cnd picks a).",
-        False))
-    parts.append("\n\n")
-    parts.append(_dispatcher(
-        "_db_rare", bargs, brare, pair,
-        "np.nan, np.nan   # no rule: every pass tests the opcode first",
-        "_db's other ops, as _du_rare.", True))
-    parts.append("\n\n")
-    bval = lambda b: render(b.value, "value2", 0, b.name)                # noqa: E731
-    with_value = [b for b in bhot if b.value]
-    parts.append(_dispatcher(
-        "_bin", ("op", "x", "y"), with_value, bval, "_bin_rare(op, x, y)",
-        "A binary record's value at inputs x, y (WHERE is picked by the sweeps).", True))
-    parts.append("\n\n")
-    parts.append(_dispatcher(
-        "_bin_rare", ("op", "x", "y"), brare, bval,
-        "np.nan   # no rule: every pass tests the opcode first", "_bin's other ops.", True))
+    parts.append(_pair(
+        "_du", ("op", "g", "x", "y", "f0", "f1"), ops,
+        lambda u: render(u.vjp, "vjp", 0, u.name), "np.nan",
+        "d(out)/d(a) * g for unary op at input x, output y"))
+    parts.append(_pair(
+        "_un", ("op", "x", "f0", "f1"), ops,
+        lambda u: render(u.value, "value", 0, u.name), "np.nan",
+        "A unary record's value at input x"))
+    parts.append(_pair(
+        "_db", ("op", "g", "x", "y", "out", "cnd"), bops,
+        lambda b: (render(b.vjp_a, "vjp2", 0, b.name), render(b.vjp_b, "vjp2", 0, b.name)),
+        "np.nan, np.nan",
+        "(d/da, d/db) * g for binary op at inputs x, y, output out (WHERE: cnd picks a)"))
+    # _bin was always one compiled call (not inlined): kept so; WHERE is picked by the sweeps
+    parts.append(_pair(
+        "_bin", ("op", "x", "y"), [b for b in bops if b.value],
+        lambda b: render(b.value, "value2", 0, b.name), "np.nan",
+        "A binary record's value at inputs x, y", inline=False).rstrip("\n") + "\n")
     parts.append(END)
     return "".join(parts)
 

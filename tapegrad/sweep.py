@@ -62,7 +62,7 @@ BINARY_READS = {
 
 @njit(inline="always", error_model="numpy")
 def _du(op, g, x, y, f0, f1):
-    """d(out)/d(a) * g for unary op at input x, output y (the hot ops inline)."""
+    """d(out)/d(a) * g for unary op at input x, output y (the hot ops; the others in _du_rare)."""
     if op == NEG:
         return -g
     if op == EXP:
@@ -100,7 +100,7 @@ def _du(op, g, x, y, f0, f1):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _du_rare(op, g, x, y, f0, f1):
-    """_du's other ops: one compiled call, so that each loop inlines only the hot ones."""
+    """_du's other ops: one compiled call, so that the loops inline only the hot ones."""
     if op == LOG1P:
         return g / (1.0 + x)
     if op == EXPM1:
@@ -152,7 +152,7 @@ def _du_rare(op, g, x, y, f0, f1):
 
 @njit(inline="always", error_model="numpy")
 def _un(op, x, f0, f1):
-    """A unary record's value at input x (the hot ops inline)."""
+    """A unary record's value at input x (the hot ops; the others in _un_rare)."""
     if op == NEG:
         return _lit(x, f0) - x
     if op == EXP:
@@ -190,7 +190,7 @@ def _un(op, x, f0, f1):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _un_rare(op, x, f0, f1):
-    """_un's other ops, as _du_rare."""
+    """_un's other ops: one compiled call, so that the loops inline only the hot ones."""
     if op == LOG1P:
         return np.log1p(x)
     if op == EXPM1:
@@ -242,7 +242,7 @@ def _un_rare(op, x, f0, f1):
 
 @njit(inline="always", error_model="numpy")
 def _db(op, g, x, y, out, cnd):
-    """(d/da, d/db) * g for binary op at inputs x, y, output out (WHERE: cnd picks a)."""
+    """(d/da, d/db) * g for binary op at inputs x, y, output out (WHERE: cnd picks a) (the hot ops; the others in _db_rare)."""
     if op == ADD:
         return g, g
     if op == SUB:
@@ -267,7 +267,7 @@ def _db(op, g, x, y, out, cnd):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _db_rare(op, g, x, y, out, cnd):
-    """_db's other ops, as _du_rare."""
+    """_db's other ops: one compiled call, so that the loops inline only the hot ones."""
     if op == ATAN2:
         return g * y / (x * x + y * y), -g * x / (x * x + y * y)
     if op == HYPOT:
@@ -283,7 +283,7 @@ def _db_rare(op, g, x, y, out, cnd):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _bin(op, x, y):
-    """A binary record's value at inputs x, y (WHERE is picked by the sweeps)."""
+    """A binary record's value at inputs x, y (the hot ops; the others in _bin_rare)."""
     if op == ADD:
         return x + y
     if op == SUB:
@@ -303,7 +303,7 @@ def _bin(op, x, y):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _bin_rare(op, x, y):
-    """_bin's other ops."""
+    """_bin's other ops: one compiled call, so that the loops inline only the hot ones."""
     if op == ATAN2:
         return np.arctan2(x, y)
     if op == HYPOT:
