@@ -1,14 +1,13 @@
 """Rows of the op table for the composed ops (tapegrad/composite.py), and their own tests.
 
-test_ops_gradcheck.py imports this module at its end, so these rows join CASES and go
-through gradcheck, PyTorch parity, compile, jvp and hessian like every other row. Inputs
-stay away from kinks and ties (zeros for prod/cumprod/norm, equal values for amax/amin);
+test_ops_gradcheck.py imports this module before it builds its tests, so these rows join
+CASES and go through gradcheck, PyTorch parity, compile, jvp and hessian like every other
+row. Inputs stay away from kinks and ties (zeros for prod/cumprod/norm, equal values for amax/amin);
 the test_* functions below cover those points against PyTorch, and bad input.
 
-The test_* functions are also placed into test_ops_gradcheck's namespace (this file's
-name does not match pytest's test_*.py), so the suite runs them there.
+Its test_* functions reach pytest through test_ops_gradcheck's star import (``__all__``):
+this file's name does not match pytest's test_*.py.
 """
-import sys
 
 import numpy as np
 import pytest
@@ -483,9 +482,5 @@ def test_bad_input_types_agree_with_torch():
             fn()
 
 
-# the suite collects test_*.py files only: run this file's tests as test_ops_gradcheck's
-_table = sys.modules.get("test_ops_gradcheck")
-if _table is not None:
-    for _n, _f in list(globals().items()):
-        if _n.startswith("test_") and callable(_f):
-            setattr(_table, _n, _f)
+# test_ops_gradcheck star-imports this file: these are the names it brings in
+__all__ = [name for name in dir() if name.startswith("test_")]

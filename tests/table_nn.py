@@ -2,10 +2,9 @@
 
 The rows (inputs away from kinks and from softplus's threshold) join
 test_ops_gradcheck.CASES, so test_torch_parity, test_compile and test_func run them through
-PyTorch parity, compiled replay, jvp and hessian. test_ops_gradcheck.py builds its own
-parametrized tests before it imports this file, so the gradcheck and float64 passes over
-these rows are the two tests here that call its checks. The direct tests cover what the
-rows must avoid: large |x|, the kinks, the threshold switch, and bad arguments, each
+PyTorch parity, compiled replay, jvp and hessian, and test_ops_gradcheck imports this file
+before it builds its own tests, so the rows are gradchecked there too. The direct tests
+cover what the rows must avoid: large |x|, the kinks, the threshold switch, and bad arguments, each
 against torch 2.13 where it is installed.
 
 test_ops_gradcheck.py star-imports this module, and ``__all__`` (the test functions) is what
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-import test_ops_gradcheck as _table
 from test_ops_gradcheck import CASES, F, _shape_id, away, case, params, pos, rnd
 
 _FIRST = len(CASES)
@@ -66,16 +64,6 @@ case("F.relu6-inplace-(5)", lambda T, x: F(T).relu6(x - 0.0, inplace=True),
 case("F.selu-inplace-(5)", lambda T, x: F(T).selu(x * 1.0, inplace=True), away(5))
 case("F.celu-inplace-(5)", lambda T, x: F(T).celu(x * 1.0, 2.0, True), away(5))
 NN_CASES = CASES[_FIRST:]
-
-
-@pytest.mark.parametrize("c", params(NN_CASES))
-def test_nn_gradcheck(c):
-    _table.test_gradcheck(c)
-
-
-@pytest.mark.parametrize("c", params(NN_CASES))
-def test_nn_float64_in_float64_out(c):
-    _table.test_float64_in_float64_out(c)
 
 
 # ---- direct tests against torch -------------------------------------------------------------

@@ -522,6 +522,13 @@ def params(cases):
     return [pytest.param(c, id=c.id, marks=c.marks) for c in cases]
 
 
+# Rows declared in other files join the table here, before the tests below (and the other
+# test files) take it. pytest collects test_*.py files only, so each file's own tests come
+# in through its __all__.
+from table_nn import *          # noqa: E402,F401,F403 - nn.functional's activations
+from table_composite import *   # noqa: E402,F401,F403 - composite.py's reductions, indexing
+
+
 def test_case_ids_are_unique():
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
@@ -702,5 +709,3 @@ def test_gradcheck_rejects_a_wrong_gradient():
     # central differences can agree with (they give 1/2)
     with pytest.raises(AssertionError):
         gradcheck(lambda x: tg.relu(x), [np.array([0.0, 1.0])])
-from table_nn import *  # noqa: E402,F401,F403 - its rows join CASES; its tests (__all__) run here
-import table_composite  # noqa: E402,F401 - its rows join CASES
