@@ -457,6 +457,7 @@ def _compiled_values(op):
 
 
 def _numpy_namespace():
+    """The names the rules' value expressions use, on numpy arrays (rules.FUNCTIONS)."""
     ns = {"np": np, "_lit": lambda like, c: like.dtype.type(c), "_np_sigmoid": _sigmoid_np}
     for name, (_, _, on_arrays) in rules.FUNCTIONS.items():
         if on_arrays.startswith("_np_") and on_arrays not in ns:
@@ -464,9 +465,12 @@ def _numpy_namespace():
     return ns
 
 
+_ON_ARRAYS = _numpy_namespace()
+
+
 def _registry_op(u):
     op, fn = getattr(S, u.opcode), _N[u.name]
-    numpy_fn = codegen.numpy_rule(u, _numpy_namespace())
+    numpy_fn = codegen.numpy_rule(u, _ON_ARRAYS)
     values = lambda a: numpy_fn(a, 0.0, 0.0)     # noqa: E731 - public ops take no constants
 
     def f(input):
@@ -479,7 +483,7 @@ def _registry_op(u):
 
 def _registry_binary(b):
     op, fn = getattr(S, b.opcode), _N[b.name]
-    values = codegen.numpy_rule2(b, _numpy_namespace())
+    values = codegen.numpy_rule2(b, _ON_ARRAYS)
 
     def f(input, other):
         x, y = (_operand(b.name, input, other, v) for v in (input, other))
