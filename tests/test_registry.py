@@ -31,6 +31,11 @@ CONSTANTS = {"neg": (2.0, 0.0), "add_scalar": (1.5, 0.0), "mul_scalar": (-0.5, 0
              "clamp": (-0.5, 0.5)}
 
 
+def _py(dispatcher):
+    """The Python function behind a compiled one (itself under NUMBA_DISABLE_JIT)."""
+    return getattr(dispatcher, "py_func", dispatcher)
+
+
 def test_generated_block_is_what_rules_make():
     path = codegen._path()
     with open(path) as f:
@@ -91,12 +96,12 @@ def test_binary_rule_derivatives_match_its_value(b):
     x, y = BINARY_POINT.get(b.name, (0.45, -0.8))
     if b.opcode == "WHERE":      # picks by its condition; no value rule of its own
         for cnd, want in ((1.0, (2.0, 0.0)), (0.0, (0.0, 2.0))):
-            assert S._db.py_func(op, 2.0, x, y, 0.0, cnd) == want
+            assert _py(S._db)(op, 2.0, x, y, 0.0, cnd) == want
         return
     value = lambda u, v: S._bin(op, u, v)           # noqa: E731
     out = value(x, y)
     h = 1e-6
-    da, db = S._db.py_func(op, 1.0, x, y, out, 0.0)
+    da, db = _py(S._db)(op, 1.0, x, y, out, 0.0)
     np.testing.assert_allclose(da, (value(x + h, y) - value(x - h, y)) / (2 * h), rtol=1e-6)
     np.testing.assert_allclose(db, (value(x, y + h) - value(x, y - h)) / (2 * h), rtol=1e-6)
     t = lambda v: tg.tensor(np.array([v]), dtype=tg.float64)     # noqa: E731
@@ -222,7 +227,7 @@ def test_fast_loops_give_the_generic_rules_bits(name, n):
     y.backward(tg.tensor(g))
     tp_records = y.detach().numpy()
     f0 = {"add_scalar": 1.5, "mul_scalar": -0.75, "neg": 2.0}.get(name, 0.0)
-    want = np.array([S._du.py_func(op, g[i], xv[i], tp_records[i], f0, 0.0) for i in range(n)])
+    want = np.array([_py(S._du)(op, g[i], xv[i], tp_records[i], f0, 0.0) for i in range(n)])
     if n == 1:
         want = want * 1.0
     assert np.array_equal(x.grad.numpy(), want), (x.grad.numpy(), want)
