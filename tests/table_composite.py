@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from test_ops_gradcheck import _rng, _shape_id, away, case, distinct, pos, rnd
+from test_ops_gradcheck import _rng, _shape_id, away, case, distinct, rnd
 
 # rows that read values while recording (the winners of amax/amin over some dims, the
 # non-zeros of norm p=0): under compile they run eagerly, as max(dim) does

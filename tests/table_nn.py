@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from test_ops_gradcheck import CASES, F, _shape_id, away, case, params, pos, rnd
+from test_ops_gradcheck import CASES, F, _shape_id, away, case, pos, rnd
 
 _FIRST = len(CASES)
 _SHAPES = [(), (5,), (2, 3)]

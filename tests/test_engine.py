@@ -329,6 +329,7 @@ def test_graphs_never_backwarded_are_reclaimed():
     def step():
         out = _chain(w, 300)         # ~900 records, never backwarded, then dropped
         sizes.append(current().nbytes())
+        del out
     for _ in range(40):
         step()
     assert max(sizes) < 4 * sizes[3]
@@ -364,7 +365,7 @@ def test_live_tensor_from_old_graph_survives_compaction():
         _chain(w, 300).backward()
         state["junk"] = _chain(w, 200)
     assert_steady(step, warm=5, steps=30, per_step=2048)
-    del state
+    state.clear()
     keep.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 3 * np.exp(3 * x.data), rtol=1e-6)
 
