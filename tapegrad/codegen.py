@@ -178,32 +178,34 @@ def main(argv=None):
 
 
 # ---- the same rules on tensors (symbolic.py) and numpy arrays (ops.py) ------------------------
-def _compiled(expr, kind, column, what, namespace):
+PARAMS = {"value": "x, f0, f1", "vjp": "g, x, y, f0, f1", "value2": "x, y",
+          "vjp2": "g, x, y, out, cnd"}     # each kind's arguments, in VARIABLES' names
+
+
+def _function(expr, kind, column, what, namespace):
+    """The rule as a Python function of PARAMS[kind], with column's names."""
     src = render(expr, kind, column, what)
-    params = "g, x, y, f0, f1" if kind == "vjp" else "x, f0, f1"
-    return eval(f"lambda {params}: {src}", dict(namespace, math=math))  # noqa: S307
+    return eval(f"lambda {PARAMS[kind]}: {src}", dict(namespace, math=math))  # noqa: S307
 
 
 def tensor_rule(u, namespace):
     """u's vjp as a function (g, x, y, f0, f1) of tensors: the names of column 1."""
-    return _compiled(u.vjp, "vjp", 1, u.name, namespace)
+    return _function(u.vjp, "vjp", 1, u.name, namespace)
 
 
 def tensor_rule2(b, namespace):
     """b's (vjp_a, vjp_b) as functions (g, x, y, out, cnd) of tensors."""
-    return tuple(eval(f"lambda g, x, y, out, cnd: {render(e, 'vjp2', 1, b.name)}",  # noqa: S307
-                      dict(namespace, math=math)) for e in (b.vjp_a, b.vjp_b))
-
-
-def numpy_rule2(b, namespace):
-    """b's value as a function (x, y) of numpy arrays."""
-    return eval(f"lambda x, y: {render(b.value, 'value2', 2, b.name)}",     # noqa: S307
-                dict(namespace, math=math))
+    return tuple(_function(e, "vjp2", 1, b.name, namespace) for e in (b.vjp_a, b.vjp_b))
 
 
 def numpy_rule(u, namespace):
     """u's value as a function (x, f0, f1) of numpy arrays: the names of column 2."""
-    return _compiled(u.value, "value", 2, u.name, namespace)
+    return _function(u.value, "value", 2, u.name, namespace)
+
+
+def numpy_rule2(b, namespace):
+    """b's value as a function (x, y) of numpy arrays."""
+    return _function(b.value, "value2", 2, b.name, namespace)
 
 
 if __name__ == "__main__":
