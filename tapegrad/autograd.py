@@ -6,13 +6,13 @@ A graph without matmuls or casts is one call.
 """
 import numpy as np
 
-from . import sweep as S
+from . import kernels as K
 from . import tape as T
-from .blas import GEMM
+from .kernels import GEMM
 from .node import AccumulateGrad, Node  # noqa: F401 - tapegrad.autograd.Node, as in torch
 from .tensor import Tensor, Size, dtype_name
 
-_REDS = S.reads_table()
+_REDS = K.reads_table()
 _NO_CHAINS = np.empty(0, np.int64)     # an eager sweep has no decoded scalar chains
 _NO_DIRTY = np.zeros(0, np.int64)
 
@@ -33,24 +33,24 @@ def _no_grad_error(i):
 
 
 def _dirty_error(tp, R, r):
-    op = int(R[r, S.OPW]) & 255
+    op = int(R[r, K.OPW]) & 255
     bits = int(_REDS[op])
-    for bit, field in ((S.R_A, S.A), (S.R_B, S.B), (S.R_C, S.C), (S.R_OUT, -1)):
+    for bit, field in ((K.R_A, K.A), (K.R_B, K.B), (K.R_C, K.C), (K.R_OUT, -1)):
         if not bits & bit:
             continue
         s = r if field < 0 else int(R[r, field])
         info = tp.dirty.get(tp.gid(s))
         if info is None or r >= info[0]:
             continue
-        w = int(R[s, S.OPW])
+        w = int(R[s, K.OPW])
         nd = w >> 10 & 15
-        shape = [int(v) for v in R[s, S.SH:S.SH + nd]]
+        shape = [int(v) for v in R[s, K.SH:K.SH + nd]]
         ty = f"[{dtype_name(np.dtype(np.float64 if w >> 8 & 1 else np.float32))} {shape}]"
-        where = "" if w & 255 == S.INPUT else f", which is output 0 of {T.NAMES[w >> 16]},"
+        where = "" if w & 255 == K.INPUT else f", which is output 0 of {T.NAMES[w >> 16]},"
         return RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an "
             f"inplace operation: {ty}{where} is at version {info[1]}; expected version "
-            f"{info[1] - 1} instead. {T.NAMES[int(R[r, S.OPW]) >> 16]} saved it for its "
+            f"{info[1] - 1} instead. {T.NAMES[int(R[r, K.OPW]) >> 16]} saved it for its "
             f"gradient; use an out-of-place op (x = x * 2 instead of x.mul_(2)) or clone() "
             f"the tensor before modifying it.")
     return RuntimeError("a value saved for backward was modified by an in-place operation")
@@ -59,7 +59,7 @@ def _dirty_error(tp, R, r):
 # ---- the driver ---------------------------------------------------------------------------------------
 def _acc(buf, goff, R, touched, s, val):
     o = int(goff[s])
-    n = int(R[s, S.SIZE])
+    n = int(R[s, K.SIZE])
     v = val.reshape(-1)
     if touched[s]:
         buf[o:o + n] += v
@@ -79,13 +79,13 @@ def _unbroadcast(g, shape):
 
 
 def _matmul_vjp(a, b, R, r, grads, goff, touched):
-    a_s, b_s = int(R[r, S.A]), int(R[r, S.B])
-    buf = grads[int(R[r, S.OPW]) >> 8 & 1]
-    nd = int(R[r, S.OPW]) >> 10 & 15
-    oshape = tuple(int(v) for v in R[r, S.SH:S.SH + nd])
-    g = buf[int(goff[r]):int(goff[r]) + int(R[r, S.SIZE])].reshape(oshape)
-    wa = int(R[a_s, S.OPW]) >> 9 & 1
-    wb = int(R[b_s, S.OPW]) >> 9 & 1
+    a_s, b_s = int(R[r, K.A]), int(R[r, K.B])
+    buf = grads[int(R[r, K.OPW]) >> 8 & 1]
+    nd = int(R[r, K.OPW]) >> 10 & 15
+    oshape = tuple(int(v) for v in R[r, K.SH:K.SH + nd])
+    g = buf[int(goff[r]):int(goff[r]) + int(R[r, K.SIZE])].reshape(oshape)
+    wa = int(R[a_s, K.OPW]) >> 9 & 1
+    wb = int(R[b_s, K.OPW]) >> 9 & 1
     if a.ndim == 1 and b.ndim == 1:
         if wa:
             _acc(buf, goff, R, touched, a_s, g * b)
@@ -110,12 +110,12 @@ def _matmul_vjp(a, b, R, r, grads, goff, touched):
 
 
 def _cast_vjp(R, r, grads, goff, touched):
-    a_s = int(R[r, S.A])
-    if not int(R[a_s, S.OPW]) >> 9 & 1:
+    a_s = int(R[r, K.A])
+    if not int(R[a_s, K.OPW]) >> 9 & 1:
         return
-    src = grads[int(R[r, S.OPW]) >> 8 & 1]
-    dst = grads[int(R[a_s, S.OPW]) >> 8 & 1]
-    g = src[int(goff[r]):int(goff[r]) + int(R[r, S.SIZE])]
+    src = grads[int(R[r, K.OPW]) >> 8 & 1]
+    dst = grads[int(R[a_s, K.OPW]) >> 8 & 1]
+    g = src[int(goff[r]):int(goff[r]) + int(R[r, K.SIZE])]
     _acc(dst, goff, R, touched, a_s, g.astype(dst.dtype))
 
 
@@ -126,30 +126,30 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
     input arrays and dirty(r) the exception for a modified saved value.
     """
     r = start
-    dt = int(R[r, S.OPW]) >> 8 & 1
+    dt = int(R[r, K.OPW]) >> 8 & 1
     while r >= 0:
-        status, r = S.sweep(R, F, vals[dt], grads[dt], goff, touched, freed, dirty_at,
+        status, r = K.sweep(R, F, vals[dt], grads[dt], goff, touched, freed, dirty_at,
                             _REDS, iar, r, 0, dt, GEMM, _NO_CHAINS)
-        if status == S.ST_DONE:
+        if status == K.ST_DONE:
             return
-        if status == S.ST_PYTHON:
-            op = int(R[r, S.OPW]) & 255
-            if op == S.MATMUL:
+        if status == K.ST_PYTHON:
+            op = int(R[r, K.OPW]) & 255
+            if op == K.MATMUL:
                 a, b = operands(r)
                 _matmul_vjp(a, b, R, r, grads, goff, touched)
-            elif op == S.CAST:
+            elif op == K.CAST:
                 _cast_vjp(R, r, grads, goff, touched)
             else:               # a record of the other dtype: switch and go on
                 dt = 1 - dt
                 continue
             r -= 1
             continue
-        if status in (S.ST_FREED, S.ST_DEAD):
+        if status in (K.ST_FREED, K.ST_DEAD):
             raise _second_time()
-        if status == S.ST_DIRTY:
+        if status == K.ST_DIRTY:
             raise dirty(r)
         raise RuntimeError(f"internal error: the sweep met an unknown opcode "
-                           f"{int(R[r, S.OPW]) & 255} at record {r}")
+                           f"{int(R[r, K.OPW]) & 255} at record {r}")
 
 
 def _run(tp, seeds, retain_graph):
@@ -158,7 +158,7 @@ def _run(tp, seeds, retain_graph):
     try:
         n = tp.n
         goff = np.empty(n, np.int64)
-        t0, t1 = S.grad_offsets(R, n, goff)
+        t0, t1 = K.grad_offsets(R, n, goff)
         grads = tp.grad_buffers(t0, t1)
         touched = np.zeros(n, np.uint8)
         freed = tp.freed_flags()
@@ -172,7 +172,7 @@ def _run(tp, seeds, retain_graph):
             dirty_at = _NO_DIRTY
         start = 0
         for loc, val in seeds:
-            _acc(grads[int(R[loc, S.OPW]) >> 8 & 1], goff, R, touched, loc, val)
+            _acc(grads[int(R[loc, K.OPW]) >> 8 & 1], goff, R, touched, loc, val)
             start = max(start, loc)
         _reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
                 lambda r: tp.pyrefs[tp.gid(r)], lambda r, R=R: _dirty_error(tp, R, r))
@@ -185,10 +185,10 @@ def _run(tp, seeds, retain_graph):
 
 
 def _read(tp, R, grads, goff, loc):
-    w = int(R[loc, S.OPW])
-    shape = tuple(R[loc, S.SH:S.SH + (w >> 10 & 15)].tolist())
+    w = int(R[loc, K.OPW])
+    shape = tuple(R[loc, K.SH:K.SH + (w >> 10 & 15)].tolist())
     o = int(goff[loc])
-    return grads[w >> 8 & 1][o:o + int(R[loc, S.SIZE])].reshape(shape)
+    return grads[w >> 8 & 1][o:o + int(R[loc, K.SIZE])].reshape(shape)
 
 
 def _seed(t, g, i):

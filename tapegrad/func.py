@@ -10,8 +10,8 @@ import threading
 
 import numpy as np
 
-from . import sweep as S
-from .blas import GEMM
+from . import kernels as K
+from .kernels import GEMM
 from .replay import _LRU, Compiled, ref_value, trace
 from .ops import _plain
 from .tensor import Tensor
@@ -114,7 +114,7 @@ def value_and_grad(fn, argnums=0):
         run = _Run(fn, args, forward=False)
         prog = run.prog
         if prog.single_call and run.single and len(prog.outputs) == 1 and \
-                int(prog.R[prog.outputs[0], S.SIZE]) == 1:
+                int(prog.R[prog.outputs[0], K.SIZE]) == 1:
             done = prog.value_and_grad(run.vals, prog.outputs[0])   # one compiled call
             if run.cached:
                 plans.add(_quick_signature(args), _Plan(run, nums, isinstance(argnums, int)))
@@ -168,8 +168,8 @@ class _Plan:
                 view[...] = args[src].data
             else:
                 view[...] = ref_value(src, view.size).reshape(-1)
-        status, r = S.value_and_grad(*kargs)
-        if status != S.ST_DONE:
+        status, r = K.value_and_grad(*kargs)
+        if status != K.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
         out = [_plain(g.copy() if slot is not None and touched[slot] else np.zeros(*blank))
                for slot, g, blank in grads]

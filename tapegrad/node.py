@@ -3,7 +3,7 @@
 Its own module so that tensor.py (whose ``grad_fn`` makes them) and autograd.py (which
 exports them) need not import each other.
 """
-from . import sweep as S
+from . import kernels as K
 from . import tape as T
 
 
@@ -30,24 +30,24 @@ class Node:
             return ()
         R, _ = tp.records()
         try:
-            op = int(R[loc, S.OPW]) & 255
-            if op == S.CAT:
-                io = int(R[loc, S.P0])
+            op = int(R[loc, K.OPW]) & 255
+            if op == K.CAT:
+                io = int(R[loc, K.P0])
                 ins = [int(tp.iar[io + 4 + 3 * q]) for q in range(int(tp.iar[io]))]
             else:
-                ins = [int(s) for s in R[loc, S.A:S.C + 1] if s >= 0]
-                if op in (S.WHERE,):
+                ins = [int(s) for s in R[loc, K.A:K.C + 1] if s >= 0]
+                if op in (K.WHERE,):
                     ins = ins[:2]
-                elif op == S.NLL:
+                elif op == K.NLL:
                     ins = ins[:1] + [-1]
             out = []
             for s in ins:
                 if s < 0:
                     out.append((None, 0))
                     continue
-                w = int(R[s, S.OPW])
+                w = int(R[s, K.OPW])
                 g = tp.gid(s)
-                if w & 255 == S.INPUT:
+                if w & 255 == K.INPUT:
                     leaf = tp.leaves.get(g)
                     out.append((AccumulateGrad(leaf) if leaf is not None else None, 0))
                 else:

@@ -1,5 +1,5 @@
 """The op table: each differentiable op computes its value with numpy and appends one
-record whose opcode the compiled sweep knows (see ``sweep.py`` for the VJPs).
+record whose opcode the compiled sweeps know (see ``kernels/`` for the VJPs).
 
 Opcodes say how to differentiate; names (``MulBackward0``...) say what ``grad_fn`` shows.
 So ``x - 2`` records ADDC (gradient passes through) named SubBackward0.
@@ -9,14 +9,14 @@ import builtins
 import numpy as np
 
 from . import codegen, rules
-from . import sweep as S
+from . import kernels as K
 from . import tape as T
 from .tensor import Tensor, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
 from .tensor import _gstate, _note_read, canonical, canonical_dtype, int_arg
 
 _max = builtins.max     # this module defines max() and friends with torch's meaning
 _name = T.name_id
-_READS = S.reads_table().tolist()
+_READS = K.reads_table().tolist()
 
 
 # ---- tensor construction helpers -----------------------------------------------------------
@@ -200,7 +200,7 @@ def _slot(tp, t):
         if loc >= 0:
             return loc
     d = t._data
-    word = S.INPUT | (d.dtype == float64) << 8 | t._rg << 9
+    word = K.INPUT | (d.dtype == float64) << 8 | t._rg << 9
     gid = tp.append(word, -1, -1, -1, 0, 0, d, False, live=0)
     t._snap = gid
     t._snaptape = tp
@@ -217,7 +217,7 @@ _DEAD_NAME = _name("Freed")
 def _dead(tp, t):
     """t's graph was freed: stand it in with a record that fails if backward reaches it."""
     d = t._data
-    word = S.DEAD | (d.dtype == float64) << 8 | 1 << 9 | _DEAD_NAME << 16
+    word = K.DEAD | (d.dtype == float64) << 8 | 1 << 9 | _DEAD_NAME << 16
     t._gid = tp.append(word, -1, -1, -1, 0, 0, d, False)
     return tp.n - 1
 
@@ -233,11 +233,11 @@ def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
     c = -1 if z is None else _slot(tp, z)
     reads = _READS[op]
     if reads:
-        if reads & S.R_A:
+        if reads & K.R_A:
             tp.save(a, x._data)
-        if reads & S.R_B:
+        if reads & K.R_B:
             tp.save(b, y._data)
-        if reads & S.R_C and z is not None:
+        if reads & K.R_C and z is not None:
             tp.save(c, z._data)
     gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, b, c, p0, p1,
                     out, reads & 8, f0, f1)
@@ -271,7 +271,7 @@ def to_dtype(x, dtype):
         return x
     out = x._data.astype(dtype)
     if dtype in _FLOATS and _recording(x):
-        return _record(S.CAST, _CAST, out, x)
+        return _record(K.CAST, _CAST, out, x)
     return _plain(out)
 
 
@@ -384,19 +384,19 @@ def neg(x):
                                "If you are trying to invert a mask, use the `~` or "
                                "`logical_not()` operator instead.")
         return _plain(-x._data)
-    return _unary(S.NEG, _N["neg"], np.negative, x)
+    return _unary(K.NEG, _N["neg"], np.negative, x)
 
 
 def exp(x):
-    return _unary(S.EXP, _N["exp"], np.exp, x)
+    return _unary(K.EXP, _N["exp"], np.exp, x)
 
 
 def log(x):
-    return _unary(S.LOG, _N["log"], np.log, x)
+    return _unary(K.LOG, _N["log"], np.log, x)
 
 
 def sqrt(x):
-    return _unary(S.SQRT, _N["sqrt"], np.sqrt, x)
+    return _unary(K.SQRT, _N["sqrt"], np.sqrt, x)
 
 
 def abs(x):  # noqa: A001 - torch's name
@@ -404,19 +404,19 @@ def abs(x):  # noqa: A001 - torch's name
         raise _need_tensor(x, "abs")
     if x._data.dtype not in _FLOATS:
         return _plain(np.abs(x._data))
-    return _unary(S.ABS, _N["abs"], np.abs, x)
+    return _unary(K.ABS, _N["abs"], np.abs, x)
 
 
 def sin(x):
-    return _unary(S.SIN, _N["sin"], np.sin, x)
+    return _unary(K.SIN, _N["sin"], np.sin, x)
 
 
 def cos(x):
-    return _unary(S.COS, _N["cos"], np.cos, x)
+    return _unary(K.COS, _N["cos"], np.cos, x)
 
 
 def tanh(x):
-    return _unary(S.TANH, _N["tanh"], np.tanh, x)
+    return _unary(K.TANH, _N["tanh"], np.tanh, x)
 
 
 def _sigmoid_np(a):
@@ -425,11 +425,11 @@ def _sigmoid_np(a):
 
 
 def sigmoid(x):
-    return _unary(S.SIGMOID, _N["sigmoid"], _sigmoid_np, x)
+    return _unary(K.SIGMOID, _N["sigmoid"], _sigmoid_np, x)
 
 
 def relu(x):
-    return _unary(S.RELU, _N["relu"], lambda a: np.maximum(a, 0), x)
+    return _unary(K.RELU, _N["relu"], lambda a: np.maximum(a, 0), x)
 
 
 def clamp(x, min=None, max=None):  # noqa: A002
@@ -442,7 +442,7 @@ def clamp(x, min=None, max=None):  # noqa: A002
     lo = -np.inf if min is None else float(min)
     hi = np.inf if max is None else float(max)
     x = _float(x)
-    return _unary(S.CLAMP, _N["clamp"], lambda a: np.clip(a, lo, hi).astype(a.dtype, copy=False),
+    return _unary(K.CLAMP, _N["clamp"], lambda a: np.clip(a, lo, hi).astype(a.dtype, copy=False),
                   x, lo, hi)
 
 
@@ -451,7 +451,7 @@ def _compiled_values(op):
     """op's value rule over an array, by the compiled rule (for functions numpy lacks)."""
     def values(a):
         out = np.empty(a.shape, a.dtype)
-        S.unary_values(op, np.ascontiguousarray(a).reshape(-1), out.reshape(-1), 0.0, 0.0)
+        K.unary_values(op, np.ascontiguousarray(a).reshape(-1), out.reshape(-1), 0.0, 0.0)
         return out
     return values
 
@@ -461,7 +461,7 @@ def _numpy_namespace():
     ns = {"np": np, "_lit": lambda like, c: like.dtype.type(c), "_np_sigmoid": _sigmoid_np}
     for name, (_, _, on_arrays) in rules.FUNCTIONS.items():
         if on_arrays.startswith("_np_") and on_arrays not in ns:
-            ns[on_arrays] = _compiled_values(getattr(S, name.upper()))
+            ns[on_arrays] = _compiled_values(getattr(K, name.upper()))
     return ns
 
 
@@ -469,7 +469,7 @@ _ON_ARRAYS = _numpy_namespace()
 
 
 def _registry_op(u):
-    op, fn = getattr(S, u.opcode), _N[u.name]
+    op, fn = getattr(K, u.opcode), _N[u.name]
     numpy_fn = codegen.numpy_rule(u, _ON_ARRAYS)
     values = lambda a: numpy_fn(a, 0.0, 0.0)     # noqa: E731 - public ops take no constants
 
@@ -482,7 +482,7 @@ def _registry_op(u):
 
 
 def _registry_binary(b):
-    op, fn = getattr(S, b.opcode), _N[b.name]
+    op, fn = getattr(K, b.opcode), _N[b.name]
     values = codegen.numpy_rule2(b, _ON_ARRAYS)
 
     def f(input, other):
@@ -537,7 +537,7 @@ def _binary(op, fn, numpy_fn, x, y):
             raise _broadcast_error(x._data.shape, y._data.shape) from None
         raise
     except TypeError:
-        if op == S.SUB and x._data.dtype == np.bool_:
+        if op == K.SUB and x._data.dtype == np.bool_:
             raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                                "supported. Use the `^` or `logical_xor()` operator instead."
                                ) from None
@@ -564,7 +564,7 @@ def _scalar_op(op, fn, numpy_fn, x, c, f0):
     if d is not float32 and d is not float64:
         if d in _FLOATS:
             pass
-        elif isinstance(c, (float, np.floating)) or op == S.RDIVC or fn == _N["div"]:
+        elif isinstance(c, (float, np.floating)) or op == K.RDIVC or fn == _N["div"]:
             x = _float(x)
             d = x._data.dtype
         else:
@@ -584,26 +584,26 @@ def add(x, y, alpha=1):
         if d.dtype is float32 or d.dtype is float64:
             out = d + y
             if x._rg and _gstate.enabled:
-                return _record1(S.ADDC, _ADD, out, x, float(y))
+                return _record1(K.ADDC, _ADD, out, x, float(y))
             return _plain(out)
     if alpha != 1:
         y = mul(y, alpha)
     if _is_scalar(y):
-        return _scalar_op(S.ADDC, _N["add"], lambda a: a + y, x, y, float(y))
+        return _scalar_op(K.ADDC, _N["add"], lambda a: a + y, x, y, float(y))
     if _is_scalar(x):
         return add(y, x)
-    return _binary(S.ADD, _N["add"], np.add, _operand("+", x, y, x), _operand("+", x, y, y))
+    return _binary(K.ADD, _N["add"], np.add, _operand("+", x, y, x), _operand("+", x, y, y))
 
 
 def sub(x, y, alpha=1):
     if alpha != 1:
         y = mul(y, alpha)
     if _is_scalar(y):
-        return _scalar_op(S.ADDC, _N["sub"], lambda a: a - y, x, y, -float(y))
+        return _scalar_op(K.ADDC, _N["sub"], lambda a: a - y, x, y, -float(y))
     if _is_scalar(x):
-        return _scalar_op(S.NEG, _N["rsub"], lambda a: x - a, _operand("-", x, y, y), x,
+        return _scalar_op(K.NEG, _N["rsub"], lambda a: x - a, _operand("-", x, y, y), x,
                           float(x))
-    return _binary(S.SUB, _N["sub"], np.subtract, _operand("-", x, y, x),
+    return _binary(K.SUB, _N["sub"], np.subtract, _operand("-", x, y, x),
                    _operand("-", x, y, y))
 
 
@@ -614,26 +614,26 @@ def mul(x, y):
         if d.dtype is float32 or d.dtype is float64:
             out = d * y
             if x._rg and _gstate.enabled:
-                return _record1(S.MULC, _MUL, out, x, float(y))
+                return _record1(K.MULC, _MUL, out, x, float(y))
             return _plain(out)
     if _is_scalar(y):
-        return _scalar_op(S.MULC, _N["mul"], lambda a: a * y, x, y, float(y))
+        return _scalar_op(K.MULC, _N["mul"], lambda a: a * y, x, y, float(y))
     if _is_scalar(x):
         return mul(y, x)
-    return _binary(S.MUL, _N["mul"], np.multiply, _operand("*", x, y, x),
+    return _binary(K.MUL, _N["mul"], np.multiply, _operand("*", x, y, x),
                    _operand("*", x, y, y))
 
 
 def div(x, y):
     if _is_scalar(y):
-        return _scalar_op(S.MULC, _N["div"], lambda a: a / y, x, y, 1.0 / float(y) if y else np.inf)
+        return _scalar_op(K.MULC, _N["div"], lambda a: a / y, x, y, 1.0 / float(y) if y else np.inf)
     if _is_scalar(x):
-        return _scalar_op(S.RDIVC, _N["div"], lambda a: x / a, _operand("/", x, y, y), x,
+        return _scalar_op(K.RDIVC, _N["div"], lambda a: x / a, _operand("/", x, y, y), x,
                           float(x))
     x, y = _operand("/", x, y, x), _operand("/", x, y, y)
     if x._data.dtype not in _FLOATS and y._data.dtype not in _FLOATS:
         x = _float(x)
-    return _binary(S.DIV, _N["div"], np.divide, x, y)
+    return _binary(K.DIV, _N["div"], np.divide, x, y)
 
 
 def _int_power(a, b):
@@ -650,22 +650,22 @@ def pow(x, y):  # noqa: A001
         x = _operand(sym, x, y, x)
         if x._data.dtype not in _FLOATS and not isinstance(y, float):
             return _int_power(x._data, y)
-        return _scalar_op(S.POWC, _N["pow0"], lambda a: a ** y, x, y, float(y))
+        return _scalar_op(K.POWC, _N["pow0"], lambda a: a ** y, x, y, float(y))
     if _is_scalar(x):
-        return _scalar_op(S.RPOWC, _N["pow1"], lambda a: np.power(x, a),
+        return _scalar_op(K.RPOWC, _N["pow1"], lambda a: np.power(x, a),
                           _float(_operand(sym, x, y, y)), x, float(x))
     x, y = _operand(sym, x, y, x), _operand(sym, x, y, y)
     if x._data.dtype not in _FLOATS and y._data.dtype not in _FLOATS:
         return _int_power(x._data, y._data)
-    return _binary(S.POW, _N["pow1"], np.power, x, y)
+    return _binary(K.POW, _N["pow1"], np.power, x, y)
 
 
 def maximum(x, y):
-    return _binary(S.MAXIMUM, _N["maximum"], np.maximum, _t(x), _t(y))
+    return _binary(K.MAXIMUM, _N["maximum"], np.maximum, _t(x), _t(y))
 
 
 def minimum(x, y):
-    return _binary(S.MINIMUM, _N["minimum"], np.minimum, _t(x), _t(y))
+    return _binary(K.MINIMUM, _N["minimum"], np.minimum, _t(x), _t(y))
 
 
 def where(condition, x, y):
@@ -687,7 +687,7 @@ def where(condition, x, y):
     c = _plain(cond.astype(out.dtype))
     shp = out.shape
     flags = (x._data.shape != shp) | (y._data.shape != shp) << 1 | (cond.shape != shp) << 2
-    return _record(S.WHERE, _N["where"], out, x, y, c, flags)
+    return _record(K.WHERE, _N["where"], out, x, y, c, flags)
 
 
 def _t(v):
@@ -763,7 +763,7 @@ def sum(x, dim=None, keepdim=False, dtype=None):  # noqa: A001
     out = np.asarray(np.sum(x._data, axis=dims, keepdims=keepdim))
     if not (x._rg and grad_enabled()):
         return _plain(out)
-    return _record(S.SUM, _N["sumall" if dim is None else "sum"], out, x, p0=_mask(dims))
+    return _record(K.SUM, _N["sumall" if dim is None else "sum"], out, x, p0=_mask(dims))
 
 
 def mean(x, dim=None, keepdim=False, dtype=None):
@@ -782,7 +782,7 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     count = 1
     for d in dims:
         count *= x._data.shape[d]
-    return _record(S.MEAN, _N["meanall" if dim is None else "mean"], out, x, p0=_mask(dims),
+    return _record(K.MEAN, _N["meanall" if dim is None else "mean"], out, x, p0=_mask(dims),
                    f0=1.0 / count if count else np.nan)
 
 
@@ -806,7 +806,7 @@ def _extreme(x, dim, keepdim, is_max):
         out = np.asarray(a.max() if is_max else a.min())
         if not (x._rg and grad_enabled()):
             return _plain(out)
-        return _record(S.EXTREME, _N["max" if is_max else "min"], out, x, p0=int(is_max))
+        return _record(K.EXTREME, _N["max" if is_max else "min"], out, x, p0=int(is_max))
     d = _dim(dim, a.ndim)
     _note_read(x)     # the winners' positions are baked into the record
     if a.ndim == 0:
@@ -862,7 +862,7 @@ def _gather(x, out, flat, fn):
     tp = _tape()
     a = _slot(tp, x)
     io = tp.store_index(np.ascontiguousarray(flat, dtype=np.int64))
-    word = S.GATHER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.GATHER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
     gid = tp.append(word, a, -1, -1, io, out.size, out, False)
     return _graph(out, tp, gid, fn)
 
@@ -879,7 +879,7 @@ def scatter(x, flat, shape, fn=None):
     tp = _tape()
     a = _slot(tp, x)
     io = tp.store_index(flat)
-    word = S.SCATTER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.SCATTER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
     gid = tp.append(word, a, -1, -1, io, flat.size, out, False)
     return _graph(out, tp, gid, fn)
 
@@ -1006,7 +1006,7 @@ def _reshape(x, shape, fn):
     out = np.array(out, copy=True)
     tp = _tape()
     a = _slot(tp, x)
-    word = S.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
     gid = tp.append(word, a, -1, -1, 0, 0, out, False)
     return _graph(out, tp, gid, fn)
 
@@ -1082,7 +1082,7 @@ def clone(x):
     tp = _tape()
     a = _slot(tp, x)
     fn = _N["clone"]
-    word = S.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
     gid = tp.append(word, a, -1, -1, 0, 0, out, False)
     return _graph(out, tp, gid, fn)
 
@@ -1103,7 +1103,7 @@ def _cat_record(ts, out, dim, mids, fn):
         block += [s, m, off]
         off += m
     io = tp.store_index(np.asarray(block, np.int64))
-    word = S.CAT | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.CAT | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
     gid = tp.append(word, -1, -1, -1, io, len(block), out, False)
     return _graph(out, tp, gid, fn)
 
@@ -1191,13 +1191,13 @@ def matmul(x, y):
     sb = _slot(tp, y)
     pa = pb = 0
     if a.ndim <= 2 and b.ndim <= 2:
-        if a.size * (b.shape[-1] if b.ndim == 2 else 1) <= S.SMALL_MM:
+        if a.size * (b.shape[-1] if b.ndim == 2 else 1) <= K.SMALL_MM:
             tp.save(sa, a)      # small: the sweep does its VJP inline instead of calling numpy
             tp.save(sb, b)
         elif a.dtype == b.dtype == out.dtype and a.flags.c_contiguous and b.flags.c_contiguous:
             # the sweep's BLAS call reads the operands where they are (kept alive in pyrefs)
             pa, pb = a.ctypes.data, b.ctypes.data
-    word = S.MATMUL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.MATMUL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
     gid = tp.append(word, sa, sb, -1, pa, pb, out, False)
     tp.pyrefs[gid] = (a, b)
     return _graph(out, tp, gid, fn)
@@ -1243,7 +1243,7 @@ def softmax(x, dim, log=False):
     inner = 1
     for s in a.shape[d + 1:]:
         inner *= s
-    return _record(S.LOGSOFTMAX if log else S.SOFTMAX,
+    return _record(K.LOGSOFTMAX if log else K.SOFTMAX,
                    _N["log_softmax" if log else "softmax"], out, x, p0=D, p1=inner)
 
 
@@ -1270,7 +1270,7 @@ def bce_with_logits(z, y, pos_weight, reduction):
     out, reduce, scale = _reduced(elem, reduction)
     if not _recording(z, y, pos_weight):
         return _plain(out)
-    return _record(S.BCEWL, _N["bcewl"], out, z, y, pos_weight, p1=reduce, f0=scale)
+    return _record(K.BCEWL, _N["bcewl"], out, z, y, pos_weight, p1=reduce, f0=scale)
 
 
 def bce(x, y, reduction):
@@ -1281,7 +1281,7 @@ def bce(x, y, reduction):
     out, reduce, scale = _reduced(elem.astype(xs.dtype, copy=False), reduction)
     if not _recording(x, y):
         return _plain(out)
-    return _record(S.BCE, _N["bce"], out, x, y, None, 0, reduce, scale)
+    return _record(K.BCE, _N["bce"], out, x, y, None, 0, reduce, scale)
 
 
 def nll(x, target, weight, reduction, ignore_index):
@@ -1336,7 +1336,7 @@ def nll(x, target, weight, reduction, ignore_index):
     tp.save(sb, cz._data)
     io = tp.store_index(flat.astype(np.int64))
     fn = _N["nll"]
-    word = S.NLL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.NLL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
     gid = tp.append(word, sa, sb, -1, io, M, out, False, reduced)
     return _graph(out, tp, gid, fn)
 
@@ -1492,7 +1492,7 @@ def _overwrite(x, v, fn):
     if not _recording(x, v):
         return _plain(out)
     c = _plain(np.zeros((), out.dtype))
-    return _record(S.WHERE, fn, out, x, v, c, (v._data.shape != shp) << 1 | (shp != ()) << 2)
+    return _record(K.WHERE, fn, out, x, v, c, (v._data.shape != shp) << 1 | (shp != ()) << 2)
 
 
 def zero_(t):

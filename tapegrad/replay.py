@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 
 from . import autograd as ag
-from . import sweep as S
+from . import kernels as K
 from . import tape as T
-from .blas import GEMM
+from .kernels import GEMM
 from .grad_mode import enable_grad
 from .ops import _graph, _plain
 from .tensor import Tensor
@@ -63,11 +63,11 @@ def _sigmoid_into(x, out):
     np.exp(-np.logaddexp(0, -x), out=out)     # 1 / (1 + exp(-x)) without overflow
 
 
-_UFUNCS = {S.TANH: np.tanh, S.EXP: np.exp, S.LOG: np.log, S.SIN: np.sin, S.COS: np.cos,
-           S.SIGMOID: _sigmoid_into}
+_UFUNCS = {K.TANH: np.tanh, K.EXP: np.exp, K.LOG: np.log, K.SIN: np.sin, K.COS: np.cos,
+           K.SIGMOID: _sigmoid_into}
 
 
-_NO_PLAN = (np.empty(0, np.int64), np.empty((0, S.NPLAN), np.int64))   # chains not decoded yet
+_NO_PLAN = (np.empty(0, np.int64), np.empty((0, K.NPLAN), np.int64))   # chains not decoded yet
 
 
 def ref_value(t, n):
@@ -86,8 +86,8 @@ def ref_value(t, n):
 
 
 def _record_shape(R, r):
-    w = int(R[r, S.OPW])
-    return tuple(int(v) for v in R[r, S.SH:S.SH + (w >> 10 & 15)])
+    w = int(R[r, K.OPW])
+    return tuple(int(v) for v in R[r, K.SH:K.SH + (w >> 10 & 15)])
 
 
 class Program:
@@ -102,21 +102,21 @@ class Program:
         self.iar = tape.iar[:tape.itop].copy()
         self.vals = (tape.arena[0][:tape.atop[0]].copy(), tape.arena[1][:tape.atop[1]].copy())
         self.goff = np.empty(self.n, np.int64)
-        self.gsizes = S.grad_offsets(self.R, self.n, self.goff)
+        self.gsizes = K.grad_offsets(self.R, self.n, self.goff)
         self.sources = sources        # [(slot, ("arg", i) | ("ref", tensor))]
         self.outputs = outputs        # [slot]
         self.value_reads = value_reads
-        ops = self.R[:, S.OPW] & 255
-        self.has_matmul = bool(np.any(ops == S.MATMUL))
-        self.R[ops == S.MATMUL, S.P0:S.P1 + 1] = 0   # recording-time addresses: all on tape here
-        dts = np.unique(self.R[:, S.OPW] >> 8 & 1)
+        ops = self.R[:, K.OPW] & 255
+        self.has_matmul = bool(np.any(ops == K.MATMUL))
+        self.R[ops == K.MATMUL, K.P0:K.P1 + 1] = 0   # recording-time addresses: all on tape here
+        dts = np.unique(self.R[:, K.OPW] >> 8 & 1)
         # one compiled call does forward and backward when nothing needs Python
-        python_ops = [int(r) for r in np.flatnonzero(ops >= S.FIRST_PY)
-                      if ops[r] != S.MATMUL or S._mm_dims(
-                          self.R, int(r), int(GEMM[self.R[r, S.OPW] >> 8 & 1]))[3] == S.MM_NUMPY]
-        python_ops += [r for r in np.flatnonzero(self.R[:, S.SIZE] >= S.NUMPY_UFUNC)
-                       if S.to_numpy(int(ops[r]), int(self.R[r, S.SIZE]),
-                                     int(self.R[r, S.OPW]) >> 8 & 1)]
+        python_ops = [int(r) for r in np.flatnonzero(ops >= K.FIRST_PY)
+                      if ops[r] != K.MATMUL or K._mm_dims(
+                          self.R, int(r), int(GEMM[self.R[r, K.OPW] >> 8 & 1]))[3] == K.MM_NUMPY]
+        python_ops += [r for r in np.flatnonzero(self.R[:, K.SIZE] >= K.NUMPY_UFUNC)
+                       if K.to_numpy(int(ops[r]), int(self.R[r, K.SIZE]),
+                                     int(self.R[r, K.OPW]) >> 8 & 1)]
         self.single_call = bool(self.n and not python_ops and dts.size == 1)
         self.dt = int(dts[0]) if dts.size else 0
         self._R_all = None
@@ -125,8 +125,8 @@ class Program:
         self._scratch = threading.local()
         self._shapes = [_record_shape(self.R, r) for r in range(self.n)]
         # (dtype code, offset, size) of every input, for loading values without views
-        self._load = [(int(self.R[slot, S.OPW]) >> 8 & 1, int(self.R[slot, S.VOFF]),
-                       int(self.R[slot, S.SIZE]), kind, src) for slot, (kind, src) in sources]
+        self._load = [(int(self.R[slot, K.OPW]) >> 8 & 1, int(self.R[slot, K.VOFF]),
+                       int(self.R[slot, K.SIZE]), kind, src) for slot, (kind, src) in sources]
 
     def R_all(self):
         """The records with every argument marked as requiring grad (for func transforms)."""
@@ -134,15 +134,15 @@ class Program:
             R = self.R.copy()
             for slot, (kind, _) in self.sources:
                 if kind == "arg":
-                    R[slot, S.OPW] |= 1 << 9
+                    R[slot, K.OPW] |= 1 << 9
             self._R_all = R
         return self._R_all
 
     # ---- buffers ------------------------------------------------------------------------
     def _view(self, vals, r):
         R = self.R
-        o = int(R[r, S.VOFF])
-        return vals[int(R[r, S.OPW]) >> 8 & 1][o:o + int(R[r, S.SIZE])].reshape(self._shapes[r])
+        o = int(R[r, K.VOFF])
+        return vals[int(R[r, K.OPW]) >> 8 & 1][o:o + int(R[r, K.SIZE])].reshape(self._shapes[r])
 
     def scratch(self):
         """This thread's reusable (values, gradients) buffers. Constants stay in place
@@ -166,17 +166,17 @@ class Program:
         records; python_record(r, op) runs a record the kernel hands back and returns
         False when the hand-back only meant a change of dtype."""
         R = self.R
-        r, dt = 0, int(R[0, S.OPW]) >> 8 & 1 if self.n else 0
+        r, dt = 0, int(R[0, K.OPW]) >> 8 & 1 if self.n else 0
         while r < self.n:
             status, r = kernel(r, dt)
-            if status == S.ST_DONE:
+            if status == K.ST_DONE:
                 return
-            if status == S.ST_BADOP:
+            if status == K.ST_BADOP:
                 raise RuntimeError(f"internal error: the {what} met an unknown opcode "
-                                   f"{int(R[r, S.OPW]) & 255} at record {r}")
-            if status != S.ST_PYTHON:
+                                   f"{int(R[r, K.OPW]) & 255} at record {r}")
+            if status != K.ST_PYTHON:
                 raise RuntimeError(f"{what} stopped at record {r} (status {status})")
-            if python_record(r, int(R[r, S.OPW]) & 255):
+            if python_record(r, int(R[r, K.OPW]) & 255):
                 r += 1
             else:
                 dt = 1 - dt
@@ -185,17 +185,17 @@ class Program:
         R, F, view = self.R, self.F, self._view
 
         def python_record(r, op):
-            a = int(R[r, S.A])
-            if op == S.MATMUL:
-                np.matmul(view(vals, a), view(vals, int(R[r, S.B])), out=view(vals, r))
+            a = int(R[r, K.A])
+            if op == K.MATMUL:
+                np.matmul(view(vals, a), view(vals, int(R[r, K.B])), out=view(vals, r))
             elif op in _UFUNCS:        # a large transcendental record: numpy's SIMD version
                 _UFUNCS[op](view(vals, a), out=view(vals, r))
-            elif op == S.CAST:
+            elif op == K.CAST:
                 view(vals, r)[...] = view(vals, a)
             else:
                 return False
             return True
-        self._segments(lambda r, dt: S.forward(R, F, vals[dt], self.iar, r, self.n, dt, GEMM),
+        self._segments(lambda r, dt: K.forward(R, F, vals[dt], self.iar, r, self.n, dt, GEMM),
                        python_record, "replay")
 
     def reverse(self, vals, seeds, R=None):
@@ -206,13 +206,13 @@ class Program:
         touched[:] = 0
         start = 0
         for slot, g in seeds:
-            ag._acc(grads[int(R[slot, S.OPW]) >> 8 & 1], self.goff, R, touched, slot,
+            ag._acc(grads[int(R[slot, K.OPW]) >> 8 & 1], self.goff, R, touched, slot,
                     np.asarray(g))
             start = max(start, slot)
         ag._reverse(R, R.view(np.float64), vals, grads, self.goff, touched, self._freed,
                    ag._NO_DIRTY,
                    self.iar, start,
-                   lambda r: (self._view(vals, int(R[r, S.A])), self._view(vals, int(R[r, S.B]))),
+                   lambda r: (self._view(vals, int(R[r, K.A])), self._view(vals, int(R[r, K.B]))),
                    lambda r: RuntimeError("a replayed program has no in-place state"))
         return grads, touched
 
@@ -228,18 +228,18 @@ class Program:
     def value_and_grad(self, vals, out):
         """Forward then reverse from scalar slot `out`, one compiled call (single_call)."""
         sc = self.scratch()
-        status, r = S.value_and_grad(*self.kernel_args(vals, sc, out), self.dt, GEMM)
-        if status != S.ST_DONE:
+        status, r = K.value_and_grad(*self.kernel_args(vals, sc, out), self.dt, GEMM)
+        if status != K.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
         if out not in self._chains:     # every later sweep from out reaches the same records
-            self._chains[out] = S.plan_chains(self.R_all(), self.goff, sc.touched, self.n,
+            self._chains[out] = K.plan_chains(self.R_all(), self.goff, sc.touched, self.n,
                                               self.dt)
         return sc.grads, sc.touched
 
     def grad_region(self, grads, slot):
         """Slot's gradient in `grads`, shaped like its value (valid where touched)."""
         o = int(self.goff[slot])
-        return grads[int(self.R[slot, S.OPW]) >> 8 & 1][o:o + int(self.R[slot, S.SIZE])].reshape(
+        return grads[int(self.R[slot, K.OPW]) >> 8 & 1][o:o + int(self.R[slot, K.SIZE])].reshape(
             self._shapes[slot])
 
     def grad_of(self, grads, touched, slot):
@@ -254,17 +254,17 @@ class Program:
         view = self._view
 
         def python_record(r, op):
-            a = int(R[r, S.A])
-            if op == S.MATMUL:           # d(a @ b) = da @ b + a @ db
-                b = int(R[r, S.B])
+            a = int(R[r, K.A])
+            if op == K.MATMUL:           # d(a @ b) = da @ b + a @ db
+                b = int(R[r, K.B])
                 view(tans, r)[...] = np.matmul(view(tans, a), view(vals, b)) + \
                     np.matmul(view(vals, a), view(tans, b))
-            elif op == S.CAST:
+            elif op == K.CAST:
                 view(tans, r)[...] = view(tans, a)
             else:
                 return False
             return True
-        self._segments(lambda r, dt: S.tangent(R, F, vals[dt], tans[dt], self.iar, r, self.n,
+        self._segments(lambda r, dt: K.tangent(R, F, vals[dt], tans[dt], self.iar, r, self.n,
                                                dt, GEMM), python_record, "tangent sweep")
         return tans
 
@@ -322,7 +322,7 @@ def trace(fn, args, kwargs=None):
         R, _ = tp.records()
         for loc, (kind, src) in sources:
             rg = args[src].requires_grad if kind == "arg" else src.requires_grad
-            R[loc, S.OPW] = (int(R[loc, S.OPW]) & ~(1 << 9)) | (int(rg) << 9)
+            R[loc, K.OPW] = (int(R[loc, K.OPW]) & ~(1 << 9)) | (int(rg) << 9)
         del R
         prog = Program(tp, sources, slots, tp.value_reads)
     finally:
@@ -457,27 +457,27 @@ def _attach(prog, vals, args):
     ibase = tp.itop
     if prog.iar.size:
         tp.store_index(prog.iar)
-    S.relocate(R, n, base, tops[0], tops[1], ibase, tp.iar)
+    K.relocate(R, n, base, tops[0], tops[1], ibase, tp.iar)
     keep = (1 << 8) | (15 << 10)           # dtype and ndim bits
     for slot, loc in links:
-        R[slot, S.OPW] = S.RESHAPE | (int(R[slot, S.OPW]) & keep) | 1 << 9 | _CALL << 16
-        R[slot, S.A] = loc
+        R[slot, K.OPW] = K.RESHAPE | (int(R[slot, K.OPW]) & keep) | 1 << 9 | _CALL << 16
+        R[slot, K.A] = loc
     tp.buf += R.tobytes()
     tp.rc.extend([0] * n)
     tp.n += n
     if prog.has_matmul:       # Python-side VJPs read their operands from the tape's copy
-        for r in np.flatnonzero((prog.R[:, S.OPW] & 255) == S.MATMUL):
+        for r in np.flatnonzero((prog.R[:, K.OPW] & 255) == K.MATMUL):
             r = int(r)
             tp.pyrefs[tp.gid(base + r)] = tuple(
-                tp.arena[int(R[s, S.OPW]) >> 8 & 1][int(R[s, S.VOFF]):
-                                                    int(R[s, S.VOFF]) + int(R[s, S.SIZE])]
-                .reshape(prog._shapes[s]) for s in (int(prog.R[r, S.A]), int(prog.R[r, S.B])))
+                tp.arena[int(R[s, K.OPW]) >> 8 & 1][int(R[s, K.VOFF]):
+                                                    int(R[s, K.VOFF]) + int(R[s, K.SIZE])]
+                .reshape(prog._shapes[s]) for s in (int(prog.R[r, K.A]), int(prog.R[r, K.B])))
     outs = []
     for i, slot in enumerate(prog.outputs):
         loc = base + slot
         tp.rc[loc] += 1
         tp.nlive += 1
-        w = int(R[slot, S.OPW])
+        w = int(R[slot, K.OPW])
         outs.append(_graph(prog.output_value(vals, i).copy(), tp, tp.gid(loc), w >> 16))
     return outs
 

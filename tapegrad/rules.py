@@ -15,11 +15,12 @@ operators, ``where(cond, a, b)`` for conditions on data (``if`` only on ``f0``/`
 ``lit(like, c)`` for a constant in the dtype of ``like``, and the functions in ``FUNCTIONS``.
 Every pass takes its arithmetic from here:
 
-- ``python tapegrad/codegen.py`` writes the compiled dispatchers (``_du``, ``_un`` and their
-  opcodes) into sweep.py, which the reverse, tangent and forward sweeps and the scalar
-  chains call; the file is checked in, and a test fails when it is not what this table
-  generates. Generated into sweep.py itself because Numba's cache is keyed by the source
-  file of a compiled function: a rule in another file could change without invalidating it.
+- ``python tapegrad/codegen.py`` writes the opcodes into kernels/opcodes.py and the
+  compiled dispatchers (``_du``, ``_un``, ``_db``, ``_bin``) into kernels/elementwise.py,
+  which the reverse, tangent and forward sweeps and the scalar chains call; the files are
+  checked in, and a test fails when they are not what this table generates. (Numba's cache
+  of every kernel is keyed on all kernel files, kernels/cachekey.py, so an edited rule is
+  never served stale by a sweep compiled in another file.)
 - symbolic.py (the reverse pass recorded as ops, for ``hessian``) evaluates the same vjp
   expressions on tensors.
 - ops.py makes the user-facing function of every op declared ``public`` (eager forward by

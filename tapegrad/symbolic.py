@@ -9,14 +9,14 @@ forward over reverse. It needs every value on the tape, so it runs inside a trac
 import numpy as np
 
 from . import codegen, ops, rules
-from . import sweep as S
+from . import kernels as K
 from . import tape as T
 from .ops import _graph, _plain
 from .tensor import Tensor
 
 
 def _shape(R, r):
-    return tuple(int(v) for v in R[r, S.SH:S.SH + (int(R[r, S.OPW]) >> 10 & 15)])
+    return tuple(int(v) for v in R[r, K.SH:K.SH + (int(R[r, K.OPW]) >> 10 & 15)])
 
 
 def _const(a):
@@ -76,9 +76,9 @@ class _Handles:
         t = self.cache.get(slot)
         if t is None:
             tp, R = self.tp, self.R
-            w = int(R[slot, S.OPW])
-            o = int(R[slot, S.VOFF])
-            data = tp.arena[w >> 8 & 1][o:o + int(R[slot, S.SIZE])].reshape(_shape(R, slot)).copy()
+            w = int(R[slot, K.OPW])
+            o = int(R[slot, K.VOFF])
+            data = tp.arena[w >> 8 & 1][o:o + int(R[slot, K.SIZE])].reshape(_shape(R, slot)).copy()
             if not w >> 9 & 1:     # a constant: ops on it are constants too, not records
                 t = self.cache[slot] = _const(data)  # (whose tangents would be 0 * inf)
                 return t
@@ -90,61 +90,61 @@ class _Handles:
 
 # every unary op's vjp rule on tensors; a Python float constant meets tensors as a weak
 # scalar, so lit() is the constant itself
-_UNARY_VJP = {getattr(S, u.opcode): codegen.tensor_rule(u, {"ops": ops, "np": np,
+_UNARY_VJP = {getattr(K, u.opcode): codegen.tensor_rule(u, {"ops": ops, "np": np,
                                                           "_lit": lambda like, c: c})
               for u in rules.UNARY}
-_BINARY_VJP = {getattr(S, b.opcode): codegen.tensor_rule2(b, {"ops": ops, "np": np})
+_BINARY_VJP = {getattr(K, b.opcode): codegen.tensor_rule2(b, {"ops": ops, "np": np})
                for b in rules.BINARY}
 
 
 def _vjp(op, r, R, F, iar, g, h):
     """Input gradients [(slot, tensor)] of record r for output gradient g (a Tensor)."""
-    a, b, c = (int(R[r, f]) for f in (S.A, S.B, S.C))
-    f0, f1 = float(F[r, S.F0]), float(F[r, S.F1])
+    a, b, c = (int(R[r, f]) for f in (K.A, K.B, K.C))
+    f0, f1 = float(F[r, K.F0]), float(F[r, K.F1])
     A = h(a) if a >= 0 else None
-    if S.NEG <= op < S.UNARY_END:     # the op's own vjp rule (rules.py), on tensors
+    if K.NEG <= op < K.UNARY_END:     # the op's own vjp rule (rules.py), on tensors
         with np.errstate(all="ignore"):   # e.g. log of a negative base: NaN, as the sweeps
             d = _UNARY_VJP[op](g, A, h(r), f0, f1)
         if not isinstance(d, Tensor):     # a constant rule (0.0: exponent 0, sign, floor)
             d = _const(np.full(A.data.shape, d, g.data.dtype))
         return [(a, d)]
-    if S.ADD <= op <= S.WHERE:
+    if K.ADD <= op <= K.WHERE:
         B = h(b)
         sa, sb = A.data.shape, B.data.shape
-        if op == S.POW:
+        if op == K.POW:
             # the rule's first derivatives, written as a product so that its derivative in
             # B at B == 0 stays exact (see _pow_vjp); tests/test_registry.py checks that
             # the two agree
-            wanted = (int(R[a, S.OPW]) >> 9 & 1, int(R[b, S.OPW]) >> 9 & 1)
+            wanted = (int(R[a, K.OPW]) >> 9 & 1, int(R[b, K.OPW]) >> 9 & 1)
             da, db = _pow_vjp(g, A, B, h(r), wanted)
         else:                        # the op's own vjp rules (rules.py), on tensors
-            cnd = h(c) if op == S.WHERE else None
+            cnd = h(c) if op == K.WHERE else None
             with np.errstate(all="ignore"):
                 da, db = (rule(g, A, B, h(r), cnd) for rule in _BINARY_VJP[op])
             da, db = (d if isinstance(d, Tensor) else _const(np.full(g.data.shape, d))
                       for d in (da, db))
         return [(s, _unbroadcast(d, sh)) for s, d, sh in ((a, da, sa), (b, db, sb))
                 if d is not None]
-    if op in (S.SUM, S.MEAN):
-        mask = int(R[r, S.P0])
+    if op in (K.SUM, K.MEAN):
+        mask = int(R[r, K.P0])
         sa = A.data.shape
         keep = tuple(1 if mask >> d & 1 else s for d, s in enumerate(sa))
         d = ops.expand(ops.reshape(g, keep), *sa)
-        return [(a, d * f0 if op == S.MEAN else d)]
-    if op == S.EXTREME:
+        return [(a, d * f0 if op == K.MEAN else d)]
+    if op == K.EXTREME:
         out = h(r)
         m = (A.data == out.data).astype(A.data.dtype)
         return [(a, g * _const(m / max(m.sum(), 1)))]
-    if op == S.GATHER:
-        io, ln = int(R[r, S.P0]), int(R[r, S.P1])
+    if op == K.GATHER:
+        io, ln = int(R[r, K.P0]), int(R[r, K.P1])
         return [(a, ops.scatter(g, iar[io:io + ln], A.data.shape))]
-    if op == S.SCATTER:
-        io, ln = int(R[r, S.P0]), int(R[r, S.P1])
+    if op == K.SCATTER:
+        io, ln = int(R[r, K.P0]), int(R[r, K.P1])
         return [(a, ops.take(g, iar[io:io + ln], A.data.shape))]
-    if op == S.RESHAPE:
+    if op == K.RESHAPE:
         return [(a, ops.reshape(g, A.data.shape))]
-    if op == S.CAT:
-        io = int(R[r, S.P0])
+    if op == K.CAT:
+        io = int(R[r, K.P0])
         k, outer, inner, mtot = (int(v) for v in iar[io:io + 4])
         res = []
         for q in range(k):
@@ -153,19 +153,19 @@ def _vjp(op, r, R, F, iar, g, h):
                    * inner + np.arange(inner)[None, None, :])
             res.append((s, ops.take(g, idx.reshape(-1), _shape(R, s))))
         return res
-    if op in (S.SOFTMAX, S.LOGSOFTMAX):
+    if op in (K.SOFTMAX, K.LOGSOFTMAX):
         out = h(r)
-        D, inner = int(R[r, S.P0]), int(R[r, S.P1])
+        D, inner = int(R[r, K.P0]), int(R[r, K.P1])
         g3, y3 = _along(g, D, inner), _along(out, D, inner)
-        if op == S.SOFTMAX:
+        if op == K.SOFTMAX:
             d3 = y3 * (g3 - ops.sum(g3 * y3, dim=1, keepdim=True))
         else:
             d3 = g3 - ops.exp(y3) * ops.sum(g3, dim=1, keepdim=True)
         return [(a, ops.reshape(d3, A.data.shape))]
-    if op in (S.BCEWL, S.BCE):
+    if op in (K.BCEWL, K.BCE):
         B = h(b)
-        gg = g * f0 if int(R[r, S.P1]) == 1 else g
-        if op == S.BCE:
+        gg = g * f0 if int(R[r, K.P1]) == 1 else g
+        if op == K.BCE:
             dx = gg * (A - B) / ops.clamp(A * (1.0 - A), min=1e-12)
             dy = gg * (ops.clamp(ops.log(1.0 - A), min=-100) - ops.clamp(ops.log(A), min=-100))
             return [(a, dx), (b, dy)]
@@ -180,13 +180,13 @@ def _vjp(op, r, R, F, iar, g, h):
         dz = gg * ((1.0 - B) - lw * ops.sigmoid(-A))
         res = [(a, dz), (b, dy)]
         return res + ([(c, dp)] if dp is not None else [])
-    if op == S.NLL:
-        io, cnt = int(R[r, S.P0]), int(R[r, S.P1])
+    if op == K.NLL:
+        io, cnt = int(R[r, K.P0]), int(R[r, K.P1])
         coef = _const(-h(b).data)
-        gv = g if F[r, S.F0] == 0.0 else ops.expand(ops.reshape(g, (1,)), cnt)
+        gv = g if F[r, K.F0] == 0.0 else ops.expand(ops.reshape(g, (1,)), cnt)
         return [(a, ops.scatter(ops.reshape(gv, (cnt,)) * coef, iar[io:io + cnt],
                                 A.data.shape))]
-    if op == S.MATMUL:
+    if op == K.MATMUL:
         B = h(b)
         if A.ndim == 1 and B.ndim == 1:
             return [(a, g * B), (b, g * A)]
@@ -200,7 +200,7 @@ def _vjp(op, r, R, F, iar, g, h):
         ga = _unbroadcast(ops.matmul(g2, ops.transpose(b2, -1, -2)), a2.data.shape)
         gb = _unbroadcast(ops.matmul(ops.transpose(a2, -1, -2), g2), b2.data.shape)
         return [(a, ops.reshape(ga, A.data.shape)), (b, ops.reshape(gb, B.data.shape))]
-    if op == S.CAST:
+    if op == K.CAST:
         return [(a, ops.to_dtype(g, A.data.dtype))]
     raise RuntimeError(f"no recorded VJP for opcode {op}")
 
@@ -222,14 +222,14 @@ def backward_ops(out, inputs):
         g = grads.pop(r, None)
         if g is None:
             continue
-        op = int(R[r, S.OPW]) & 255
-        if op == S.INPUT:
+        op = int(R[r, K.OPW]) & 255
+        if op == K.INPUT:
             grads[r] = g          # keep it: it is an answer
             continue
-        if op == S.DEAD:
+        if op == K.DEAD:
             raise RuntimeError("the function used a tensor whose graph was freed")
         for s, d in _vjp(op, r, R, F, iar, g, h):
-            if s < 0 or not (int(R[s, S.OPW]) >> 9 & 1):
+            if s < 0 or not (int(R[s, K.OPW]) >> 9 & 1):
                 continue
             grads[s] = d if s not in grads else grads[s] + d
     result = []

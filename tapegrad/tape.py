@@ -23,14 +23,14 @@ from array import array
 import numpy as np
 
 from . import rules
-from . import sweep as S
+from . import kernels as K
 
 _REC = struct.Struct("14q2d")
 _RECBYTES = _REC.size
 # one packer per ndim: the unused shape words are pad bytes, so no padding tuple is built
-_PACKERS = tuple(struct.Struct(f"{7 + nd}q{8 * (S.MAXD - nd)}xq2d").pack
-                 for nd in range(S.MAXD + 1))
-_VOFF_BYTE = S.VOFF * 8
+_PACKERS = tuple(struct.Struct(f"{7 + nd}q{8 * (K.MAXD - nd)}xq2d").pack
+                 for nd in range(K.MAXD + 1))
+_VOFF_BYTE = K.VOFF * 8
 _Q = struct.Struct("q")
 _MIN_LIMIT = 4096
 _NO_GIDS = np.empty(0, np.int64)
@@ -109,7 +109,7 @@ class Tape:
                 *shape, value.size, f0, f1)
         except IndexError:
             raise RuntimeError(
-                f"tapegrad records tensors of up to {S.MAXD} dimensions; got shape "
+                f"tapegrad records tensors of up to {K.MAXD} dimensions; got shape "
                 f"{tuple(shape)}. Reshape to fewer dimensions before this operation.") from None
         except BufferError:
             self._detach_views()
@@ -187,8 +187,8 @@ class Tape:
     # ---- views for the sweep ----------------------------------------------------------
     def records(self):
         """(int64 view, float64 view) of the records; drop them before appending again."""
-        ints = np.frombuffer(self.buf, np.int64).reshape(self.n, S.NFIELDS)
-        floats = np.frombuffer(self.buf, np.float64).reshape(self.n, S.NFIELDS)
+        ints = np.frombuffer(self.buf, np.int64).reshape(self.n, K.NFIELDS)
+        floats = np.frombuffer(self.buf, np.float64).reshape(self.n, K.NFIELDS)
         return ints, floats
 
     def freed_flags(self):
@@ -242,7 +242,7 @@ class Tape:
         rc = np.frombuffer(self.rc, np.int64)
         keep = np.zeros(n, np.uint8)
         freed = self.freed_flags()
-        any_live = S.mark_live(R, self.iar, rc, freed, n, keep)
+        any_live = K.mark_live(R, self.iar, rc, freed, n, keep)
         if not any_live:
             del R, rc
             self.reset()
@@ -260,7 +260,7 @@ class Tape:
         new64 = np.empty(max(self.atop[1], 1), np.float64)
         newiar = np.empty(max(self.itop, 1), np.int64)
         newidx = np.empty(n, np.int64)
-        k, t32, t64, ti = S.compact(R, self.iar, keep, n, self.arena[0], self.arena[1],
+        k, t32, t64, ti = K.compact(R, self.iar, keep, n, self.arena[0], self.arena[1],
                                     new32, new64, newiar, newidx)
         newrc = rc[kept_local].copy()
         newfreed = freed[:n][kept_local].copy()
@@ -309,25 +309,25 @@ class Tape:
         R, F = self.records()
         lines = []
         for r in range(self.n):
-            w = int(R[r, S.OPW])
+            w = int(R[r, K.OPW])
             op = w & 255
             nd = w >> 10 & 15
-            shape = ", ".join(str(int(x)) for x in R[r, S.SH:S.SH + nd])
+            shape = ", ".join(str(int(x)) for x in R[r, K.SH:K.SH + nd])
             ty = ("f64" if w >> 8 & 1 else "f32") + f"[{shape}]"
             name = NAMES[w >> 16]
-            args = [f"%{int(s)}" for s in R[r, S.A:S.C + 1] if s >= 0]
-            if op == S.CAT:
-                io = int(R[r, S.P0])
+            args = [f"%{int(s)}" for s in R[r, K.A:K.C + 1] if s >= 0]
+            if op == K.CAT:
+                io = int(R[r, K.P0])
                 args = [f"%{int(self.iar[io + 4 + 3 * q])}" for q in range(int(self.iar[io]))]
             extra = ""
-            if op in (S.ADDC, S.MULC, S.POWC, S.RPOWC, S.RDIVC) or (op == S.NEG and F[r, S.F0]):
-                extra = f", {F[r, S.F0]:g}"
-            elif op == S.CLAMP:
-                extra = f", {F[r, S.F0]:g}, {F[r, S.F1]:g}"
-            if op == S.INPUT:
+            if op in (K.ADDC, K.MULC, K.POWC, K.RPOWC, K.RDIVC) or (op == K.NEG and F[r, K.F0]):
+                extra = f", {F[r, K.F0]:g}"
+            elif op == K.CLAMP:
+                extra = f", {F[r, K.F0]:g}, {F[r, K.F1]:g}"
+            if op == K.INPUT:
                 text = "input" + (" requires_grad" if w >> 9 & 1 else "")
             else:
-                opname = "scalar_sub" if op == S.NEG and extra else OPNAMES.get(op, "?")
+                opname = "scalar_sub" if op == K.NEG and extra else OPNAMES.get(op, "?")
                 text = f"{opname}({', '.join(args)}{extra})"
             flags = "  freed" if self.freed.shape[0] > r and self.freed[r] else ""
             lines.append(f"%{r} = {text}  {ty}  <{name}>{flags}")
@@ -335,12 +335,12 @@ class Tape:
 
 
 OPNAMES = {
-    S.INPUT: "input", S.DEAD: "freed",
-    **{getattr(S, u.opcode): u.name for u in rules.UNARY + rules.BINARY},
-    S.SUM: "sum",
-    S.MEAN: "mean", S.EXTREME: "extreme", S.GATHER: "gather", S.SCATTER: "scatter", S.RESHAPE: "reshape",
-    S.CAT: "cat", S.SOFTMAX: "softmax", S.LOGSOFTMAX: "log_softmax",
-    S.BCEWL: "bce_with_logits", S.NLL: "nll", S.BCE: "bce", S.MATMUL: "matmul", S.CAST: "cast",
+    K.INPUT: "input", K.DEAD: "freed",
+    **{getattr(K, u.opcode): u.name for u in rules.UNARY + rules.BINARY},
+    K.SUM: "sum",
+    K.MEAN: "mean", K.EXTREME: "extreme", K.GATHER: "gather", K.SCATTER: "scatter", K.RESHAPE: "reshape",
+    K.CAT: "cat", K.SOFTMAX: "softmax", K.LOGSOFTMAX: "log_softmax",
+    K.BCEWL: "bce_with_logits", K.NLL: "nll", K.BCE: "bce", K.MATMUL: "matmul", K.CAST: "cast",
 }
 
 

@@ -7,7 +7,7 @@ records, and a freed node has no ``next_functions`` left to walk.
 import shutil
 import subprocess
 
-from . import sweep as _S
+from . import kernels as _K
 from .tape import current as _current_tape
 
 _LEAF = 'shape=box, style="filled,rounded", fillcolor="#dbe9f6"'
@@ -39,8 +39,8 @@ def _node_shape(node):
         return ""
     R, _ = tp.records()
     try:
-        word = int(R[loc, _S.OPW])
-        return _type_text(R[loc, _S.SH:_S.SH + (word >> 10 & 15)], word >> 8 & 1)
+        word = int(R[loc, _K.OPW])
+        return _type_text(R[loc, _K.SH:_K.SH + (word >> 10 & 15)], word >> 8 & 1)
     finally:
         del R
 

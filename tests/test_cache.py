@@ -1,31 +1,68 @@
-"""The compiled sweep is cached on disk: a second process loads it instead of compiling."""
+"""The compiled kernels are cached on disk: a second process loads them instead of compiling,
+and an edit of any kernel file (a callee in another file included) is never served stale."""
 import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 
+import pytest
+
+import tapegrad
+
 SCRIPT = r"""
 import json, tapegrad as tg
-from tapegrad import sweep as S
+from tapegrad import kernels as S
 x = tg.tensor([0.5, 1.5], requires_grad=True)
-(x.tanh() * x).sum().backward()
+(x.sin() * x).sum().backward()
 print(json.dumps({"hits": sum(S.sweep.stats.cache_hits.values()),
                   "misses": sum(S.sweep.stats.cache_misses.values()),
-                  "grad": x.grad.tolist()}))
+                  "file": tg.__file__, "grad": x.grad.tolist()}))
 """
 
 
-def _run(cache_dir):
+def _run(cache_dir, path=None):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
     env.pop("NUMBA_DISABLE_JIT", None)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, cwd=str(path or os.getcwd()))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_second_process_loads_the_sweep_from_the_cache(tmp_path):
-    first = _run(tmp_path)
-    second = _run(tmp_path)
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory):
+    """A copy of the package and a cache it filled: (package root, cache, first, second run)."""
+    root = tmp_path_factory.mktemp("cache")
+    pkg = root / "src" / "tapegrad"
+    shutil.copytree(os.path.dirname(tapegrad.__file__), pkg,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    cache = root / "cache"
+    return pkg, cache, _run(cache, pkg.parent), _run(cache, pkg.parent)
+
+
+def test_second_process_loads_the_sweep_from_the_cache(warm):
+    pkg, _, first, second = warm
+    assert first["file"].startswith(str(pkg))
     assert first["misses"] >= 1 and first["hits"] == 0
     assert second["hits"] >= 1 and second["misses"] == 0
     assert first["grad"] == second["grad"]
+
+
+def test_an_edited_callee_in_another_kernel_file_is_recompiled(warm):
+    # the package's sin VJP (in kernels/elementwise.py, inlined into the sweep of
+    # kernels/reverse.py) is edited after the sweep was cached
+    pkg, cache, before, _ = warm
+    path = pkg / "kernels" / "elementwise.py"
+    text = path.read_text()
+    old = "    if op == SIN:\n        return g * np.cos(x)\n"
+    assert text.count(old) == 1, "the test's edit no longer matches elementwise.py"
+    path.write_text(text.replace(old, "    if op == SIN:\n        return 2.0 * g * np.cos(x)\n"))
+    after = _run(cache, pkg.parent)
+    assert after["misses"] >= 1 and after["hits"] == 0, "the sweep was loaded stale"
+    # d/dx sum(sin(x) * x) = sin(x) + x cos(x): the edit doubles the second term
+    for x, g0, g1 in zip((0.5, 1.5), before["grad"], after["grad"]):
+        assert abs(g0 - (math.sin(x) + x * math.cos(x))) < 1e-6
+        assert abs(g1 - (math.sin(x) + 2 * x * math.cos(x))) < 1e-6

@@ -11,8 +11,8 @@ import pytest
 import tapegrad as tg
 import tapegrad.nn.functional as F
 from tapegrad import autograd as ag
-from tapegrad import blas
-from tapegrad import sweep as S
+from tapegrad.kernels import blas
+from tapegrad import kernels as S
 from tapegrad.tape import current
 
 from helpers import assert_steady, in_threads

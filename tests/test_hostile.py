@@ -334,7 +334,7 @@ CATALOGUE = [
       want=[np.array([INF, 0, NAN], "f4"), np.array([INF, 0, NAN], "f4")]),
     R("abs(0, nan)", lambda T: fb(T, lambda x: x.abs(), [0.0, NAN]),
       want=[np.array([0, NAN], "f4"), np.array([0, 0], "f4")]),     # sgn(nan) is 0 in torch
-    # Known divergences at NaN in the VJPs of sweep.py (outside this test's change): strict
+    # Known divergences at NaN in the VJPs of the kernels (outside this test's change): strict
     # xfails, so fixing them turns these rows red until the marks go.
     R("relu(nan) gradient", lambda T: fb(T, lambda x: x.relu(), [NAN, 0.0, -1.0]),
       want=[np.array([NAN, 0, 0], "f4"), np.array([1, 0, 0], "f4")]),

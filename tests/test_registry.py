@@ -1,6 +1,6 @@
-"""The op registry (tapegrad/rules.py): complete, generated into sweep.py, used by every pass.
+"""The op registry (tapegrad/rules.py): complete, generated into the kernels, used by every pass.
 
-- sweep.py's generated block is what rules.py makes (edit rules.py, run the generator);
+- the kernels' generated blocks are what rules.py makes (edit rules.py, run the generator);
 - every unary rule's derivative agrees with central differences of its own value rule,
   both compiled, and its tensor version (symbolic.py) gives the same numbers;
 - every opcode the sweeps know is recorded by some row of the op table, whose rows go through
@@ -16,7 +16,7 @@ import pytest
 
 import tapegrad as tg
 from tapegrad import codegen, rules, symbolic
-from tapegrad import sweep as S
+from tapegrad import kernels as S
 from tapegrad import tape as T
 
 import test_ops_gradcheck as table
@@ -36,12 +36,12 @@ def _py(dispatcher):
     return getattr(dispatcher, "py_func", dispatcher)
 
 
-def test_generated_block_is_what_rules_make():
-    path = codegen._path()
-    with open(path) as f:
+@pytest.mark.parametrize("name,make", codegen.TARGETS, ids=[n for n, _ in codegen.TARGETS])
+def test_generated_block_is_what_rules_make(name, make):
+    with open(codegen._path(name)) as f:
         text = f.read()
-    assert codegen.spliced(text, codegen.generate()) == text, \
-        "sweep.py is stale: run `python tapegrad/codegen.py` after editing tapegrad/rules.py"
+    assert codegen.spliced(text, make()) == text, \
+        f"kernels/{name} is stale: run `python tapegrad/codegen.py` after editing tapegrad/rules.py"
 
 
 def test_every_rule_names_only_what_it_may():

@@ -1,0 +1,57 @@
+"""Index maps: where each element of a record's output sits in an input (broadcast) or
+in a reduced output, as flat offsets."""
+import numpy as np
+from numba import njit
+
+from .schema import (MAXD, OPW, SH, SIZE)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _fill_map(shape, nd, strides, out):
+    """out[i] = offset reached by walking shape in C order with the given strides."""
+    n = out.shape[0]
+    idx = np.zeros(max(nd, 1), np.int64)
+    off = 0
+    for i in range(n):
+        out[i] = off
+        d = nd - 1
+        while d >= 0:
+            idx[d] += 1
+            off += strides[d]
+            if idx[d] < shape[d]:
+                break
+            off -= strides[d] * shape[d]
+            idx[d] = 0
+            d -= 1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _bcast_map(R, big, small):
+    """Flat index into `small` for every element of `big` (numpy right-aligned broadcast)."""
+    ndb = (R[big, OPW] >> 10) & 15
+    nds = (R[small, OPW] >> 10) & 15
+    strides = np.zeros(max(ndb, 1), np.int64)
+    acc = 1
+    for k in range(nds):
+        dim = R[small, SH + nds - 1 - k]
+        if dim != 1:
+            strides[ndb - 1 - k] = acc
+        acc *= dim
+    out = np.empty(R[big, SIZE], np.int64)
+    _fill_map(R[big, SH:SH + MAXD], ndb, strides, out)
+    return out
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _reduce_map(R, src, mask):
+    """Flat index into the reduced output for every element of src (dims in mask summed)."""
+    nd = (R[src, OPW] >> 10) & 15
+    strides = np.zeros(max(nd, 1), np.int64)
+    acc = 1
+    for d in range(nd - 1, -1, -1):
+        if not (mask >> d) & 1:
+            strides[d] = acc
+            acc *= R[src, SH + d]
+    out = np.empty(R[src, SIZE], np.int64)
+    _fill_map(R[src, SH:SH + MAXD], nd, strides, out)
+    return out
