@@ -7,8 +7,8 @@ A graph without matmuls or casts is one call.
 import numpy as np
 
 from . import kernels as K
+from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of, rg_of
 from . import tape as T
-from .kernels import GEMM
 from .node import AccumulateGrad, Node  # noqa: F401 - tapegrad.autograd.Node, as in torch
 from .tensor import Tensor, Size, dtype_name
 
@@ -33,7 +33,7 @@ def _no_grad_error(i):
 
 
 def _dirty_error(tp, R, r):
-    op = int(R[r, K.OPW]) & 255
+    op = op_of(int(R[r, K.OPW]))
     bits = int(_REDS[op])
     for bit, field in ((K.R_A, K.A), (K.R_B, K.B), (K.R_C, K.C), (K.R_OUT, -1)):
         if not bits & bit:
@@ -43,14 +43,14 @@ def _dirty_error(tp, R, r):
         if info is None or r >= info[0]:
             continue
         w = int(R[s, K.OPW])
-        nd = w >> 10 & 15
+        nd = ndim_of(w)
         shape = [int(v) for v in R[s, K.SH:K.SH + nd]]
-        ty = f"[{dtype_name(np.dtype(np.float64 if w >> 8 & 1 else np.float32))} {shape}]"
-        where = "" if w & 255 == K.INPUT else f", which is output 0 of {T.NAMES[w >> 16]},"
+        ty = f"[{dtype_name(np.dtype(np.float64 if dtype_of(w) else np.float32))} {shape}]"
+        where = "" if op_of(w) == K.INPUT else f", which is output 0 of {T.NAMES[name_of(w)]},"
         return RuntimeError(
             f"one of the variables needed for gradient computation has been modified by an "
             f"inplace operation: {ty}{where} is at version {info[1]}; expected version "
-            f"{info[1] - 1} instead. {T.NAMES[int(R[r, K.OPW]) >> 16]} saved it for its "
+            f"{info[1] - 1} instead. {T.NAMES[name_of(int(R[r, K.OPW]))]} saved it for its "
             f"gradient; use an out-of-place op (x = x * 2 instead of x.mul_(2)) or clone() "
             f"the tensor before modifying it.")
     return RuntimeError("a value saved for backward was modified by an in-place operation")
@@ -80,12 +80,12 @@ def _unbroadcast(g, shape):
 
 def _matmul_vjp(a, b, R, r, grads, goff, touched):
     a_s, b_s = int(R[r, K.A]), int(R[r, K.B])
-    buf = grads[int(R[r, K.OPW]) >> 8 & 1]
-    nd = int(R[r, K.OPW]) >> 10 & 15
+    buf = grads[dtype_of(int(R[r, K.OPW]))]
+    nd = ndim_of(int(R[r, K.OPW]))
     oshape = tuple(int(v) for v in R[r, K.SH:K.SH + nd])
     g = buf[int(goff[r]):int(goff[r]) + int(R[r, K.SIZE])].reshape(oshape)
-    wa = int(R[a_s, K.OPW]) >> 9 & 1
-    wb = int(R[b_s, K.OPW]) >> 9 & 1
+    wa = rg_of(int(R[a_s, K.OPW]))
+    wb = rg_of(int(R[b_s, K.OPW]))
     if a.ndim == 1 and b.ndim == 1:
         if wa:
             _acc(buf, goff, R, touched, a_s, g * b)
@@ -111,10 +111,10 @@ def _matmul_vjp(a, b, R, r, grads, goff, touched):
 
 def _cast_vjp(R, r, grads, goff, touched):
     a_s = int(R[r, K.A])
-    if not int(R[a_s, K.OPW]) >> 9 & 1:
+    if not rg_of(int(R[a_s, K.OPW])):
         return
-    src = grads[int(R[r, K.OPW]) >> 8 & 1]
-    dst = grads[int(R[a_s, K.OPW]) >> 8 & 1]
+    src = grads[dtype_of(int(R[r, K.OPW]))]
+    dst = grads[dtype_of(int(R[a_s, K.OPW]))]
     g = src[int(goff[r]):int(goff[r]) + int(R[r, K.SIZE])]
     _acc(dst, goff, R, touched, a_s, g.astype(dst.dtype))
 
@@ -126,14 +126,14 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
     input arrays and dirty(r) the exception for a modified saved value.
     """
     r = start
-    dt = int(R[r, K.OPW]) >> 8 & 1
+    dt = dtype_of(int(R[r, K.OPW]))
     while r >= 0:
         status, r = K.sweep(R, F, vals[dt], grads[dt], goff, touched, freed, dirty_at,
                             _REDS, iar, r, 0, dt, GEMM, _NO_CHAINS)
         if status == K.ST_DONE:
             return
         if status == K.ST_PYTHON:
-            op = int(R[r, K.OPW]) & 255
+            op = op_of(int(R[r, K.OPW]))
             if op == K.MATMUL:
                 a, b = operands(r)
                 _matmul_vjp(a, b, R, r, grads, goff, touched)
@@ -149,7 +149,7 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
         if status == K.ST_DIRTY:
             raise dirty(r)
         raise RuntimeError(f"internal error: the sweep met an unknown opcode "
-                           f"{int(R[r, K.OPW]) & 255} at record {r}")
+                           f"{op_of(int(R[r, K.OPW]))} at record {r}")
 
 
 def _run(tp, seeds, retain_graph):
@@ -172,7 +172,7 @@ def _run(tp, seeds, retain_graph):
             dirty_at = _NO_DIRTY
         start = 0
         for loc, val in seeds:
-            _acc(grads[int(R[loc, K.OPW]) >> 8 & 1], goff, R, touched, loc, val)
+            _acc(grads[dtype_of(int(R[loc, K.OPW]))], goff, R, touched, loc, val)
             start = max(start, loc)
         _reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
                 lambda r: tp.pyrefs[tp.gid(r)], lambda r, R=R: _dirty_error(tp, R, r))
@@ -186,9 +186,9 @@ def _run(tp, seeds, retain_graph):
 
 def _read(tp, R, grads, goff, loc):
     w = int(R[loc, K.OPW])
-    shape = tuple(R[loc, K.SH:K.SH + (w >> 10 & 15)].tolist())
+    shape = tuple(R[loc, K.SH:K.SH + ndim_of(w)].tolist())
     o = int(goff[loc])
-    return grads[w >> 8 & 1][o:o + int(R[loc, K.SIZE])].reshape(shape)
+    return grads[dtype_of(w)][o:o + int(R[loc, K.SIZE])].reshape(shape)
 
 
 def _seed(t, g, i):

@@ -4,6 +4,7 @@ Its own module so that tensor.py (whose ``grad_fn`` makes them) and autograd.py 
 exports them) need not import each other.
 """
 from . import kernels as K
+from .kernels import name_of, op_of
 from . import tape as T
 
 
@@ -30,7 +31,7 @@ class Node:
             return ()
         R, _ = tp.records()
         try:
-            op = int(R[loc, K.OPW]) & 255
+            op = op_of(int(R[loc, K.OPW]))
             if op == K.CAT:
                 io = int(R[loc, K.P0])
                 ins = [int(tp.iar[io + 4 + 3 * q]) for q in range(int(tp.iar[io]))]
@@ -47,11 +48,11 @@ class Node:
                     continue
                 w = int(R[s, K.OPW])
                 g = tp.gid(s)
-                if w & 255 == K.INPUT:
+                if op_of(w) == K.INPUT:
                     leaf = tp.leaves.get(g)
                     out.append((AccumulateGrad(leaf) if leaf is not None else None, 0))
                 else:
-                    out.append((Node(tp, g, w >> 16), 0))
+                    out.append((Node(tp, g, name_of(w)), 0))
             return tuple(out)
         finally:
             del R

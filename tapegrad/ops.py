@@ -10,6 +10,7 @@ import numpy as np
 
 from . import codegen, rules
 from . import kernels as K
+from .kernels import DT_BIT, NAME_SHIFT, RG_BIT
 from . import tape as T
 from .tensor import Tensor, _FLOATS, _dim, get_default_dtype, float32, float64, grad_enabled
 from .tensor import _gstate, _note_read, canonical, canonical_dtype, int_arg
@@ -200,7 +201,7 @@ def _slot(tp, t):
         if loc >= 0:
             return loc
     d = t._data
-    word = K.INPUT | (d.dtype == float64) << 8 | t._rg << 9
+    word = K.INPUT | (d.dtype == float64) * DT_BIT | t._rg * RG_BIT
     gid = tp.append(word, -1, -1, -1, 0, 0, d, False, live=0)
     t._snap = gid
     t._snaptape = tp
@@ -217,7 +218,7 @@ _DEAD_NAME = _name("Freed")
 def _dead(tp, t):
     """t's graph was freed: stand it in with a record that fails if backward reaches it."""
     d = t._data
-    word = K.DEAD | (d.dtype == float64) << 8 | 1 << 9 | _DEAD_NAME << 16
+    word = K.DEAD | (d.dtype == float64) * DT_BIT | RG_BIT | _DEAD_NAME << NAME_SHIFT
     t._gid = tp.append(word, -1, -1, -1, 0, 0, d, False)
     return tp.n - 1
 
@@ -239,7 +240,7 @@ def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
             tp.save(b, y._data)
         if reads & K.R_C and z is not None:
             tp.save(c, z._data)
-    gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, b, c, p0, p1,
+    gid = tp.append(op | (out.dtype is float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT, a, b, c, p0, p1,
                     out, reads & 8, f0, f1)
     return _graph(out, tp, gid, fn)
 
@@ -254,7 +255,7 @@ def _record1(op, fn, out, x, f0=0.0, f1=0.0):
     reads = _READS[op]
     if reads & 1:
         tp.save(a, x._data)
-    gid = tp.append(op | (out.dtype is float64) << 8 | 512 | fn << 16, a, -1, -1, 0, 0,
+    gid = tp.append(op | (out.dtype is float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT, a, -1, -1, 0, 0,
                     out, reads & 8, f0, f1)
     return _graph(out, tp, gid, fn)
 
@@ -862,7 +863,7 @@ def _gather(x, out, flat, fn):
     tp = _tape()
     a = _slot(tp, x)
     io = tp.store_index(np.ascontiguousarray(flat, dtype=np.int64))
-    word = K.GATHER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.GATHER | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
     gid = tp.append(word, a, -1, -1, io, out.size, out, False)
     return _graph(out, tp, gid, fn)
 
@@ -879,7 +880,7 @@ def scatter(x, flat, shape, fn=None):
     tp = _tape()
     a = _slot(tp, x)
     io = tp.store_index(flat)
-    word = K.SCATTER | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.SCATTER | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
     gid = tp.append(word, a, -1, -1, io, flat.size, out, False)
     return _graph(out, tp, gid, fn)
 
@@ -1006,7 +1007,7 @@ def _reshape(x, shape, fn):
     out = np.array(out, copy=True)
     tp = _tape()
     a = _slot(tp, x)
-    word = K.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.RESHAPE | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
     gid = tp.append(word, a, -1, -1, 0, 0, out, False)
     return _graph(out, tp, gid, fn)
 
@@ -1082,7 +1083,7 @@ def clone(x):
     tp = _tape()
     a = _slot(tp, x)
     fn = _N["clone"]
-    word = K.RESHAPE | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.RESHAPE | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
     gid = tp.append(word, a, -1, -1, 0, 0, out, False)
     return _graph(out, tp, gid, fn)
 
@@ -1103,7 +1104,7 @@ def _cat_record(ts, out, dim, mids, fn):
         block += [s, m, off]
         off += m
     io = tp.store_index(np.asarray(block, np.int64))
-    word = K.CAT | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.CAT | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
     gid = tp.append(word, -1, -1, -1, io, len(block), out, False)
     return _graph(out, tp, gid, fn)
 
@@ -1197,7 +1198,7 @@ def matmul(x, y):
         elif a.dtype == b.dtype == out.dtype and a.flags.c_contiguous and b.flags.c_contiguous:
             # the sweep's BLAS call reads the operands where they are (kept alive in pyrefs)
             pa, pb = a.ctypes.data, b.ctypes.data
-    word = K.MATMUL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.MATMUL | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
     gid = tp.append(word, sa, sb, -1, pa, pb, out, False)
     tp.pyrefs[gid] = (a, b)
     return _graph(out, tp, gid, fn)
@@ -1336,7 +1337,7 @@ def nll(x, target, weight, reduction, ignore_index):
     tp.save(sb, cz._data)
     io = tp.store_index(flat.astype(np.int64))
     fn = _N["nll"]
-    word = K.NLL | (out.dtype == float64) << 8 | 1 << 9 | fn << 16
+    word = K.NLL | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
     gid = tp.append(word, sa, sb, -1, io, M, out, False, reduced)
     return _graph(out, tp, gid, fn)
 
@@ -1406,8 +1407,7 @@ def _inplace(t, outofplace, numpy_inplace=None):
     np.copyto(t._data, res._data, casting="unsafe")
     old = (t._tape, t._gid)
     t._tape, t._gid, t._fn, t._rg, t._snap = tp, res._gid, res._fn, True, None
-    tp.rc[loc] += 1
-    tp.nlive += 1
+    tp.hold(loc)
     if old[0] is not None:
         old[0].release(old[1])
     return t

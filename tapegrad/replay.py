@@ -17,8 +17,8 @@ import numpy as np
 
 from . import autograd as ag
 from . import kernels as K
+from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of
 from . import tape as T
-from .kernels import GEMM
 from .grad_mode import enable_grad
 from .ops import _graph, _plain
 from .tensor import Tensor
@@ -87,7 +87,7 @@ def ref_value(t, n):
 
 def _record_shape(R, r):
     w = int(R[r, K.OPW])
-    return tuple(int(v) for v in R[r, K.SH:K.SH + (w >> 10 & 15)])
+    return tuple(int(v) for v in R[r, K.SH:K.SH + ndim_of(w)])
 
 
 class Program:
@@ -106,17 +106,17 @@ class Program:
         self.sources = sources        # [(slot, ("arg", i) | ("ref", tensor))]
         self.outputs = outputs        # [slot]
         self.value_reads = value_reads
-        ops = self.R[:, K.OPW] & 255
+        ops = op_of(self.R[:, K.OPW])
         self.has_matmul = bool(np.any(ops == K.MATMUL))
         self.R[ops == K.MATMUL, K.P0:K.P1 + 1] = 0   # recording-time addresses: all on tape here
-        dts = np.unique(self.R[:, K.OPW] >> 8 & 1)
+        dts = np.unique(dtype_of(self.R[:, K.OPW]))
         # one compiled call does forward and backward when nothing needs Python
         python_ops = [int(r) for r in np.flatnonzero(ops >= K.FIRST_PY)
                       if ops[r] != K.MATMUL or K._mm_dims(
-                          self.R, int(r), int(GEMM[self.R[r, K.OPW] >> 8 & 1]))[3] == K.MM_NUMPY]
+                          self.R, int(r), int(GEMM[dtype_of(self.R[r, K.OPW])]))[3] == K.MM_NUMPY]
         python_ops += [r for r in np.flatnonzero(self.R[:, K.SIZE] >= K.NUMPY_UFUNC)
                        if K.to_numpy(int(ops[r]), int(self.R[r, K.SIZE]),
-                                     int(self.R[r, K.OPW]) >> 8 & 1)]
+                                     dtype_of(int(self.R[r, K.OPW])))]
         self.single_call = bool(self.n and not python_ops and dts.size == 1)
         self.dt = int(dts[0]) if dts.size else 0
         self._R_all = None
@@ -125,7 +125,7 @@ class Program:
         self._scratch = threading.local()
         self._shapes = [_record_shape(self.R, r) for r in range(self.n)]
         # (dtype code, offset, size) of every input, for loading values without views
-        self._load = [(int(self.R[slot, K.OPW]) >> 8 & 1, int(self.R[slot, K.VOFF]),
+        self._load = [(dtype_of(int(self.R[slot, K.OPW])), int(self.R[slot, K.VOFF]),
                        int(self.R[slot, K.SIZE]), kind, src) for slot, (kind, src) in sources]
 
     def R_all(self):
@@ -134,7 +134,7 @@ class Program:
             R = self.R.copy()
             for slot, (kind, _) in self.sources:
                 if kind == "arg":
-                    R[slot, K.OPW] |= 1 << 9
+                    R[slot, K.OPW] |= K.RG_BIT
             self._R_all = R
         return self._R_all
 
@@ -142,7 +142,7 @@ class Program:
     def _view(self, vals, r):
         R = self.R
         o = int(R[r, K.VOFF])
-        return vals[int(R[r, K.OPW]) >> 8 & 1][o:o + int(R[r, K.SIZE])].reshape(self._shapes[r])
+        return vals[dtype_of(int(R[r, K.OPW]))][o:o + int(R[r, K.SIZE])].reshape(self._shapes[r])
 
     def scratch(self):
         """This thread's reusable (values, gradients) buffers. Constants stay in place
@@ -166,17 +166,17 @@ class Program:
         records; python_record(r, op) runs a record the kernel hands back and returns
         False when the hand-back only meant a change of dtype."""
         R = self.R
-        r, dt = 0, int(R[0, K.OPW]) >> 8 & 1 if self.n else 0
+        r, dt = 0, dtype_of(int(R[0, K.OPW])) if self.n else 0
         while r < self.n:
             status, r = kernel(r, dt)
             if status == K.ST_DONE:
                 return
             if status == K.ST_BADOP:
                 raise RuntimeError(f"internal error: the {what} met an unknown opcode "
-                                   f"{int(R[r, K.OPW]) & 255} at record {r}")
+                                   f"{op_of(int(R[r, K.OPW]))} at record {r}")
             if status != K.ST_PYTHON:
                 raise RuntimeError(f"{what} stopped at record {r} (status {status})")
-            if python_record(r, int(R[r, K.OPW]) & 255):
+            if python_record(r, op_of(int(R[r, K.OPW]))):
                 r += 1
             else:
                 dt = 1 - dt
@@ -206,7 +206,7 @@ class Program:
         touched[:] = 0
         start = 0
         for slot, g in seeds:
-            ag._acc(grads[int(R[slot, K.OPW]) >> 8 & 1], self.goff, R, touched, slot,
+            ag._acc(grads[dtype_of(int(R[slot, K.OPW]))], self.goff, R, touched, slot,
                     np.asarray(g))
             start = max(start, slot)
         ag._reverse(R, R.view(np.float64), vals, grads, self.goff, touched, self._freed,
@@ -239,7 +239,7 @@ class Program:
     def grad_region(self, grads, slot):
         """Slot's gradient in `grads`, shaped like its value (valid where touched)."""
         o = int(self.goff[slot])
-        return grads[int(self.R[slot, K.OPW]) >> 8 & 1][o:o + int(self.R[slot, K.SIZE])].reshape(
+        return grads[dtype_of(int(self.R[slot, K.OPW]))][o:o + int(self.R[slot, K.SIZE])].reshape(
             self._shapes[slot])
 
     def grad_of(self, grads, touched, slot):
@@ -319,11 +319,9 @@ def trace(fn, args, kwargs=None):
             else:
                 sources.append((loc, ("ref", t)))
         # the INPUT records of arguments carry the arguments' real requires_grad flags
-        R, _ = tp.records()
         for loc, (kind, src) in sources:
-            rg = args[src].requires_grad if kind == "arg" else src.requires_grad
-            R[loc, K.OPW] = (int(R[loc, K.OPW]) & ~(1 << 9)) | (int(rg) << 9)
-        del R
+            tp.set_requires_grad(loc, args[src].requires_grad if kind == "arg"
+                                 else src.requires_grad)
         prog = Program(tp, sources, slots, tp.value_reads)
     finally:
         T._tls.tape = old
@@ -443,42 +441,21 @@ def _attach(prog, vals, args):
         tp.collect()
     links = [(slot, _slot(tp, args[src] if kind == "arg" else src))
              for slot, (kind, src) in prog.sources]
-    base, n = tp.n, prog.n
     R = prog.R.copy()
-    tops = list(tp.atop)
-    for d in (0, 1):                       # values: bulk copy into the tape's arenas
-        v = vals[d]
-        if v.size:
-            top = tp.atop[d]
-            if top + v.size > tp.arena[d].shape[0]:
-                tp.arena[d] = T._grown(tp.arena[d], top, top + v.size)
-            tp.arena[d][top:top + v.size] = v
-            tp.atop[d] = top + v.size
-    ibase = tp.itop
-    if prog.iar.size:
-        tp.store_index(prog.iar)
-    K.relocate(R, n, base, tops[0], tops[1], ibase, tp.iar)
-    keep = (1 << 8) | (15 << 10)           # dtype and ndim bits
-    for slot, loc in links:
-        R[slot, K.OPW] = K.RESHAPE | (int(R[slot, K.OPW]) & keep) | 1 << 9 | _CALL << 16
-        R[slot, K.A] = loc
-    tp.buf += R.tobytes()
-    tp.rc.extend([0] * n)
-    tp.n += n
+    for slot, _ in links:
+        R[slot, K.OPW] = K.with_op(int(R[slot, K.OPW]), K.RESHAPE, 1, _CALL)
+    base = tp.append_program(R, vals, prog.iar, links)
     if prog.has_matmul:       # Python-side VJPs read their operands from the tape's copy
-        for r in np.flatnonzero((prog.R[:, K.OPW] & 255) == K.MATMUL):
+        for r in np.flatnonzero(op_of(prog.R[:, K.OPW]) == K.MATMUL):
             r = int(r)
             tp.pyrefs[tp.gid(base + r)] = tuple(
-                tp.arena[int(R[s, K.OPW]) >> 8 & 1][int(R[s, K.VOFF]):
-                                                    int(R[s, K.VOFF]) + int(R[s, K.SIZE])]
-                .reshape(prog._shapes[s]) for s in (int(prog.R[r, K.A]), int(prog.R[r, K.B])))
+                tp.saved_value(base + s) for s in (int(prog.R[r, K.A]), int(prog.R[r, K.B])))
     outs = []
     for i, slot in enumerate(prog.outputs):
         loc = base + slot
-        tp.rc[loc] += 1
-        tp.nlive += 1
+        tp.hold(loc)
         w = int(R[slot, K.OPW])
-        outs.append(_graph(prog.output_value(vals, i).copy(), tp, tp.gid(loc), w >> 16))
+        outs.append(_graph(prog.output_value(vals, i).copy(), tp, tp.gid(loc), name_of(w)))
     return outs
 
 

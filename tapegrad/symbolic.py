@@ -10,13 +10,14 @@ import numpy as np
 
 from . import codegen, ops, rules
 from . import kernels as K
+from .kernels import name_of, ndim_of, op_of, rg_of
 from . import tape as T
 from .ops import _graph, _plain
 from .tensor import Tensor
 
 
 def _shape(R, r):
-    return tuple(int(v) for v in R[r, K.SH:K.SH + (int(R[r, K.OPW]) >> 10 & 15)])
+    return tuple(int(v) for v in R[r, K.SH:K.SH + ndim_of(int(R[r, K.OPW]))])
 
 
 def _const(a):
@@ -77,14 +78,12 @@ class _Handles:
         if t is None:
             tp, R = self.tp, self.R
             w = int(R[slot, K.OPW])
-            o = int(R[slot, K.VOFF])
-            data = tp.arena[w >> 8 & 1][o:o + int(R[slot, K.SIZE])].reshape(_shape(R, slot)).copy()
-            if not w >> 9 & 1:     # a constant: ops on it are constants too, not records
+            data = tp.saved_value(slot).copy()
+            if not rg_of(w):     # a constant: ops on it are constants too, not records
                 t = self.cache[slot] = _const(data)  # (whose tangents would be 0 * inf)
                 return t
-            tp.rc[slot] += 1
-            tp.nlive += 1
-            t = self.cache[slot] = _graph(data, tp, tp.gid(slot), w >> 16)
+            tp.hold(slot)
+            t = self.cache[slot] = _graph(data, tp, tp.gid(slot), name_of(w))
         return t
 
 
@@ -115,7 +114,7 @@ def _vjp(op, r, R, F, iar, g, h):
             # the rule's first derivatives, written as a product so that its derivative in
             # B at B == 0 stays exact (see _pow_vjp); tests/test_registry.py checks that
             # the two agree
-            wanted = (int(R[a, K.OPW]) >> 9 & 1, int(R[b, K.OPW]) >> 9 & 1)
+            wanted = (rg_of(int(R[a, K.OPW])), rg_of(int(R[b, K.OPW])))
             da, db = _pow_vjp(g, A, B, h(r), wanted)
         else:                        # the op's own vjp rules (rules.py), on tensors
             cnd = h(c) if op == K.WHERE else None
@@ -222,14 +221,14 @@ def backward_ops(out, inputs):
         g = grads.pop(r, None)
         if g is None:
             continue
-        op = int(R[r, K.OPW]) & 255
+        op = op_of(int(R[r, K.OPW]))
         if op == K.INPUT:
             grads[r] = g          # keep it: it is an answer
             continue
         if op == K.DEAD:
             raise RuntimeError("the function used a tensor whose graph was freed")
         for s, d in _vjp(op, r, R, F, iar, g, h):
-            if s < 0 or not (int(R[s, K.OPW]) >> 9 & 1):
+            if s < 0 or not rg_of(int(R[s, K.OPW])):
                 continue
             grads[s] = d if s not in grads else grads[s] + d
     result = []

@@ -24,12 +24,13 @@ import numpy as np
 
 from . import rules
 from . import kernels as K
+from .kernels import dtype_of, name_of, ndim_of, op_of, rg_of
 
-_REC = struct.Struct("14q2d")
+_REC = struct.Struct(K.FORMAT)
 _RECBYTES = _REC.size
+assert _RECBYTES == K.RECBYTES
 # one packer per ndim: the unused shape words are pad bytes, so no padding tuple is built
-_PACKERS = tuple(struct.Struct(f"{7 + nd}q{8 * (K.MAXD - nd)}xq2d").pack
-                 for nd in range(K.MAXD + 1))
+_PACKERS = tuple(struct.Struct(K.packer_format(nd)).pack for nd in range(K.MAXD + 1))
 _VOFF_BYTE = K.VOFF * 8
 _Q = struct.Struct("q")
 _MIN_LIMIT = 4096
@@ -104,8 +105,8 @@ class Tape:
         nd = len(shape)
         try:
             self.buf += _PACKERS[nd](
-                word | nd << 10, a, b, c, p0, p1,
-                self._store(word >> 8 & 1, value) if save or self.save_all else -1,
+                word | nd << K.ND_SHIFT, a, b, c, p0, p1,
+                self._store(dtype_of(word), value) if save or self.save_all else -1,
                 *shape, value.size, f0, f1)
         except IndexError:
             raise RuntimeError(
@@ -140,20 +141,67 @@ class Tape:
         pos = local * _RECBYTES + _VOFF_BYTE
         if _Q.unpack_from(self.buf, pos)[0] < 0:
             word = _Q.unpack_from(self.buf, local * _RECBYTES)[0]
-            _Q.pack_into(self.buf, pos, self._store(word >> 8 & 1, arr))
+            _Q.pack_into(self.buf, pos, self._store(dtype_of(word), arr))
 
     def rename(self, local, name):
         """Give record `local` another grad_fn name id (composed losses show PyTorch's)."""
         pos = local * _RECBYTES
         word = _Q.unpack_from(self.buf, pos)[0]
-        _Q.pack_into(self.buf, pos, (word & 0xFFFF) | name << 16)
+        _Q.pack_into(self.buf, pos, (word & ((1 << K.NAME_SHIFT) - 1)) | name << K.NAME_SHIFT)
 
     def resave(self, local, arr):
         """Overwrite slot `local`'s saved value (after an in-place change), if it has one."""
         voff = _Q.unpack_from(self.buf, local * _RECBYTES + _VOFF_BYTE)[0]
         if voff >= 0:
             word = _Q.unpack_from(self.buf, local * _RECBYTES)[0]
-            self.arena[word >> 8 & 1][voff:voff + arr.size] = arr.reshape(-1)
+            self.arena[dtype_of(word)][voff:voff + arr.size] = arr.reshape(-1)
+
+    def set_requires_grad(self, local, rg):
+        """Set record `local`'s requires_grad bit (a traced program's INPUT records take
+        their arguments' flags)."""
+        pos = local * _RECBYTES
+        word = _Q.unpack_from(self.buf, pos)[0]
+        _Q.pack_into(self.buf, pos, (word & ~K.RG_BIT) | int(rg) * K.RG_BIT)
+
+    def hold(self, local):
+        """One more live tensor stands for record `local`'s output."""
+        self.rc[local] += 1
+        self.nlive += 1
+
+    def saved_value(self, local):
+        """Record `local`'s saved value as an array of its shape (a view of the arena: copy
+        it before the tape can grow or compact), or None if it saved none."""
+        R = np.frombuffer(self.buf, np.int64, K.NFIELDS, local * _RECBYTES)
+        voff = int(R[K.VOFF])
+        if voff < 0:
+            return None
+        w = int(R[K.OPW])
+        shape = tuple(R[K.SH:K.SH + ndim_of(w)].tolist())
+        return self.arena[dtype_of(w)][voff:voff + int(R[K.SIZE])].reshape(shape)
+
+    def append_program(self, R, vals, iar, links=()):
+        """Append a recorded program's records R (local slots 0..len(R)-1, a copy this
+        changes), its saved values `vals` (float32, float64) and index block `iar`;
+        returns the local index of its first record. Slots, value and index offsets are
+        relocated onto this tape; every new record starts with no live tensor. `links`
+        are (slot, local) pairs: the program's record `slot` reads this tape's record
+        `local` as its input A."""
+        base, n = self.n, R.shape[0]
+        tops = list(self.atop)
+        for d in (0, 1):                       # values: bulk copy into the arenas
+            v = vals[d]
+            if v.size:
+                self._store(d, v)
+        ibase = self.itop
+        if iar.size:
+            self.store_index(iar)
+        K.relocate(R, n, base, tops[0], tops[1], ibase, self.iar)
+        for slot, local in links:
+            R[slot, K.A] = local
+        self.buf += R.tobytes()
+        self.rc.extend([0] * n)
+        self.n += n
+        return base
 
     def _store(self, d, arr):
         size = arr.size
@@ -310,11 +358,11 @@ class Tape:
         lines = []
         for r in range(self.n):
             w = int(R[r, K.OPW])
-            op = w & 255
-            nd = w >> 10 & 15
+            op = op_of(w)
+            nd = ndim_of(w)
             shape = ", ".join(str(int(x)) for x in R[r, K.SH:K.SH + nd])
-            ty = ("f64" if w >> 8 & 1 else "f32") + f"[{shape}]"
-            name = NAMES[w >> 16]
+            ty = ("f64" if dtype_of(w) else "f32") + f"[{shape}]"
+            name = NAMES[name_of(w)]
             args = [f"%{int(s)}" for s in R[r, K.A:K.C + 1] if s >= 0]
             if op == K.CAT:
                 io = int(R[r, K.P0])
@@ -325,7 +373,7 @@ class Tape:
             elif op == K.CLAMP:
                 extra = f", {F[r, K.F0]:g}, {F[r, K.F1]:g}"
             if op == K.INPUT:
-                text = "input" + (" requires_grad" if w >> 9 & 1 else "")
+                text = "input" + (" requires_grad" if rg_of(w) else "")
             else:
                 opname = "scalar_sub" if op == K.NEG and extra else OPNAMES.get(op, "?")
                 text = f"{opname}({', '.join(args)}{extra})"

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 from . import kernels as _K
+from .kernels import dtype_of, ndim_of
 from .tape import current as _current_tape
 
 _LEAF = 'shape=box, style="filled,rounded", fillcolor="#dbe9f6"'
@@ -40,7 +41,7 @@ def _node_shape(node):
     R, _ = tp.records()
     try:
         word = int(R[loc, _K.OPW])
-        return _type_text(R[loc, _K.SH:_K.SH + (word >> 10 & 15)], word >> 8 & 1)
+        return _type_text(R[loc, _K.SH:_K.SH + ndim_of(word)], dtype_of(word))
     finally:
         del R
 

@@ -21,7 +21,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .schema import (A, B, OPW, SH)
+from .schema import A, B, ndim_of, OPW, SH
+
 
 # ILP64 cblas names, newest numpy wheels first
 _NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_"), ("cblas_sgemm64_", "cblas_dgemm64_"))
@@ -111,8 +112,8 @@ def _mm_dims(R, r, gemm):
     (MM_BLAS needs a gemm address), MM_NUMPY for what Python runs (batched operands)."""
     a = R[r, A]
     b = R[r, B]
-    nda = (R[a, OPW] >> 10) & 15
-    ndb = (R[b, OPW] >> 10) & 15
+    nda = ndim_of(R[a, OPW])
+    ndb = ndim_of(R[b, OPW])
     if nda > 2 or ndb > 2:
         return -1, -1, -1, MM_NUMPY
     m = R[a, SH] if nda == 2 else 1

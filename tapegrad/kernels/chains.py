@@ -3,7 +3,7 @@ rows the reverse sweep then runs without decoding records again."""
 import numpy as np
 from numba import njit
 
-from .schema import (A, B, C, F0, F1, OPW, SIZE, VOFF, _U)
+from .schema import _U, A, B, C, dtype_of, F0, F1, op_of, OPW, rg_of, SIZE, VOFF
 from .opcodes import ADDC, MULC, NEG, TANH, UNARY_END
 from .elementwise import _du1, _lit
 
@@ -14,8 +14,8 @@ def _scalar_unary(R, u, dt):
     scalar chain)? For plan_chains: the hot loops write the test out (as this inlined
     helper, it slowed forward() and sweep() by a third)."""
     w = R[u, OPW]
-    op = w & 255
-    return NEG <= op < UNARY_END and R[u, SIZE] == 1 and ((w >> 8) & 1) == dt
+    op = op_of(w)
+    return NEG <= op < UNARY_END and R[u, SIZE] == 1 and dtype_of(w) == dt
 
 
 
@@ -69,8 +69,8 @@ def plan_chains(R, goff, touched, n, dt):
             if not _scalar_unary(R, u, dt) or R[u, VOFF] < 0:
                 break
             a = R[u, A]
-            if (R[a, OPW] >> 9) & 1:
-                P[m, PW] = (R[u, OPW] & 255) | (P_REG if goff[u] == last_at else 0) | P_KEEP
+            if rg_of(R[a, OPW]):
+                P[m, PW] = op_of(R[u, OPW]) | (P_REG if goff[u] == last_at else 0) | P_KEEP
                 P[m, PVO] = R[u, VOFF]
                 P[m, PF0] = R[u, F0]
                 P[m, PGO] = goff[u]
@@ -80,7 +80,7 @@ def plan_chains(R, goff, touched, n, dt):
                 # the previous row's gradient goes only to this one: keep it in a register
                 if m > k0 and P[m - 1, PA] == u and uses[u] == 1 and P[m, PW] & P_REG:
                     P[m - 1, PW] &= ~P_KEEP
-                    if P[m - 1, PW] & 255 == ADDC:
+                    if op_of(P[m - 1, PW]) == ADDC:
                         # which then passes it on unchanged: this row takes its place
                         w = (P[m, PW] & ~P_REG) | (P[m - 1, PW] & P_REG)
                         go = P[m - 1, PGO]
@@ -117,7 +117,7 @@ def _planned_chain_vjp(R, F, V, G, touched, P, k):
     f0 = Pf[q, PF0]
     last = G[_U(P[q, PGO])]
     while True:
-        op = w & 255
+        op = op_of(w)
         g = last if w & P_REG else G[_U(P[q, PGO])]
         if op == ADDC:
             d = g

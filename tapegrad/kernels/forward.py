@@ -3,14 +3,14 @@ value from its inputs' values."""
 import numpy as np
 from numba import njit
 
-from .schema import (A, B, C, F0, F1, OPW, P0, P1, SIZE, VOFF, _U)
+from .schema import _U, A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, SIZE, VOFF
 from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, COS, DEAD, EXP, EXTREME, FIRST_PY, GATHER,
     INPUT, LOG, LOGSOFTMAX, MATMUL, MEAN, MULC, NEG, NLL, RESHAPE, SCATTER, SIGMOID, SIN,
     SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON, SUM, TANH, UNARY_END, WHERE)
-from .elementwise import (VEC, _bin, _lit, _un, tanh32)
-from .maps import (_bcast_map, _reduce_map)
+from .elementwise import _bin, _lit, _un, tanh32, VEC
+from .maps import _bcast_map, _reduce_map
 from .fused import _bce
-from .blas import (MM_BLAS, MM_LOOPS, _NO_TRANS, _gemm, _mm, _mm_dims)
+from .blas import _gemm, _mm, _mm_dims, _NO_TRANS, MM_BLAS, MM_LOOPS
 
 
 NUMPY_UFUNC = 1024   # replay hands transcendental records at least this large to numpy
@@ -30,7 +30,7 @@ def to_numpy(op, n, dt):
 def _linear(R, F, r, X, V, iar):
     """Apply linear record r (SUM, MEAN, GATHER, RESHAPE, SCATTER, CAT, NLL) to the buffer X:
     values in forward(), tangents in tangent(). Constants (NLL's weights) come from V."""
-    op = R[r, OPW] & 255
+    op = op_of(R[r, OPW])
     n = R[r, SIZE]
     vo = R[r, VOFF]
     a = R[r, A]
@@ -107,8 +107,8 @@ def _scalar_chain(R, F, V, r, stop, dt):
     while r < stop:
         u = _U(r)
         w = R[u, OPW]
-        op = w & 255
-        if op < NEG or op >= UNARY_END or R[u, SIZE] != 1 or ((w >> 8) & 1) != dt:
+        op = op_of(w)
+        if op < NEG or op >= UNARY_END or R[u, SIZE] != 1 or dtype_of(w) != dt:
             break
         va = _U(R[_U(R[u, A]), VOFF])
         vo = _U(R[u, VOFF])
@@ -142,16 +142,16 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
     while r + 1 < stop:
         r += 1
         w = R[r, OPW]
-        op = w & 255
+        op = op_of(w)
         if op == INPUT:
             continue
         if op == DEAD:
             return ST_DEAD, r
-        if NEG <= op < UNARY_END and R[r, SIZE] == 1 and ((w >> 8) & 1) == dt and r + 1 < stop \
+        if NEG <= op < UNARY_END and R[r, SIZE] == 1 and dtype_of(w) == dt and r + 1 < stop \
                 and R[r + 1, SIZE] == 1:
             r = _scalar_chain(R, F, V, r, stop, dt) - 1     # runs at least record r
             continue
-        if op == MATMUL and ((w >> 8) & 1) == dt:
+        if op == MATMUL and dtype_of(w) == dt:
             mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
             pa, pb, po = R[R[r, A], VOFF], R[R[r, B], VOFF], R[r, VOFF]
             if how == MM_LOOPS:
@@ -161,7 +161,7 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
                 _gemm(gemm[dt], _NO_TRANS, _NO_TRANS, mm, mn, mk, V, pa, mk, V, pb, mn, 0.0, V,
                       po, mn)
                 continue
-        if op >= FIRST_PY or ((w >> 8) & 1) != dt:
+        if op >= FIRST_PY or dtype_of(w) != dt:
             return ST_PYTHON, r
         n = R[r, SIZE]
         if to_numpy(op, n, dt):

@@ -5,7 +5,7 @@ Kernels index the whole value arena V and gradient buffer G by offset."""
 import numpy as np
 from numba import njit
 
-from .schema import (A, B, C, F0, OPW, P1, SIZE, VOFF)
+from .schema import A, B, C, F0, op_of, OPW, P1, SIZE, VOFF
 from .opcodes import BCEWL
 from .maps import _bcast_map
 
@@ -61,7 +61,7 @@ def _vjp_bcewl(n, G, go, reduce, scale, V, vz, vy, vp, mpw, has_pw, gz, gy, gp, 
 def _bce(R, F, r, V, T, tangent):
     """BCEWL/BCE record r (logits or probabilities a, targets b, pos_weight c): its value
     into V, or with `tangent` its tangent into T (tangents of a, b, c in T)."""
-    op = R[r, OPW] & 255
+    op = op_of(R[r, OPW])
     a = R[r, A]
     c = R[r, C]
     va = R[a, VOFF]

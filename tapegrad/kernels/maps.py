@@ -3,7 +3,8 @@ in a reduced output, as flat offsets."""
 import numpy as np
 from numba import njit
 
-from .schema import (MAXD, OPW, SH, SIZE)
+from .schema import MAXD, ndim_of, OPW, SH, SIZE
+
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -28,8 +29,8 @@ def _fill_map(shape, nd, strides, out):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _bcast_map(R, big, small):
     """Flat index into `small` for every element of `big` (numpy right-aligned broadcast)."""
-    ndb = (R[big, OPW] >> 10) & 15
-    nds = (R[small, OPW] >> 10) & 15
+    ndb = ndim_of(R[big, OPW])
+    nds = ndim_of(R[small, OPW])
     strides = np.zeros(max(ndb, 1), np.int64)
     acc = 1
     for k in range(nds):
@@ -45,7 +46,7 @@ def _bcast_map(R, big, small):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _reduce_map(R, src, mask):
     """Flat index into the reduced output for every element of src (dims in mask summed)."""
-    nd = (R[src, OPW] >> 10) & 15
+    nd = ndim_of(R[src, OPW])
     strides = np.zeros(max(nd, 1), np.int64)
     acc = 1
     for d in range(nd - 1, -1, -1):

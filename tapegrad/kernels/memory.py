@@ -1,8 +1,8 @@
 """Tape memory kernels: gradient buffer layout, liveness, compaction, relocation."""
 from numba import njit
 
-from .schema import (A, B, C, NFIELDS, OPW, P0, P1, SIZE, VOFF)
-from .opcodes import (CAT, GATHER, NLL, SCATTER)
+from .schema import A, B, C, dtype_of, NFIELDS, op_of, OPW, P0, P1, SIZE, VOFF
+from .opcodes import CAT, GATHER, NLL, SCATTER
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -12,7 +12,7 @@ def grad_offsets(R, n, goff):
     t1 = 0
     for r in range(n):
         sz = R[r, SIZE]
-        if (R[r, OPW] >> 8) & 1:
+        if dtype_of(R[r, OPW]):
             goff[r] = t1
             t1 += sz
         else:
@@ -36,7 +36,7 @@ def mark_live(R, iar, rc, freed, n, keep):
         for s in (R[r, A], R[r, B], R[r, C]):
             if s >= 0:
                 keep[s] = 1
-        if (R[r, OPW] & 255) == CAT:
+        if op_of(R[r, OPW]) == CAT:
             io = R[r, P0]
             for q in range(iar[io]):
                 keep[iar[io + 4 + 3 * q]] = 1
@@ -70,7 +70,7 @@ def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
         vo = R[j, VOFF]
         if vo >= 0:
             sz = R[j, SIZE]
-            if (R[j, OPW] >> 8) & 1:
+            if dtype_of(R[j, OPW]):
                 for i in range(sz):
                     new64[t64 + i] = vals64[vo + i]
                 R[j, VOFF] = t64
@@ -80,7 +80,7 @@ def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
                     new32[t32 + i] = vals32[vo + i]
                 R[j, VOFF] = t32
                 t32 += sz
-        op = R[j, OPW] & 255
+        op = op_of(R[j, OPW])
         if op == GATHER or op == CAT or op == NLL or op == SCATTER:
             io = R[j, P0]
             ln = R[j, P1]
@@ -104,8 +104,8 @@ def relocate(R, n, base, top32, top64, ibase, iar):
             if R[r, f] >= 0:
                 R[r, f] += base
         if R[r, VOFF] >= 0:
-            R[r, VOFF] += top64 if (R[r, OPW] >> 8) & 1 else top32
-        op = R[r, OPW] & 255
+            R[r, VOFF] += top64 if dtype_of(R[r, OPW]) else top32
+        op = op_of(R[r, OPW])
         if op == GATHER or op == CAT or op == NLL or op == SCATTER:
             R[r, P0] += ibase
             if op == CAT:

@@ -3,7 +3,7 @@ output, in one compiled call."""
 import numpy as np
 from numba import njit
 
-from .opcodes import (ST_CHAIN, ST_DONE)
+from .opcodes import ST_CHAIN, ST_DONE
 from .reverse import sweep
 from .chains import _planned_chain_vjp
 from .forward import forward

@@ -7,15 +7,15 @@ of its own below, taking the arithmetic from the op's rule (elementwise.py) or i
 import numpy as np
 from numba import njit
 
-from .schema import (A, B, C, F0, F1, OPW, P0, P1, SIZE, VOFF, _U)
+from .schema import _U, A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, rg_of, SIZE, VOFF
 from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, DEAD, EXTREME, FIRST_PY, GATHER, INPUT,
-    LOGSOFTMAX, MATMUL, MEAN, MUL, MULC, NEG, NLL, RELU, RESHAPE, R_A, R_B, R_C, R_OUT,
+    LOGSOFTMAX, MATMUL, MEAN, MUL, MULC, NEG, NLL, R_A, R_B, R_C, R_OUT, RELU, RESHAPE,
     SCATTER, SOFTMAX, ST_BADOP, ST_CHAIN, ST_DEAD, ST_DIRTY, ST_DONE, ST_FREED, ST_PYTHON, SUB,
     SUM, TANH, UNARY_END, WHERE)
-from .elementwise import (VEC, _db, _du, _du1, _lit)
-from .maps import (_bcast_map, _reduce_map)
-from .fused import (_vjp_bcewl, _vjp_softmax)
-from .blas import (MM_BLAS, MM_LOOPS, MM_NUMPY, _NO_TRANS, _TRANS, _gemm, _mm_dims, _mm_vjp)
+from .elementwise import _db, _du, _du1, _lit, VEC
+from .maps import _bcast_map, _reduce_map
+from .fused import _vjp_bcewl, _vjp_softmax
+from .blas import _gemm, _mm_dims, _mm_vjp, _NO_TRANS, _TRANS, MM_BLAS, MM_LOOPS, MM_NUMPY
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -32,12 +32,12 @@ def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
             r -= 1
             continue
         w = R[u, OPW]
-        op = w & 255
-        if op < NEG or op >= UNARY_END or R[u, SIZE] != 1 or ((w >> 8) & 1) != dt \
+        op = op_of(w)
+        if op < NEG or op >= UNARY_END or R[u, SIZE] != 1 or dtype_of(w) != dt \
                 or freed[u] != 0:
             break
         a = _U(R[u, A])
-        if (R[a, OPW] >> 9) & 1:
+        if rg_of(R[a, OPW]):
             go = _U(goff[u])
             ga = _U(goff[a])
             g = last if go == last_at else G[go]
@@ -96,10 +96,10 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         if planned and plan_at[r] >= 0:
             return ST_CHAIN, r
         w = R[r, OPW]
-        op = w & 255
+        op = op_of(w)
         if op == INPUT:
             continue
-        if NEG <= op < UNARY_END and not has_dirty and R[r, SIZE] == 1 and ((w >> 8) & 1) == dt \
+        if NEG <= op < UNARY_END and not has_dirty and R[r, SIZE] == 1 and dtype_of(w) == dt \
                 and freed[r] == 0 and r - 1 >= stop and R[r - 1, SIZE] == 1:
             r = _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt) + 1
             continue
@@ -115,14 +115,14 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 return ST_DIRTY, r
         how = MM_NUMPY
         mm = mk = mn = -1
-        if op == MATMUL and ((w >> 8) & 1) == dt:
+        if op == MATMUL and dtype_of(w) == dt:
             mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
             if R[R[r, A], VOFF] < 0 or R[R[r, B], VOFF] < 0:
                 # operands off the tape (an eager product): BLAS reads them where numpy
                 # keeps them, if the record has their addresses (P0, P1)
                 how = MM_BLAS if how == MM_BLAS and R[r, P0] != 0 and R[r, P1] != 0 \
                     else MM_NUMPY
-        if (op >= FIRST_PY and how == MM_NUMPY) or ((w >> 8) & 1) != dt:
+        if (op >= FIRST_PY and how == MM_NUMPY) or dtype_of(w) != dt:
             return ST_PYTHON, r
         n = R[r, SIZE]
         go = goff[r]
@@ -130,14 +130,14 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         a = R[r, A]
         b = R[r, B]
         c = R[r, C]
-        wa = a >= 0 and ((R[a, OPW] >> 9) & 1) == 1
-        wb = b >= 0 and ((R[b, OPW] >> 9) & 1) == 1
-        wc = c >= 0 and ((R[c, OPW] >> 9) & 1) == 1
+        wa = a >= 0 and rg_of(R[a, OPW]) == 1
+        wb = b >= 0 and rg_of(R[b, OPW]) == 1
+        wc = c >= 0 and rg_of(R[c, OPW]) == 1
         # zero each input's gradient the first time anything flows into it (written out
         # here: a helper taking arrays costs reference counting on every call); a BLAS
         # product writes its first contribution itself (beta = 0): no zeroing pass
         for s in (a, b, c):
-            if s >= 0 and touched[s] == 0 and (R[s, OPW] >> 9) & 1 and how != MM_BLAS:
+            if s >= 0 and touched[s] == 0 and rg_of(R[s, OPW]) and how != MM_BLAS:
                 o = _U(goff[s])
                 for i in range(_U(R[s, SIZE])):
                     G[o + i] = 0
@@ -335,7 +335,7 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 s = iar[io + 4 + 3 * q]
                 mid = iar[io + 5 + 3 * q]
                 off = iar[io + 6 + 3 * q]
-                if ((R[s, OPW] >> 9) & 1) == 0:
+                if rg_of(R[s, OPW]) == 0:
                     continue
                 gs = goff[s]
                 if touched[s] == 0:

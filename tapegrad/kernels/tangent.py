@@ -2,14 +2,14 @@
 import numpy as np
 from numba import njit
 
-from .schema import (A, B, C, F0, F1, OPW, P0, P1, SIZE, VOFF)
+from .schema import A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, SIZE, VOFF
 from .opcodes import (ADD, BCE, BCEWL, CAT, DEAD, EXTREME, FIRST_PY, GATHER, INPUT, LOGSOFTMAX,
     MATMUL, MEAN, NEG, NLL, RESHAPE, SCATTER, SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON,
     SUM, UNARY_END, WHERE)
-from .elementwise import (_db, _du)
+from .elementwise import _db, _du
 from .maps import _bcast_map
 from .fused import _bce
-from .blas import (MM_BLAS, MM_LOOPS, _NO_TRANS, _gemm, _mm, _mm_dims)
+from .blas import _gemm, _mm, _mm_dims, _NO_TRANS, MM_BLAS, MM_LOOPS
 from .forward import _linear
 
 
@@ -23,12 +23,12 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
     noidx = np.empty(0, np.int64)
     for r in range(start, stop):
         w = R[r, OPW]
-        op = w & 255
+        op = op_of(w)
         if op == INPUT:
             continue
         if op == DEAD:
             return ST_DEAD, r
-        if op == MATMUL and ((w >> 8) & 1) == dt:
+        if op == MATMUL and dtype_of(w) == dt:
             mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
             pa, pb, po = R[R[r, A], VOFF], R[R[r, B], VOFF], R[r, VOFF]
             if how == MM_LOOPS:    # d(a @ b) = da @ b + a @ db
@@ -41,7 +41,7 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                 _gemm(gemm[dt], _NO_TRANS, _NO_TRANS, mm, mn, mk, V, pa, mk, T, pb, mn, 1.0, T,
                       po, mn)
                 continue
-        if op >= FIRST_PY or ((w >> 8) & 1) != dt:
+        if op >= FIRST_PY or dtype_of(w) != dt:
             return ST_PYTHON, r
         n = R[r, SIZE]
         vo = R[r, VOFF]
