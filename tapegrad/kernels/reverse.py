@@ -78,7 +78,7 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
     """Walk records start, start-1, ..., stop backwards, accumulating VJPs into G.
 
     V is the value arena and G the gradient buffer of dtype dt; gemm holds the cblas_?gemm
-    addresses (tapegrad.blas.GEMM). plan_at is plan_chains' map of decoded scalar chains
+    addresses (kernels.blas.GEMM). plan_at is plan_chains' map of decoded scalar chains
     of a sweep from start to 0 that went this way before, or empty. Returns (status,
     record). ST_PYTHON asks the caller to run that record in Python (a matrix product
     compiled code cannot run, a dtype change, or a record of the other dtype) and call
@@ -108,22 +108,25 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         if freed[r] != 0:
             return ST_FREED, r
         # before any hand-back to Python: a matmul VJP that numpy runs reads saved values too
-        rd = reads[op]
-        if has_dirty and rd != 0:
-            if ((rd & R_A) and r < dirty_at[R[r, A]]) or ((rd & R_B) and r < dirty_at[R[r, B]]) \
-                    or ((rd & R_C) and r < dirty_at[R[r, C]]) or ((rd & R_OUT) and r < dirty_at[r]):
-                return ST_DIRTY, r
+        if has_dirty and _stale(R, r, reads[op], dirty_at):
+            return ST_DIRTY, r
         how = MM_NUMPY
-        mm = mk = mn = -1
         if op == MATMUL and dtype_of(w) == dt:
-            mm, mk, mn, how = _mm_dims(R, r, gemm[dt])
-            if R[R[r, A], VOFF] < 0 or R[R[r, B], VOFF] < 0:
-                # operands off the tape (an eager product): BLAS reads them where numpy
-                # keeps them, if the record has their addresses (P0, P1)
-                how = MM_BLAS if how == MM_BLAS and R[r, P0] != 0 and R[r, P1] != 0 \
-                    else MM_NUMPY
+            how = _mm_how(R, r, gemm[dt])
         if (op >= FIRST_PY and how == MM_NUMPY) or dtype_of(w) != dt:
             return ST_PYTHON, r
+        # zero each input's gradient the first time anything flows into it (written out
+        # here: a helper taking arrays costs reference counting on every call); a BLAS
+        # product writes its first contribution itself (beta = 0): no zeroing pass
+        for s in (R[r, A], R[r, B], R[r, C]):
+            if s >= 0 and touched[s] == 0 and rg_of(R[s, OPW]) and how != MM_BLAS:
+                o = _U(goff[s])
+                for i in range(_U(R[s, SIZE])):
+                    G[o + i] = 0
+                touched[s] = 1
+        # the switch: each family's VJP, from the op's rule or its kernel. The elementwise
+        # families are written out here, not called: at W2's 3,000 records of 16 elements a
+        # call per record cost 13 ns more per record, and Numba's inline="always" 5 ns
         n = R[r, SIZE]
         go = goff[r]
         vo = R[r, VOFF]
@@ -132,38 +135,9 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
         c = R[r, C]
         wa = a >= 0 and rg_of(R[a, OPW]) == 1
         wb = b >= 0 and rg_of(R[b, OPW]) == 1
-        wc = c >= 0 and rg_of(R[c, OPW]) == 1
-        # zero each input's gradient the first time anything flows into it (written out
-        # here: a helper taking arrays costs reference counting on every call); a BLAS
-        # product writes its first contribution itself (beta = 0): no zeroing pass
-        for s in (a, b, c):
-            if s >= 0 and touched[s] == 0 and rg_of(R[s, OPW]) and how != MM_BLAS:
-                o = _U(goff[s])
-                for i in range(_U(R[s, SIZE])):
-                    G[o + i] = 0
-                touched[s] = 1
         va = R[a, VOFF] if a >= 0 else -1
         ga = goff[a] if a >= 0 else -1
-
-        if op == MATMUL and how == MM_LOOPS:
-            _mm_vjp(G, go, V, va, R[b, VOFF], ga, goff[b], mm, mk, mn, wa, wb)
-        elif op == MATMUL:      # MM_BLAS (MM_NUMPY returned to Python above)
-            # the operands' addresses: on the tape, or (eager) where numpy keeps them (P0/P1)
-            pa, pb = R[r, P0], R[r, P1]
-            if va >= 0 and R[b, VOFF] >= 0:
-                pa = np.int64(V.ctypes.data) + va * V.itemsize
-                pb = np.int64(V.ctypes.data) + R[b, VOFF] * V.itemsize
-            if wa:   # ga (m x k) (+)= g (m x n) @ b.T; the first contribution writes
-                beta = 1.0 if touched[a] else 0.0
-                touched[a] = 1
-                _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, pb, 0, mn, beta, G,
-                      ga, mk)
-            if wb:   # gb (k x n) (+)= a.T @ g
-                beta = 1.0 if touched[b] else 0.0
-                touched[b] = 1
-                _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, pa, 0, mk, G, go, mn, beta, G,
-                      goff[b], mn)
-        elif NEG <= op < UNARY_END:  # unary elementwise
+        if NEG <= op < UNARY_END:  # unary elementwise
             if not wa:
                 continue
             f0 = F[r, F0]
@@ -286,100 +260,200 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                     G[ga + ia] += da
                 if wb:
                     G[gb + ib] += db
-        elif op == SUM or op == MEAN:
-            if wa:
-                scale = 1.0 if op == SUM else F[r, F0]
-                na = R[a, SIZE]
-                if n == 1:
-                    g0 = G[go] * scale
-                    dv = G[ga:ga + na]
-                    for i in range(na):
-                        dv[i] += g0
-                else:
-                    m = _reduce_map(R, a, R[r, P0])
-                    for i in range(na):
-                        G[ga + i] += G[go + m[i]] * scale
-        elif op == EXTREME:
-            if wa:
-                na = R[a, SIZE]
-                best = V[vo]
-                cnt = 0
-                for i in range(na):
-                    if V[va + i] == best:
-                        cnt += 1
-                share = G[go] / max(cnt, 1)
-                for i in range(na):
-                    if V[va + i] == best:
-                        G[ga + i] += share
-        elif op == GATHER:
-            if wa:
-                io = R[r, P0]
-                for i in range(n):
-                    G[ga + iar[io + i]] += G[go + i]
-        elif op == RESHAPE:
-            if wa:
-                for i in range(n):
-                    G[ga + i] += G[go + i]
-        elif op == SCATTER:
-            if wa:
-                io = R[r, P0]
-                for i in range(R[a, SIZE]):
-                    G[ga + i] += G[go + iar[io + i]]
-        elif op == CAT:
-            io = R[r, P0]
-            k = iar[io]
-            outer = iar[io + 1]
-            inner = iar[io + 2]
-            mtot = iar[io + 3]
-            for q in range(k):
-                s = iar[io + 4 + 3 * q]
-                mid = iar[io + 5 + 3 * q]
-                off = iar[io + 6 + 3 * q]
-                if rg_of(R[s, OPW]) == 0:
-                    continue
-                gs = goff[s]
-                if touched[s] == 0:
-                    for i in range(R[s, SIZE]):
-                        G[gs + i] = 0
-                    touched[s] = 1
-                for o in range(outer):
-                    for m in range(mid):
-                        src = go + (o * mtot + off + m) * inner
-                        dst = gs + (o * mid + m) * inner
-                        for j in range(inner):
-                            G[dst + j] += G[src + j]
-        elif op == SOFTMAX or op == LOGSOFTMAX:
-            if wa:
-                _vjp_softmax(op == LOGSOFTMAX, n, R[r, P0], R[r, P1], G, go, V, vo, ga)
-        elif op == BCE:
-            # binary cross entropy on probabilities, logs clamped at -100 and the
-            # denominator at 1e-12, as PyTorch does
-            red = R[r, P1] == 1
-            vb = R[b, VOFF]
-            gb = goff[b]
-            for i in range(R[a, SIZE]):
-                g = G[go] * F[r, F0] if red else G[go + i]
-                x = V[va + i]
-                y = V[vb + i]
-                if wa:
-                    G[ga + i] += g * (x - y) / max(x * (1.0 - x), 1e-12)
-                if wb:
-                    G[gb + i] += g * (max(np.log(1.0 - x), -100.0) - max(np.log(x), -100.0))
-        elif op == BCEWL:
-            has_pw = c >= 0
-            mpw = _bcast_map(R, a, c) if has_pw else noidx
-            _vjp_bcewl(R[a, SIZE], G, go, R[r, P1] == 1, F[r, F0], V, va, R[b, VOFF],
-                       R[c, VOFF] if has_pw else -1, mpw, has_pw,
-                       ga, goff[b] if wb else -1, goff[c] if wc else -1, wa, wb, wc)
-        elif op == NLL:
-            if wa:
-                io = R[r, P0]
-                cnt = R[r, P1]
-                vb = R[b, VOFF]
-                reduced = F[r, F0] != 0.0
-                for k in range(cnt):
-                    g = G[go] if reduced else G[go + k]
-                    G[ga + iar[io + k]] -= V[vb + k] * g
+        elif op == MATMUL:
+            _vjp_matmul(R, V, G, goff, touched, r, dt, gemm, how)
+        elif op == SUM or op == MEAN or op == EXTREME:
+            _vjp_reduce(R, F, V, G, goff, r, op)
+        elif op == GATHER or op == RESHAPE or op == SCATTER or op == CAT:
+            _vjp_move(R, G, goff, touched, iar, r, op)
+        elif op == SOFTMAX or op == LOGSOFTMAX or op == BCE or op == BCEWL or op == NLL:
+            _vjp_fused(R, F, V, G, goff, iar, r, op)
         else:
             return ST_BADOP, r
     return ST_DONE, -1
+
+
+@njit(inline="always")
+def _stale(R, r, rd, dirty_at):
+    """Was a saved value that record r's VJP reads (bits rd) modified in place after r?"""
+    if rd == 0:
+        return False
+    return ((rd & R_A) != 0 and r < dirty_at[R[r, A]]) \
+        or ((rd & R_B) != 0 and r < dirty_at[R[r, B]]) \
+        or ((rd & R_C) != 0 and r < dirty_at[R[r, C]]) or ((rd & R_OUT) != 0 and r < dirty_at[r])
+
+
+@njit(cache=True, nogil=True)
+def _mm_how(R, r, gemm):
+    """How the sweep runs matmul record r's VJP: MM_LOOPS, MM_BLAS, or MM_NUMPY (Python)."""
+    how = _mm_dims(R, r, gemm)[3]
+    if R[R[r, A], VOFF] < 0 or R[R[r, B], VOFF] < 0:
+        # operands off the tape (an eager product): BLAS reads them where numpy keeps
+        # them, if the record has their addresses (P0, P1)
+        return MM_BLAS if how == MM_BLAS and R[r, P0] != 0 and R[r, P1] != 0 else MM_NUMPY
+    return how
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _vjp_matmul(R, V, G, goff, touched, r, dt, gemm, how):
+    """Matrix product record r (1-D/2-D operands) by plain loops or numpy's BLAS (how)."""
+    mm, mk, mn, _ = _mm_dims(R, r, gemm[dt])
+    go = goff[r]
+    a = R[r, A]
+    b = R[r, B]
+    va = R[a, VOFF]
+    ga = goff[a]
+    wa = rg_of(R[a, OPW]) == 1
+    wb = rg_of(R[b, OPW]) == 1
+    if how == MM_LOOPS:
+        _mm_vjp(G, go, V, va, R[b, VOFF], ga, goff[b], mm, mk, mn, wa, wb)
+    else:      # MM_BLAS (MM_NUMPY returned to Python above)
+        # the operands' addresses: on the tape, or (eager) where numpy keeps them (P0/P1)
+        pa, pb = R[r, P0], R[r, P1]
+        if va >= 0 and R[b, VOFF] >= 0:
+            pa = np.int64(V.ctypes.data) + va * V.itemsize
+            pb = np.int64(V.ctypes.data) + R[b, VOFF] * V.itemsize
+        if wa:   # ga (m x k) (+)= g (m x n) @ b.T; the first contribution writes
+            beta = 1.0 if touched[a] else 0.0
+            touched[a] = 1
+            _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, pb, 0, mn, beta, G,
+                  ga, mk)
+        if wb:   # gb (k x n) (+)= a.T @ g
+            beta = 1.0 if touched[b] else 0.0
+            touched[b] = 1
+            _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, pa, 0, mk, G, go, mn, beta, G,
+                  goff[b], mn)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _vjp_reduce(R, F, V, G, goff, r, op):
+    """SUM, MEAN (over the dims in P0) and EXTREME (max/min: ties share the gradient)."""
+    n = R[r, SIZE]
+    go = goff[r]
+    vo = R[r, VOFF]
+    a = R[r, A]
+    va = R[a, VOFF]
+    ga = goff[a]
+    wa = rg_of(R[a, OPW]) == 1
+    if op == SUM or op == MEAN:
+        if wa:
+            scale = 1.0 if op == SUM else F[r, F0]
+            na = R[a, SIZE]
+            if n == 1:
+                g0 = G[go] * scale
+                dv = G[ga:ga + na]
+                for i in range(na):
+                    dv[i] += g0
+            else:
+                m = _reduce_map(R, a, R[r, P0])
+                for i in range(na):
+                    G[ga + i] += G[go + m[i]] * scale
+    elif op == EXTREME:
+        if wa:
+            na = R[a, SIZE]
+            best = V[vo]
+            cnt = 0
+            for i in range(na):
+                if V[va + i] == best:
+                    cnt += 1
+            share = G[go] / max(cnt, 1)
+            for i in range(na):
+                if V[va + i] == best:
+                    G[ga + i] += share
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _vjp_move(R, G, goff, touched, iar, r, op):
+    """Data movement: GATHER and SCATTER by their index map, RESHAPE, CAT into its inputs."""
+    n = R[r, SIZE]
+    go = goff[r]
+    a = R[r, A]
+    ga = goff[a] if a >= 0 else -1
+    wa = a >= 0 and rg_of(R[a, OPW]) == 1
+    if op == GATHER:
+        if wa:
+            io = R[r, P0]
+            for i in range(n):
+                G[ga + iar[io + i]] += G[go + i]
+    elif op == RESHAPE:
+        if wa:
+            for i in range(n):
+                G[ga + i] += G[go + i]
+    elif op == SCATTER:
+        if wa:
+            io = R[r, P0]
+            for i in range(R[a, SIZE]):
+                G[ga + i] += G[go + iar[io + i]]
+    elif op == CAT:
+        io = R[r, P0]
+        k = iar[io]
+        outer = iar[io + 1]
+        inner = iar[io + 2]
+        mtot = iar[io + 3]
+        for q in range(k):
+            s = iar[io + 4 + 3 * q]
+            mid = iar[io + 5 + 3 * q]
+            off = iar[io + 6 + 3 * q]
+            if rg_of(R[s, OPW]) == 0:
+                continue
+            gs = goff[s]
+            if touched[s] == 0:
+                for i in range(R[s, SIZE]):
+                    G[gs + i] = 0
+                touched[s] = 1
+            for o in range(outer):
+                for m in range(mid):
+                    src = go + (o * mtot + off + m) * inner
+                    dst = gs + (o * mid + m) * inner
+                    for j in range(inner):
+                        G[dst + j] += G[src + j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _vjp_fused(R, F, V, G, goff, iar, r, op):
+    """The fused ops: softmax and log_softmax, binary cross entropy (on probabilities or
+    with logits) and the negative log likelihood."""
+    noidx = np.empty(0, np.int64)
+    n = R[r, SIZE]
+    go = goff[r]
+    vo = R[r, VOFF]
+    a = R[r, A]
+    va = R[a, VOFF]
+    ga = goff[a]
+    wa = rg_of(R[a, OPW]) == 1
+    b = R[r, B]
+    c = R[r, C]
+    wb = b >= 0 and rg_of(R[b, OPW]) == 1
+    wc = c >= 0 and rg_of(R[c, OPW]) == 1
+    if op == SOFTMAX or op == LOGSOFTMAX:
+        if wa:
+            _vjp_softmax(op == LOGSOFTMAX, n, R[r, P0], R[r, P1], G, go, V, vo, ga)
+    elif op == BCE:
+        # binary cross entropy on probabilities, logs clamped at -100 and the
+        # denominator at 1e-12, as PyTorch does
+        red = R[r, P1] == 1
+        vb = R[b, VOFF]
+        gb = goff[b]
+        for i in range(R[a, SIZE]):
+            g = G[go] * F[r, F0] if red else G[go + i]
+            x = V[va + i]
+            y = V[vb + i]
+            if wa:
+                G[ga + i] += g * (x - y) / max(x * (1.0 - x), 1e-12)
+            if wb:
+                G[gb + i] += g * (max(np.log(1.0 - x), -100.0) - max(np.log(x), -100.0))
+    elif op == BCEWL:
+        has_pw = c >= 0
+        mpw = _bcast_map(R, a, c) if has_pw else noidx
+        _vjp_bcewl(R[a, SIZE], G, go, R[r, P1] == 1, F[r, F0], V, va, R[b, VOFF],
+                   R[c, VOFF] if has_pw else -1, mpw, has_pw,
+                   ga, goff[b] if wb else -1, goff[c] if wc else -1, wa, wb, wc)
+    elif op == NLL:
+        if wa:
+            io = R[r, P0]
+            cnt = R[r, P1]
+            vb = R[b, VOFF]
+            reduced = F[r, F0] != 0.0
+            for k in range(cnt):
+                g = G[go] if reduced else G[go + k]
+                G[ga + iar[io + k]] -= V[vb + k] * g
