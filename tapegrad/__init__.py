@@ -20,7 +20,7 @@ from .ops import (abs, add, argmax, argmin, cat, clamp, clone, cos, div, dot, eq
                   mul, ne, neg, permute, pow, relu, reshape, sigmoid, sin, sqrt, squeeze, stack,
                   sub, sum, t, tanh, transpose, unsqueeze, where)
 from .ops import lerp, max, min, square  # noqa: A004
-from .composite import (amax, amin, cumprod, cumsum, diagonal, einsum, flip, gather, index_select, logsumexp, masked_fill, norm, outer, prod, roll, scatter_add, std, tril, trace, triu, var)  # noqa: E501
+from .ops.composite import (amax, amin, cumprod, cumsum, diagonal, einsum, flip, gather, index_select, logsumexp, masked_fill, norm, outer, prod, roll, scatter_add, std, tril, trace, triu, var)  # noqa: E501
 from . import ops as _ops
 globals().update({_name: getattr(_ops, _name) for _name in _ops.REGISTRY_OPS})   # rules.py
 from .tensor import (Size, Tensor, bool_, float16, float32, float64, get_default_dtype,

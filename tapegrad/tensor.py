@@ -152,7 +152,7 @@ class Tensor:
             t.release(self._gid)
 
     # ---- the value ------------------------------------------------------------------
-    # Reads are the slot itself via attrgetter (ops.py reads `_data` directly, so its hot
+    # Reads are the slot itself via attrgetter (the ops read `_data` directly, so their hot
     # paths pay nothing); assignment goes through the same check as any data entering.
     def _set_data(self, value):
         if isinstance(value, Tensor):

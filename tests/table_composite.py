@@ -1,4 +1,4 @@
-"""Rows of the op table for the composed ops (tapegrad/composite.py), and their own tests.
+"""Rows of the op table for the composed ops (tapegrad/ops/composite.py), and their own tests.
 
 test_ops_gradcheck.py imports this module before it builds its tests, so these rows join
 CASES and go through gradcheck, PyTorch parity, compile, jvp and hessian like every other

@@ -71,7 +71,7 @@ def test_api_md_names_every_public_name():
 
 DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.creation",
              "tapegrad.autograd", "tapegrad.replay", "tapegrad.func", "tapegrad.viz",
-             "tapegrad.composite"]
+             "tapegrad.ops.composite"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)

@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 
-from . import ops
-from .tensor import Tensor, _FLOATS, _dim, _note_read, get_default_dtype, int_arg
+from .. import ops
+from ..tensor import Tensor, _FLOATS, _dim, _note_read, get_default_dtype, int_arg
 
 __all__ = ["prod", "logsumexp", "var", "std", "norm", "amax", "amin", "cumsum", "cumprod",
            "masked_fill", "index_select", "gather", "scatter_add", "tril", "triu", "flip",
@@ -759,14 +759,3 @@ def _contract(a, la, b, lb, keep):
     x = ops.reshape(arrange(a, la, batch + left + con), (B, L, K) if batch else (L, K))
     y = ops.reshape(arrange(b, lb, batch + con + right), (B, K, R) if batch else (K, R))
     return ops.reshape(ops.matmul(x, y), tuple(bs + ls + rs)), batch + left + right
-
-
-# ---- Tensor methods ------------------------------------------------------------------------------
-def _bind():
-    methods = {name: globals()[name] for name in __all__ if name != "einsum"}
-    methods["flip"] = _flip_method
-    for name, f in methods.items():
-        setattr(Tensor, name, f)
-
-
-_bind()

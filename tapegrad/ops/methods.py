@@ -1,0 +1,90 @@
+"""The Tensor methods and operators (the ops of this package, and the composed ops of
+composite.py), bound onto ``Tensor`` by ``_bind()`` when the package is imported, so that
+tensor.py never imports the ops.
+
+A method is the op function itself (``Tensor.__add__ is ops.add``), not a wrapper, so a
+method call costs what the function call costs.
+"""
+import numpy as np
+
+from ..tensor import Tensor, float32, float64
+from . import composite, registry
+from .compare import _CMP_DUNDERS, eq, ge, gt, le, lt, ne
+from .elementwise import (abs, add, clamp, cos, div, exp, lerp, log, maximum, minimum, mul,
+                          neg, pow, relu, sigmoid, sin, sqrt, square, sub, tanh)
+from .inplace import add_, clamp_, copy_, div_, fill_, mul_, setitem, sub_, zero_
+from .linalg import dot, matmul, mm
+from .losses import softmax
+from .movement import (T_, clone, expand, flatten, getitem, permute, reshape, squeeze, t,
+                       transpose, unsqueeze, view)
+from .operands import to_dtype
+from .reductions import argmax, argmin, max, mean, min, sum
+from .registry import REGISTRY_OPS
+
+
+def _bind():
+    def rev(f):
+        return lambda s, o: f(o, s)
+
+    def dtype_method(d):
+        return lambda s: to_dtype(s, d)
+
+    methods = dict(
+        __add__=add, __radd__=rev(add), __sub__=sub, __rsub__=rev(sub), __mul__=mul,
+        __rmul__=rev(mul), __truediv__=div, __rtruediv__=rev(div), __pow__=pow,
+        __rpow__=rev(pow), __matmul__=matmul, __rmatmul__=rev(matmul), __neg__=neg,
+        __abs__=abs, __getitem__=getitem, __setitem__=setitem,
+        **_CMP_DUNDERS,
+        __iadd__=add_, __isub__=sub_, __imul__=mul_, __itruediv__=div_,
+        add=add, sub=sub, mul=mul, div=div, pow=pow, matmul=matmul, mm=mm, dot=dot,
+        neg=neg, exp=exp, log=log, sqrt=sqrt, abs=abs, sin=sin, cos=cos, tanh=tanh,
+        sigmoid=sigmoid, relu=relu, clamp=clamp, clip=clamp, maximum=maximum, minimum=minimum,
+        sum=sum, mean=mean, max=max, min=min, argmax=argmax, argmin=argmin,
+        reshape=reshape, view=view, flatten=flatten, squeeze=squeeze, unsqueeze=unsqueeze,
+        expand=expand, transpose=transpose, t=t, permute=permute, clone=clone,
+        add_=add_, sub_=sub_, mul_=mul_, div_=div_, zero_=zero_, fill_=fill_, copy_=copy_,
+        clamp_=clamp_, eq=eq, ne=ne, lt=lt, le=le, gt=gt, ge=ge,
+        float=dtype_method(float32), double=dtype_method(float64),
+        long=dtype_method(np.int64), int=dtype_method(np.int32), bool=dtype_method(np.bool_),
+        softmax=lambda s, dim: softmax(s, dim), log_softmax=lambda s, dim: softmax(s, dim, True),
+        square=square, lerp=lerp, **{name: getattr(registry, name) for name in REGISTRY_OPS},
+        __mod__=registry.remainder, __rmod__=rev(registry.remainder),  # made from rules.py
+    )
+    for k, v in methods.items():
+        setattr(Tensor, k, v)
+    Tensor.T = property(T_)
+    Tensor.mT = property(lambda s: transpose(s, -2, -1))
+
+    def to(self, *args, **kwargs):
+        dtype = kwargs.get("dtype")
+        for a in args:
+            if isinstance(a, (np.dtype, type)) or (isinstance(a, str) and a not in ("cpu",)):
+                dtype = a
+            elif isinstance(a, Tensor):
+                dtype = a.dtype
+        return self if dtype is None else to_dtype(self, dtype)
+    Tensor.to = to
+    Tensor.type_as = lambda s, o: to_dtype(s, o.dtype)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Compute the gradient of this tensor with respect to the graph's leaves.
+
+        The result is accumulated (added) into each leaf's ``.grad``. A non-scalar tensor
+        needs ``gradient``, a tensor of its shape: backward then computes the
+        vector-Jacobian product. The graph is freed afterwards unless ``retain_graph``.
+        """
+        from .. import autograd
+        if gradient is not None and not isinstance(gradient, Tensor):
+            raise TypeError(f"gradients can be either Tensors or None, but got "
+                            f"{type(gradient).__name__}")
+        if create_graph:
+            raise NotImplementedError("create_graph=True is not supported yet")
+        autograd.backward([self], None if gradient is None else [gradient],
+                          retain_graph=retain_graph, inputs=inputs)
+    Tensor.backward = backward
+
+    # the composed ops are methods too (composite.py), all but einsum
+    methods = {name: getattr(composite, name) for name in composite.__all__ if name != "einsum"}
+    methods["flip"] = composite._flip_method
+    for name, f in methods.items():
+        setattr(Tensor, name, f)
