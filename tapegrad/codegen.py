@@ -31,7 +31,8 @@ FIRST_BINARY = 48        # the unary family stays below
 BINARY_LIMIT = 64        # kernels/opcodes.py's first reduction opcode (SUM)
 
 VARIABLES = {"value": {"x", "f0", "f1"}, "vjp": {"g", "x", "y", "f0", "f1"},
-             "value2": {"x", "y"}, "vjp2": {"g", "x", "y", "out", "cnd"}}
+             "value2": {"x", "y"}, "vjp2": {"g", "x", "y", "out", "cnd"},
+             "loss": {"x", "y", "p"}}
 
 
 def _parse(expr, kind, what):
@@ -175,8 +176,29 @@ def generate_rules():
     return "".join(parts)
 
 
+def generate_losses():
+    """The text of kernels/fused.py's generated block: each loss's value and partials as
+    compiled scalar functions, which the reverse and tangent sweeps and replay call."""
+    parts = [BEGIN]
+    for loss in rules.LOSSES:
+        value = render(loss.value, "loss", 0, loss.name)
+        partials = [render(e, "loss", 0, loss.name) for e in loss.partials]
+        parts.append(f"\n\n@njit(inline=\"always\", error_model=\"numpy\")\n"
+                     f"def _{loss.name}_value(x, y, p):\n"
+                     f"    \"\"\"{loss.opcode}'s value at one element.\"\"\"\n"
+                     f"    return {value}\n")
+        body = ",\n            ".join(partials)
+        parts.append(f"\n\n@njit(inline=\"always\", error_model=\"numpy\")\n"
+                     f"def _{loss.name}_partials(x, y, p):\n"
+                     f"    \"\"\"{loss.opcode}'s (d/dx, d/dy, d/dp) at one element.\"\"\"\n"
+                     f"    return ({body})\n")
+    parts.append(END)
+    return "".join(parts)
+
+
 # each generated file and the function that makes its block
-TARGETS = (("opcodes.py", generate_opcodes), ("elementwise.py", generate_rules))
+TARGETS = (("opcodes.py", generate_opcodes), ("elementwise.py", generate_rules),
+           ("fused.py", generate_losses))
 
 
 def _path(name):
@@ -209,9 +231,9 @@ def main(argv=None):
     return 0
 
 
-# ---- the same rules on tensors (symbolic.py) and numpy arrays (ops.py) ------------------------
+# ---- the same rules on tensors (symbolic.py) and numpy arrays (ops/registry.py) ---------------
 PARAMS = {"value": "x, f0, f1", "vjp": "g, x, y, f0, f1", "value2": "x, y",
-          "vjp2": "g, x, y, out, cnd"}     # each kind's arguments, in VARIABLES' names
+          "vjp2": "g, x, y, out, cnd", "loss": "x, y, p"}   # each kind's arguments
 
 
 def _function(expr, kind, column, what, namespace):
@@ -233,6 +255,11 @@ def tensor_rule2(b, namespace):
 def numpy_rule(u, namespace):
     """u's value as a function (x, f0, f1) of numpy arrays: the names of column 2."""
     return _function(u.value, "value", 2, u.name, namespace)
+
+
+def tensor_loss(loss, namespace):
+    """loss's partials as functions (x, y, p) of tensors (symbolic.py)."""
+    return tuple(_function(e, "loss", 1, loss.name, namespace) for e in loss.partials)
 
 
 def numpy_rule2(b, namespace):

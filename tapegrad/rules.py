@@ -23,8 +23,8 @@ Every pass takes its arithmetic from here:
   never served stale by a sweep compiled in another file.)
 - symbolic.py (the reverse pass recorded as ops, for ``hessian``) evaluates the same vjp
   expressions on tensors.
-- ops.py makes the user-facing function of every op declared ``public`` (eager forward by
-  ``numpy``, or by the compiled value rule where numpy has no such function).
+- ops/registry.py makes the user-facing function of every op declared ``public`` (eager
+  forward by ``numpy``, or by the compiled value rule where numpy has no such function).
 
 Adding an elementwise op: one ``unary(...)`` line here, ``python tapegrad/codegen.py``, and a
 row in tests/test_ops_gradcheck.py.
@@ -61,6 +61,8 @@ FUNCTIONS = {
     "fmod": ("np.fmod", None, "np.fmod"), "logaddexp": ("np.logaddexp", None, "np.logaddexp"),
     "remainder": ("np.remainder", None, "np.remainder"),
     "max": ("max", None, "np.maximum"),
+    "floor_at": ("max", "_floor_at", "np.maximum"),      # floor_at(v, c): v, at least c
+    "softplus": ("_softplus", "_softplus", None),         # log(1 + exp(v)), no overflow
 }
 CONSTANTS = {"LN2": 0.6931471805599453, "LN10": 2.302585092994046,
              "TWO_OVER_SQRT_PI": 1.1283791670955126}
@@ -75,7 +77,7 @@ class Unary:
     value: str           # y from x, f0, f1
     vjp: str             # the input's gradient from g, x, y, f0, f1
     hot: bool = False    # inlined into every loop; the others share one compiled call
-    public: bool = False  # ops.py makes tapegrad.<name> and Tensor.<name> from this line
+    public: bool = False  # ops/registry.py makes tapegrad.<name> and Tensor.<name> of it
     numpy: str = ""      # eager forward on arrays, if not the value expression itself
 
 
@@ -162,7 +164,7 @@ class Binary:
     vjp_a: str           # the gradient of input a from g, x, y, out, cnd
     vjp_b: str           # the gradient of input b
     hot: bool = False
-    public: bool = False  # ops.py makes tapegrad.<name>(input, other) and the method
+    public: bool = False  # ops/registry.py makes tapegrad.<name>(input, other) and the method
     integers: bool = False   # integer inputs give integer results (else: the default float)
 
 
@@ -208,3 +210,27 @@ binary("logaddexp", "LOGADDEXP", "LogaddexpBackward0", R_A | R_B | R_OUT,
 # WHERE is last; c is its condition, read as a float (nonzero: take a)
 binary("where", "WHERE", "WhereBackward0", R_C, "",
        "where(cnd != 0, g, 0.0)", "where(cnd != 0, 0.0, g)", hot=True)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A fused loss's rule per element: its value and its partial derivatives in x (the
+    prediction), y (the target) and p (BCEWL's pos_weight; 1.0 when absent). The reduction
+    (mean, sum, none) is the record's business, not the rule's."""
+    name: str
+    opcode: str
+    value: str
+    partials: tuple      # (d/dx, d/dy, d/dp)
+
+
+# PyTorch's binary cross entropy: logs floored at -100, the d/dx denominator at 1e-12
+LOSSES = (
+    Loss("bce", "BCE",
+         "-(y * floor_at(log(x), -100.0) + (1.0 - y) * floor_at(log(1.0 - x), -100.0))",
+         ("(x - y) / floor_at(x * (1.0 - x), 1e-12)",
+          "floor_at(log(1.0 - x), -100.0) - floor_at(log(x), -100.0)", "0.0")),
+    # with logits, written with softplus(-x) = log(1 + exp(-x)), which does not overflow
+    Loss("bce_with_logits", "BCEWL", "(1.0 - y) * x + (1.0 + (p - 1.0) * y) * softplus(-x)",
+         ("(1.0 - y) - (1.0 + (p - 1.0) * y) * sigmoid(-x)",
+          "(p - 1.0) * softplus(-x) - x", "y * softplus(-x)")),
+)

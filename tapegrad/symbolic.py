@@ -96,6 +96,19 @@ _BINARY_VJP = {getattr(K, b.opcode): codegen.tensor_rule2(b, {"ops": ops, "np": 
                for b in rules.BINARY}
 
 
+def _floor_at(t, c):
+    return ops.clamp(t, min=c)
+
+
+def _softplus(t):       # log(1 + exp(t)) without overflow
+    return ops.relu(t) + ops.log(1.0 + ops.exp(-ops.abs(t)))
+
+
+_LOSS_PARTIALS = {getattr(K, loss.opcode): codegen.tensor_loss(
+    loss, {"ops": ops, "np": np, "_floor_at": _floor_at, "_softplus": _softplus})
+    for loss in rules.LOSSES}
+
+
 def _vjp(op, r, R, F, iar, g, h):
     """Input gradients [(slot, tensor)] of record r for output gradient g (a Tensor)."""
     a, b, c = (int(R[r, f]) for f in (K.A, K.B, K.C))
@@ -161,24 +174,15 @@ def _vjp(op, r, R, F, iar, g, h):
         else:
             d3 = g3 - ops.exp(y3) * ops.sum(g3, dim=1, keepdim=True)
         return [(a, ops.reshape(d3, A.data.shape))]
-    if op in (K.BCEWL, K.BCE):
+    if op in (K.BCEWL, K.BCE):     # the loss's own partials (rules.LOSSES), on tensors
         B = h(b)
+        P = h(c) if c >= 0 else 1.0
         gg = g * f0 if int(R[r, K.P1]) == 1 else g
-        if op == K.BCE:
-            dx = gg * (A - B) / ops.clamp(A * (1.0 - A), min=1e-12)
-            dy = gg * (ops.clamp(ops.log(1.0 - A), min=-100) - ops.clamp(ops.log(A), min=-100))
-            return [(a, dx), (b, dy)]
-        sp = ops.relu(-A) + ops.log(1.0 + ops.exp(-ops.abs(A)))       # softplus(-z)
+        dx, dy, dp = _LOSS_PARTIALS[op]
+        res = [(a, gg * dx(A, B, P)), (b, gg * dy(A, B, P))]
         if c >= 0:
-            P = h(c)
-            lw = 1.0 + (P - 1.0) * B
-            dy = gg * (-A + (P - 1.0) * sp)
-            dp = _unbroadcast(gg * B * sp, P.data.shape)
-        else:
-            lw, dy, dp = 1.0, gg * (-A), None
-        dz = gg * ((1.0 - B) - lw * ops.sigmoid(-A))
-        res = [(a, dz), (b, dy)]
-        return res + ([(c, dp)] if dp is not None else [])
+            res.append((c, _unbroadcast(gg * dp(A, B, P), P.data.shape)))
+        return res
     if op == K.NLL:
         io, cnt = int(R[r, K.P0]), int(R[r, K.P1])
         coef = _const(-h(b).data)

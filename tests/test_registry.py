@@ -113,6 +113,24 @@ def test_binary_rule_derivatives_match_its_value(b):
     np.testing.assert_allclose(got, [da, db], rtol=1e-12)
 
 
+@pytest.mark.parametrize("loss", rules.LOSSES, ids=[loss.name for loss in rules.LOSSES])
+@pytest.mark.parametrize("x,y,p", [(0.3, 0.8, 2.5), (0.7, 0.1, 0.5), (0.55, 1.0, 1.0)])
+def test_loss_rule_partials_match_its_value(loss, x, y, p):
+    from tapegrad.kernels import fused
+    value = _py(getattr(fused, f"_{loss.name}_value"))
+    got = _py(getattr(fused, f"_{loss.name}_partials"))(x, y, p)
+    h = 1e-6
+    want = [(value(x + h, y, p) - value(x - h, y, p)) / (2 * h),
+            (value(x, y + h, p) - value(x, y - h, p)) / (2 * h),
+            (value(x, y, p + h) - value(x, y, p - h)) / (2 * h)]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    # the same rule on tensors (symbolic.py, for hessian)
+    t = lambda v: tg.tensor(np.array([v]), dtype=tg.float64)     # noqa: E731
+    sym = [rule(t(x), t(y), t(p)) for rule in symbolic._LOSS_PARTIALS[getattr(S, loss.opcode)]]
+    sym = [float(d.numpy()[0]) if isinstance(d, tg.Tensor) else float(d) for d in sym]
+    np.testing.assert_allclose(sym, got, rtol=1e-12)
+
+
 def _opcodes_of(c):
     """The opcodes one table row records."""
     tp = T.Tape()
@@ -121,7 +139,7 @@ def _opcodes_of(c):
     try:
         c.fn(tg, *[tg.tensor(a, requires_grad=True) for a in c.inputs])
         R, _ = tp.records()
-        return set((R[:, S.OPW] & 255).tolist())
+        return set(S.op_of(R[:, S.OPW]).tolist())
     finally:
         T._tls.tape = old
 

@@ -14,7 +14,7 @@ from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, DEAD, EXTREME, FIRST_PY, GATHE
     SUM, TANH, UNARY_END, WHERE)
 from .elementwise import _db, _du, _du1, _lit, VEC
 from .maps import _bcast_map, _reduce_map
-from .fused import _vjp_bcewl, _vjp_softmax
+from .fused import _vjp_bce, _vjp_softmax
 from .blas import _gemm, _mm_dims, _mm_vjp, _NO_TRANS, _TRANS, MM_BLAS, MM_LOOPS, MM_NUMPY
 
 
@@ -413,12 +413,10 @@ def _vjp_move(R, G, goff, touched, iar, r, op):
 def _vjp_fused(R, F, V, G, goff, iar, r, op):
     """The fused ops: softmax and log_softmax, binary cross entropy (on probabilities or
     with logits) and the negative log likelihood."""
-    noidx = np.empty(0, np.int64)
     n = R[r, SIZE]
     go = goff[r]
     vo = R[r, VOFF]
     a = R[r, A]
-    va = R[a, VOFF]
     ga = goff[a]
     wa = rg_of(R[a, OPW]) == 1
     b = R[r, B]
@@ -428,26 +426,8 @@ def _vjp_fused(R, F, V, G, goff, iar, r, op):
     if op == SOFTMAX or op == LOGSOFTMAX:
         if wa:
             _vjp_softmax(op == LOGSOFTMAX, n, R[r, P0], R[r, P1], G, go, V, vo, ga)
-    elif op == BCE:
-        # binary cross entropy on probabilities, logs clamped at -100 and the
-        # denominator at 1e-12, as PyTorch does
-        red = R[r, P1] == 1
-        vb = R[b, VOFF]
-        gb = goff[b]
-        for i in range(R[a, SIZE]):
-            g = G[go] * F[r, F0] if red else G[go + i]
-            x = V[va + i]
-            y = V[vb + i]
-            if wa:
-                G[ga + i] += g * (x - y) / max(x * (1.0 - x), 1e-12)
-            if wb:
-                G[gb + i] += g * (max(np.log(1.0 - x), -100.0) - max(np.log(x), -100.0))
-    elif op == BCEWL:
-        has_pw = c >= 0
-        mpw = _bcast_map(R, a, c) if has_pw else noidx
-        _vjp_bcewl(R[a, SIZE], G, go, R[r, P1] == 1, F[r, F0], V, va, R[b, VOFF],
-                   R[c, VOFF] if has_pw else -1, mpw, has_pw,
-                   ga, goff[b] if wb else -1, goff[c] if wc else -1, wa, wb, wc)
+    elif op == BCE or op == BCEWL:
+        _vjp_bce(R, F, V, G, goff, r, wa, wb, wc)
     elif op == NLL:
         if wa:
             io = R[r, P0]

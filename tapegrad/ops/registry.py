@@ -29,7 +29,7 @@ def _numpy_namespace():
     """The names the rules' value expressions use, on numpy arrays (rules.FUNCTIONS)."""
     ns = {"np": np, "_lit": lambda like, c: like.dtype.type(c), "_np_sigmoid": _sigmoid_np}
     for name, (_, _, on_arrays) in rules.FUNCTIONS.items():
-        if on_arrays.startswith("_np_") and on_arrays not in ns:
+        if on_arrays and on_arrays.startswith("_np_") and on_arrays not in ns:
             ns[on_arrays] = _compiled_values(getattr(K, name.upper()))
     return ns
 
