@@ -85,3 +85,36 @@ def test_no_file_decodes_record_words_by_hand():
                         if _DECODES.search(code):
                             offenders.append(f"{os.path.relpath(path, root)}:{k}: {line.strip()}")
     assert not offenders, "decode record words with the schema's accessors:\n" + "\n".join(offenders)
+
+
+def _imports(path):
+    """The tapegrad modules a file imports (relative imports resolved), at any depth."""
+    import ast
+    pkg = os.path.relpath(os.path.dirname(path), os.path.dirname(os.path.dirname(tg.__file__)))
+    parts = pkg.split(os.sep)
+    out = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.ImportFrom):
+            base = parts[:len(parts) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            names = [mod] if node.module else [f"{mod}.{a.name}" for a in node.names]
+            out.update(n for n in names if n.startswith("tapegrad"))
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("tapegrad"))
+    return out
+
+
+def test_imports_follow_the_data_flow():
+    # tensor -> ops -> tape -> kernels: the kernels import only each other, and neither
+    # the tape nor the kernels import tensor or ops
+    root = os.path.dirname(tg.__file__)
+    kdir = os.path.join(root, "kernels")
+    for name in os.listdir(kdir):
+        if name.endswith(".py"):
+            bad = {m for m in _imports(os.path.join(kdir, name))
+                   if not m.startswith("tapegrad.kernels")}
+            assert not bad, f"kernels/{name} imports {sorted(bad)}"
+    for name in ("tape.py", "node.py", "rules.py", "codegen.py"):
+        bad = {m for m in _imports(os.path.join(root, name))
+               if m.startswith(("tapegrad.tensor", "tapegrad.ops"))}
+        assert not bad, f"{name} imports {sorted(bad)}"

@@ -110,4 +110,5 @@ def with_op(w, op, rg, name):
 
 _U = np.uint64   # an offset known to be >= 0, as an index Numba does not wrap around
 
-__all__ = [n for n in dir() if n.isupper() or n.endswith("_of") or n in ("word", "with_op", "packer_format")]
+__all__ = [n for n in dir()
+           if n.isupper() or n.endswith("_of") or n in ("word", "with_op", "packer_format")]
