@@ -171,13 +171,13 @@ class Tape:
     def saved_value(self, local):
         """Record `local`'s saved value as an array of its shape (a view of the arena: copy
         it before the tape can grow or compact), or None if it saved none."""
-        R = np.frombuffer(self.buf, np.int64, K.NFIELDS, local * _RECBYTES)
-        voff = int(R[K.VOFF])
+        rec = _REC.unpack_from(self.buf, local * _RECBYTES)   # no view of buf kept
+        voff = rec[K.VOFF]
         if voff < 0:
             return None
-        w = int(R[K.OPW])
-        shape = tuple(R[K.SH:K.SH + ndim_of(w)].tolist())
-        return self.arena[dtype_of(w)][voff:voff + int(R[K.SIZE])].reshape(shape)
+        w = rec[K.OPW]
+        shape = rec[K.SH:K.SH + ndim_of(w)]
+        return self.arena[dtype_of(w)][voff:voff + rec[K.SIZE]].reshape(shape)
 
     def append_program(self, R, vals, iar, links=()):
         """Append a recorded program's records R (local slots 0..len(R)-1, a copy this

@@ -18,7 +18,6 @@ def _scalar_unary(R, u, dt):
     return NEG <= op < UNARY_END and R[u, SIZE] == 1 and dtype_of(w) == dt
 
 
-
 # ---- pre-decoded scalar chains ----------------------------------------------------------------
 # A replayed program is swept the same way on every call: the same records are reached
 # from the same output. Its scalar chains are decoded once (plan_chains, after a first

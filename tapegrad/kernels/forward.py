@@ -25,7 +25,6 @@ def to_numpy(op, n, dt):
     return op == TANH or op == EXP or op == LOG or op == SIN or op == COS or op == SIGMOID
 
 
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def _linear(R, F, r, X, V, iar):
     """Apply linear record r (SUM, MEAN, GATHER, RESHAPE, SCATTER, CAT, NLL) to the buffer X:
@@ -93,7 +92,6 @@ def _linear(R, F, r, X, V, iar):
                     src = xs + (o * mid + m) * inner
                     for j in range(inner):
                         X[dst + j] = X[src + j]
-
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -6,7 +6,6 @@ from numba import njit
 from .schema import MAXD, ndim_of, OPW, SH, SIZE
 
 
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def _fill_map(shape, nd, strides, out):
     """out[i] = offset reached by walking shape in C order with the given strides."""

@@ -94,7 +94,6 @@ def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
     return k, t32, t64, ti
 
 
-
 @njit(cache=True, nogil=True)
 def relocate(R, n, base, top32, top64, ibase, iar):
     """Shift a program's records to start at local index `base` of a tape whose arenas and

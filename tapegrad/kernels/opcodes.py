@@ -63,5 +63,4 @@ def reads_table():
     return t
 
 
-
 __all__ = [n for n in dir() if n.isupper()] + ["reads_table"]

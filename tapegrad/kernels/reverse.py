@@ -71,7 +71,6 @@ def _scalar_chain_vjp(R, F, V, G, goff, touched, freed, r, stop, dt):
     return r
 
 
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, dt, gemm,
           plan_at):
