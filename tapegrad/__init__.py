@@ -8,7 +8,8 @@
 >>> w.grad[0]
 tensor([10., 10., 10.])
 """
-from . import autograd, func, nn
+from . import accelerator, autograd, cuda, func, nn
+from .devices import device
 from .replay import compile  # noqa: A004
 from .autograd import Node
 from .creation import (arange, empty, eye, from_numpy, full, full_like, linspace,

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 
+from . import devices as _device
 from .ops import _REAL, _plain, array_from, as_tensor
 from .tensor import Tensor, canonical, canonical_dtype, get_default_dtype, int_arg
 
@@ -112,7 +113,7 @@ def _number(v, fn, what):
     return v
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new tensor holding a copy of ``data`` (nested lists, numbers, arrays, tensors).
 
     Python floats become the default dtype (float32), ints int64, bools bool; numpy arrays
@@ -123,6 +124,7 @@ def tensor(data, dtype=None, requires_grad=False):
     tensor([[1., 2.],
             [3., 4.]], requires_grad=True)
     """
+    _device.check(device, "tensor")
     if isinstance(data, Tensor):
         data = data._data
     if dtype is not None:
@@ -150,17 +152,20 @@ def from_numpy(array):
     return _plain(canonical(array, share=True))
 
 
-def zeros(*size, dtype=None, requires_grad=False):
+def zeros(*size, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "zeros")
     shape, d = _size(size, "zeros"), _dt(dtype)
     return _leaf(_alloc("zeros", shape, lambda: np.zeros(shape, d)), requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False):
+def ones(*size, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "ones")
     shape, d = _size(size, "ones"), _dt(dtype)
     return _leaf(_alloc("ones", shape, lambda: np.ones(shape, d)), requires_grad)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
+def full(size, fill_value, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "full")
     if not isinstance(size, (list, tuple)):
         raise TypeError(f"full(): argument 'size' must be a tuple of ints, not "
                         f"{type(size).__name__} (write full(({size!r},), value))")
@@ -171,12 +176,14 @@ def full(size, fill_value, dtype=None, requires_grad=False):
     return _leaf(_alloc("full", shape, lambda: np.full(shape, fill_value, d)), requires_grad)
 
 
-def empty(*size, dtype=None, requires_grad=False):
+def empty(*size, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "empty")
     shape, d = _size(size, "empty"), _dt(dtype)
     return _leaf(_alloc("empty", shape, lambda: np.empty(shape, d)), requires_grad)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
+def eye(n, m=None, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "eye")
     n = int_arg(n, "eye(): argument 'n'")
     m = n if m is None else int_arg(m, "eye(): argument 'm'")
     if n < 0 or m < 0:
@@ -186,7 +193,8 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     return _leaf(_alloc("eye", (n, m), lambda: np.eye(n, m, dtype=d)), requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "arange")
     if end is None:
         start, end = 0, start
     start, end, step = (_number(v, "arange", k) for v, k in
@@ -207,7 +215,8 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
                  requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
+def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "linspace")
     start = _number(start, "linspace", "start")
     end = _number(end, "linspace", "end")
     steps = int_arg(steps, "linspace(): argument 'steps'")
@@ -218,19 +227,24 @@ def linspace(start, end, steps, dtype=None, requires_grad=False):
                  requires_grad)
 
 
-def rand(*size, dtype=None, requires_grad=False):
+def rand(*size, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "rand")
     shape, d = _size(size, "rand"), _dt(dtype)
     return _leaf(_alloc("rand", shape, lambda: _draw("random", shape).astype(d)),
                  requires_grad)
 
 
-def randn(*size, dtype=None, requires_grad=False):
+def randn(*size, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "randn")
     shape, d = _size(size, "randn"), _dt(dtype)
     return _leaf(_alloc("randn", shape, lambda: _draw("standard_normal", shape).astype(d)),
                  requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None):
+def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=None):
+    _device.check(device, "randint")
+    if requires_grad:
+        raise RuntimeError("Only Tensors of floating point dtype can require gradients")
     if high is None:
         low, high = 0, low
     low = int_arg(low, "randint(): argument 'low'")
@@ -251,28 +265,33 @@ def _like(fn, t, dtype, requires_grad):
     return _leaf(fn(t._data.shape, dtype or t._data.dtype), requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
+def ones_like(t, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "ones_like")
     return _like(np.ones, t, dtype and canonical_dtype(dtype), requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
+def zeros_like(t, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "zeros_like")
     return _like(np.zeros, t, dtype and canonical_dtype(dtype), requires_grad)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
+def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "full_like")
     t = _tensor_arg(t, "full_like")
     fill_value = _number(fill_value, "full_like", "fill_value")
     return _leaf(np.full(t._data.shape, fill_value, _dt(dtype) if dtype else t._data.dtype),
                  requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False):
+def randn_like(t, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "randn_like")
     t = _tensor_arg(t, "randn_like")
     d = _dt(dtype) if dtype else t._data.dtype
     return _leaf(_draw("standard_normal", t._data.shape).astype(d), requires_grad)
 
 
-def rand_like(t, dtype=None, requires_grad=False):
+def rand_like(t, dtype=None, requires_grad=False, device=None):
+    _device.check(device, "rand_like")
     t = _tensor_arg(t, "rand_like")
     d = _dt(dtype) if dtype else t._data.dtype
     return _leaf(_draw("random", t._data.shape).astype(d), requires_grad)

@@ -13,6 +13,7 @@ import operator
 
 import numpy as np
 
+from . import devices as _device
 from . import grad_mode, tape as _tapemod
 from .node import Node
 
@@ -225,10 +226,19 @@ class Tensor:
     @grad.setter
     def grad(self, value):
         if value is not None:
-            value = value if isinstance(value, Tensor) else Tensor(np.asarray(value))
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad "
+                                f"of type {type(value).__name__}")
             if value.shape != self.shape:
-                raise RuntimeError(f"assigned grad has shape {value.shape} but the tensor "
-                                   f"has shape {self.shape}")
+                raise RuntimeError(
+                    f"attempting to assign a gradient of size '{list(value.shape)}' to a "
+                    f"tensor of size '{list(self.shape)}'. Please ensure that the gradient "
+                    f"and the tensor are the same size")
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{value._data.dtype}' to a "
+                    f"tensor of dtype '{self._data.dtype}'. The gradient must match the "
+                    f"tensor's dtype")
         self._grad = value
 
     def retain_grad(self):
@@ -286,7 +296,19 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        """Where the tensor lives: always ``device(type='cpu')``."""
+        return _device.CPU
+
+    @property
+    def is_cuda(self):
+        return False
+
+    def cpu(self):
+        """This tensor (it is on the CPU already)."""
+        return self
+
+    def cuda(self, device=None, non_blocking=False):
+        _device.check("cuda" if device is None else device, "Tensor.cuda")
 
     def numel(self):
         return int(self._data.size)

@@ -7,6 +7,7 @@ method call costs what the function call costs.
 """
 import numpy as np
 
+from .. import devices as _device
 from ..tensor import Tensor, float32, float64
 from . import composite, registry
 from .compare import _CMP_DUNDERS, eq, ge, gt, le, lt, ne
@@ -55,14 +56,26 @@ def _bind():
     Tensor.T = property(T_)
     Tensor.mT = property(lambda s: transpose(s, -2, -1))
 
-    def to(self, *args, **kwargs):
-        dtype = kwargs.get("dtype")
+    def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False,
+           memory_format=None):
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)`` (its dtype and
+        device), with ``dtype=``/``device=``/``copy=`` keywords, as in PyTorch: this tensor
+        when nothing changes (unless ``copy``), else a converted one. Only the CPU exists."""
+        if len(args) > 2:
+            raise TypeError(f"to() takes at most 2 positional arguments ({len(args)} given)")
         for a in args:
-            if isinstance(a, (np.dtype, type)) or (isinstance(a, str) and a not in ("cpu",)):
+            if isinstance(a, Tensor):
+                dtype = a.dtype if dtype is None else dtype
+            elif isinstance(a, (str, _device.device)):
+                device = a
+            elif isinstance(a, (np.dtype, type)):
                 dtype = a
-            elif isinstance(a, Tensor):
-                dtype = a.dtype
-        return self if dtype is None else to_dtype(self, dtype)
+            else:
+                raise TypeError(f"to() received an invalid combination of arguments: "
+                                f"{type(a).__name__} is neither a dtype, a device nor a tensor")
+        _device.check(device, "Tensor.to")
+        out = self if dtype is None else to_dtype(self, dtype)
+        return clone(out) if copy and out is self else out
     Tensor.to = to
     Tensor.type_as = lambda s, o: to_dtype(s, o.dtype)
 
