@@ -106,7 +106,7 @@ def openblas_kernel():
 
 def blas():
     """Which library does each system's matrix products."""
-    from tapegrad.blas import GEMM
+    from tapegrad.kernels import GEMM
     how = "called from compiled code" if GEMM.any() else "through numpy (no bundled OpenBLAS)"
     out = [f"numpy, autograd: numpy's OpenBLAS, kernel {openblas_kernel()}; "
            f"tapegrad: the same library, {how}"]
