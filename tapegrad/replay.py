@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from . import autograd as ag
+from .autograd import engine as ag
 from . import kernels as K
 from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of
 from . import tape as T

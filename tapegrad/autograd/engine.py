@@ -6,11 +6,11 @@ A graph without matmuls or casts is one call.
 """
 import numpy as np
 
-from . import kernels as K
-from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of, rg_of
-from . import tape as T
-from .node import AccumulateGrad, Node  # noqa: F401 - tapegrad.autograd.Node, as in torch
-from .tensor import Tensor, Size, dtype_name
+from .. import kernels as K
+from ..kernels import dtype_of, GEMM, name_of, ndim_of, op_of, rg_of
+from .. import tape as T
+from ..node import AccumulateGrad, Node  # noqa: F401 - tapegrad.autograd.Node, as in torch
+from ..tensor import Tensor, Size, dtype_name
 
 _REDS = K.reads_table()
 _NO_CHAINS = np.empty(0, np.int64)     # an eager sweep has no decoded scalar chains
