@@ -29,33 +29,24 @@ class Node:
         loc = tp.local(self._gid)
         if loc < 0:
             return ()
-        R, _ = tp.records()
-        try:
-            op = op_of(int(R[loc, K.OPW]))
-            if op == K.CAT:
-                io = int(R[loc, K.P0])
-                ins = [int(tp.iar[io + 4 + 3 * q]) for q in range(int(tp.iar[io]))]
-            else:
-                ins = [int(s) for s in R[loc, K.A:K.C + 1] if s >= 0]
-                if op in (K.WHERE,):
-                    ins = ins[:2]
-                elif op == K.NLL:
-                    ins = ins[:1] + [-1]
-            out = []
-            for s in ins:
-                if s < 0:
-                    out.append((None, 0))
-                    continue
-                w = int(R[s, K.OPW])
-                g = tp.gid(s)
-                if op_of(w) == K.INPUT:
-                    leaf = tp.leaves.get(g)
-                    out.append((AccumulateGrad(leaf) if leaf is not None else None, 0))
-                else:
-                    out.append((Node(tp, g, name_of(w)), 0))
-            return tuple(out)
-        finally:
-            del R
+        return tuple((node_of_slot(tp, s) if s >= 0 else None, 0)
+                     for s in record_inputs(tp, loc))
+
+    @property
+    def metadata(self):
+        """A dict for the user's own notes about this node (kept while the record lives)."""
+        return _hooks_of(self).metadata
+
+    def register_prehook(self, fn):
+        """fn(grad_outputs) runs before this node's VJP; it may return new grad_outputs."""
+        from .autograd import hooks
+        return hooks.add(_hooks_of(self).pre, fn)
+
+    def register_hook(self, fn):
+        """fn(grad_inputs, grad_outputs) runs after this node's VJP; it may return new
+        grad_inputs."""
+        from .autograd import hooks
+        return hooks.add(_hooks_of(self).post, fn)
 
     def __eq__(self, other):
         return isinstance(other, Node) and other._tape is self._tape and other._gid == self._gid
@@ -65,6 +56,52 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name()} object at {hex(id(self))}>"
+
+
+def _hooks_of(node):
+    from .autograd import hooks
+    h = node._tape.hooks.get(node._gid)
+    if h is None:
+        h = node._tape.hooks[node._gid] = hooks.RecordHooks()
+    return h
+
+
+def record_inputs(tp, loc):
+    """The input slots of record `loc` in PyTorch's next_functions order (-1: a constant)."""
+    R, _ = tp.records()
+    try:
+        op = op_of(int(R[loc, K.OPW]))
+        if op in (K.CAT, K.PYFN):
+            io = int(R[loc, K.P0])
+            return [int(tp.iar[io + 4 + 3 * q]) for q in range(int(tp.iar[io]))]
+        if op == K.PYOUT:
+            return []
+        ins = [int(s) for s in R[loc, K.A:K.C + 1] if s >= 0]
+        if op == K.WHERE:
+            ins = ins[:2]
+        elif op == K.NLL:
+            ins = ins[:1] + [-1]
+        return ins
+    finally:
+        del R
+
+
+def node_of_slot(tp, s):
+    """The node through which record `s`'s gradient flows: its op's Node, a custom
+    Function's node, AccumulateGrad for a leaf that requires grad, or None."""
+    R, _ = tp.records()
+    try:
+        w = int(R[s, K.OPW])
+    finally:
+        del R
+    g = tp.gid(s)
+    if op_of(w) == K.INPUT:
+        leaf = tp.leaves.get(g)
+        return AccumulateGrad(leaf) if leaf is not None else None
+    ctx = tp.pyfns.get(g) if tp.pyfns else None
+    if ctx is not None:
+        return ctx
+    return Node(tp, g, name_of(w))
 
 
 class AccumulateGrad:

@@ -323,6 +323,7 @@ def trace(fn, args, kwargs=None):
             tp.set_requires_grad(loc, args[src].requires_grad if kind == "arg"
                                  else src.requires_grad)
         prog = Program(tp, sources, slots, tp.value_reads)
+        prog.opaque = list(dict.fromkeys(tp.opaque))
     finally:
         T._tls.tape = old
         tp.save_all = False       # this tape is done; tensors that saw it are ordinary again
@@ -379,7 +380,14 @@ class Compiled:
         entry = self.programs.get(sig)
         if entry is None:
             prog, single = trace(self.fn, args)
-            if prog.value_reads:
+            if prog.opaque:
+                warnings.warn(
+                    f"compile: {getattr(self.fn, '__name__', 'fn')} calls the custom "
+                    f"autograd.Function {', '.join(prog.opaque)}, whose backward is Python "
+                    f"code that a replay cannot run, so this signature runs eagerly instead "
+                    f"of replaying.", RuntimeWarning, stacklevel=3)
+                entry = (None, single)
+            elif prog.value_reads:
                 warnings.warn(
                     f"compile: {getattr(self.fn, '__name__', 'fn')} read tensor values while "
                     f"being recorded (item(), bool(), a comparison in an if...). Its control "

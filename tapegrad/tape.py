@@ -79,10 +79,15 @@ class Tape:
         self.retained = {}   # gid -> weakref to a non-leaf Tensor that asked for retain_grad()
         self.dirty = {}      # gid -> (record count when modified in place, version)
         self.pyrefs = {}     # gid -> arrays a Python-side VJP reads (matmul operands)
+        self.pyfns = {}      # gid -> the ctx (grad_fn) of a custom Function's output record
+        self.hooks = {}      # gid -> autograd.hooks.RecordHooks of a hooked record
+        self.traces = {}     # gid -> forward stack of the record (only in anomaly mode)
         self.limit = _MIN_LIMIT
+        self.pinned = 0         # > 0 while local indices must not move (a recorded backward)
         self.save_all = False   # set while tracing a function for replay: keep every value
         self.inputs_log = None  # while tracing: gid -> tensor of every INPUT record
         self.value_reads = 0    # while tracing: times the function read a tensor's value
+        self.opaque = []        # while tracing: custom Functions called (not replayable)
         self.buffer_copies = 0  # times append found a live view of buf and had to copy it
 
     # ---- ids ------------------------------------------------------------------------
@@ -278,11 +283,17 @@ class Tape:
             self.dirty.clear()
         if self.pyrefs:
             self.pyrefs.clear()
+        for d in (self.pyfns, self.hooks, self.traces):
+            if d:
+                d.clear()
         self.limit = _MIN_LIMIT
 
     def collect(self):
         """Reclaim every record no live, unfreed tensor can reach."""
         n = self.n
+        if self.pinned:
+            self.limit = max(self.limit, 2 * n)
+            return
         if n == 0 or self.nlive <= 0:
             self.reset()
             return
@@ -327,7 +338,8 @@ class Tape:
         self.k = self.n = k
         self.nlive = int(newrc.sum())
         alive = set(self.kept.tolist())
-        for d in (self.leaves, self.retained, self.dirty, self.pyrefs):
+        for d in (self.leaves, self.retained, self.dirty, self.pyrefs, self.pyfns, self.hooks,
+                  self.traces):
             for g in [g for g in d if g not in alive]:
                 del d[g]
         self.limit = max(_MIN_LIMIT, 2 * k)
@@ -335,7 +347,7 @@ class Tape:
     # ---- reading ----------------------------------------------------------------------------
     def settle(self):
         """Carry out a reset that release() deferred."""
-        if self.nlive <= 0 and self.n and not self.save_all:
+        if self.nlive <= 0 and self.n and not self.save_all and not self.pinned:
             self.reset()
 
     def __len__(self):
@@ -364,7 +376,7 @@ class Tape:
             ty = ("f64" if dtype_of(w) else "f32") + f"[{shape}]"
             name = NAMES[name_of(w)]
             args = [f"%{int(s)}" for s in R[r, K.A:K.C + 1] if s >= 0]
-            if op == K.CAT:
+            if op in (K.CAT, K.PYFN):
                 io = int(R[r, K.P0])
                 args = [f"%{int(self.iar[io + 4 + 3 * q])}" for q in range(int(self.iar[io]))]
             extra = ""
@@ -389,6 +401,7 @@ OPNAMES = {
     K.MEAN: "mean", K.EXTREME: "extreme", K.GATHER: "gather", K.SCATTER: "scatter", K.RESHAPE: "reshape",
     K.CAT: "cat", K.SOFTMAX: "softmax", K.LOGSOFTMAX: "log_softmax",
     K.BCEWL: "bce_with_logits", K.NLL: "nll", K.BCE: "bce", K.MATMUL: "matmul", K.CAST: "cast",
+    K.PYFN: "function", K.PYOUT: "function_output",
 }
 
 

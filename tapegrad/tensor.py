@@ -128,7 +128,7 @@ class Tensor:
     tensor([2., 4., 6.])
     """
     __slots__ = ("_data", "_rg", "_tape", "_gid", "_fn", "_snap", "_snaptape", "_grad",
-                 "_version", "_retain", "_base", "_alias", "__weakref__")
+                 "_version", "_retain", "_base", "_alias", "_ctx", "__weakref__")
     __array_ufunc__ = None   # numpy defers to our reflected operators
 
     def __init__(self, data, requires_grad=False):
@@ -207,8 +207,41 @@ class Tensor:
     @property
     def grad_fn(self):
         """The backward node of the op that produced this tensor, or None for a leaf."""
-        if self._tape is None:
+        tp = self._tape
+        if tp is None:
             return None
+        # a custom Function's output keeps its node (_ctx, set only there, never
+        # initialised elsewhere); after an in-place op the history is no longer the node's
+        ctx = getattr(self, "_ctx", None)
+        if ctx is not None and self._gid in ctx._gids:
+            return ctx
+        return Node(tp, self._gid, self._fn)
+
+    def register_hook(self, hook):
+        """Call hook(grad) when backward has computed this tensor's gradient; a tensor it
+        returns replaces the gradient. Returns a handle whose remove() unregisters it."""
+        from .autograd import hooks
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if self._tape is None:
+            return hooks.add(hooks.leaf_entry(self)[1], hook)
+        from .node import _hooks_of
+        return hooks.add(_hooks_of(self._record_node()).tensor, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call hook(tensor) after backward has accumulated into this leaf's ``.grad``."""
+        from .autograd import hooks
+        if self._tape is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        return hooks.add(hooks.leaf_entry(self)[2], hook)
+
+    def _record_node(self):
+        """The record view behind grad_fn (also for a custom Function's outputs)."""
         return Node(self._tape, self._gid, self._fn)
 
     @property

@@ -84,7 +84,8 @@ def tape_footprint(tp):
     shows here; Tape.nbytes() counts only the bytes the current records use."""
     arrays = [*tp.arena, tp.iar, tp.freed, tp.kept, *getattr(tp, "_gbufs", ())]
     nbytes = sum(a.nbytes for a in arrays) + len(tp.buf) + len(tp.rc) * tp.rc.itemsize
-    entries = len(tp.leaves) + len(tp.retained) + len(tp.dirty) + len(tp.pyrefs)
+    entries = (len(tp.leaves) + len(tp.retained) + len(tp.dirty) + len(tp.pyrefs)
+               + len(tp.pyfns) + len(tp.hooks) + len(tp.traces))
     return nbytes, entries
 
 

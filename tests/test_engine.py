@@ -219,7 +219,7 @@ def test_eager_large_matmul_gradients_with_and_without_compiled_blas(sa, sb, dty
         np.multiply.outer(a0, z) if a0.ndim == 1 else a0.T @ (z if z.ndim > 1 else z[:, None]))
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=2e-4, atol=2e-3)
     for gemm in (blas.GEMM, np.zeros(2, np.int64)):
-        monkeypatch.setattr(tg.autograd, "GEMM", gemm)
+        monkeypatch.setattr(tg.autograd.engine, "GEMM", gemm)
         x = tg.tensor(a0, dtype=getattr(tg, dtype), requires_grad=True)
         y = tg.tensor(b0, dtype=getattr(tg, dtype), requires_grad=True)
         loss = ((x @ y) ** 2 * 0.5).sum()
@@ -235,7 +235,7 @@ def test_eager_large_matmul_gradients_with_and_without_compiled_blas(sa, sb, dty
 def test_eager_large_square_of_one_matrix(blas_on, monkeypatch):
     """x @ x: both VJPs land in one gradient region (the first writes, the second adds)."""
     if not blas_on:
-        monkeypatch.setattr(tg.autograd, "GEMM", np.zeros(2, np.int64))
+        monkeypatch.setattr(tg.autograd.engine, "GEMM", np.zeros(2, np.int64))
     m = np.random.default_rng(12).standard_normal((60, 60)) / 8
     x = tg.tensor(m, dtype=tg.float64, requires_grad=True)
     ((x @ x) ** 2 * 0.5).sum().backward()

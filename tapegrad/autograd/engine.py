@@ -4,6 +4,8 @@ The sweep runs in compiled segments; it stops only at records whose VJP runs her
 Python (matrix products through numpy's BLAS, dtype casts) or where the dtype changes.
 A graph without matmuls or casts is one call.
 """
+import bisect
+
 import numpy as np
 
 from .. import kernels as K
@@ -11,6 +13,9 @@ from ..kernels import dtype_of, GEMM, name_of, ndim_of, op_of, rg_of
 from .. import tape as T
 from ..node import AccumulateGrad, Node  # noqa: F401 - tapegrad.autograd.Node, as in torch
 from ..tensor import Tensor, Size, dtype_name
+from . import anomaly_mode as _anomaly_mode
+from . import hooks, recorded
+from .anomaly_mode import state as _anomaly
 
 _REDS = K.reads_table()
 _NO_CHAINS = np.empty(0, np.int64)     # an eager sweep has no decoded scalar chains
@@ -33,6 +38,14 @@ def _no_grad_error(i):
 
 
 def _dirty_error(tp, R, r):
+    return _stale_error(tp, R, r) or RuntimeError(
+        "a value saved for backward was modified by an in-place operation")
+
+
+def _stale_error(tp, R, r):
+    """The error for record r reading a saved value modified in place since, or None."""
+    if not tp.dirty:
+        return None
     op = op_of(int(R[r, K.OPW]))
     bits = int(_REDS[op])
     for bit, field in ((K.R_A, K.A), (K.R_B, K.B), (K.R_C, K.C), (K.R_OUT, -1)):
@@ -53,7 +66,7 @@ def _dirty_error(tp, R, r):
             f"{info[1] - 1} instead. {T.NAMES[name_of(int(R[r, K.OPW]))]} saved it for its "
             f"gradient; use an out-of-place op (x = x * 2 instead of x.mul_(2)) or clone() "
             f"the tensor before modifying it.")
-    return RuntimeError("a value saved for backward was modified by an in-place operation")
+    return None
 
 
 # ---- the driver ---------------------------------------------------------------------------------------
@@ -119,19 +132,32 @@ def _cast_vjp(R, r, grads, goff, touched):
     _acc(dst, goff, R, touched, a_s, g.astype(dst.dtype))
 
 
-def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, operands, dirty):
+def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, operands, dirty,
+             python=None, stops=None, floor=0):
     """Run the reverse sweep from record `start` down to 0 in compiled segments.
 
     vals and grads are (float32, float64) pairs; operands(r) gives a matmul record's two
-    input arrays and dirty(r) the exception for a modified saved value.
+    input arrays and dirty(r) the exception for a modified saved value. python(r, op) runs
+    a custom Function's record (PYFN, PYOUT). stops(r) gives the highest record at or below
+    r before whose VJP Python must run (hooks), or -1; before(r) = stops.run(r) then
+    decides whether the sweep still runs record r (False: Python ran it).
     """
     r = start
     dt = dtype_of(int(R[r, K.OPW]))
-    while r >= 0:
+    lo = stops.next(r) if stops is not None else -1
+    while r >= floor:
+        if lo >= 0 and r == lo:
+            lo = stops.next(r - 1)
+            if touched[r] and not stops.run(r):
+                r -= 1
+                continue
         status, r = K.sweep(R, F, vals[dt], grads[dt], goff, touched, freed, dirty_at,
-                            _REDS, iar, r, 0, dt, GEMM, _NO_CHAINS)
+                            _REDS, iar, r, lo + 1 if lo >= 0 else floor, dt, GEMM, _NO_CHAINS)
         if status == K.ST_DONE:
-            return
+            if lo < 0:
+                return
+            r = lo
+            continue
         if status == K.ST_PYTHON:
             op = op_of(int(R[r, K.OPW]))
             if op == K.MATMUL:
@@ -139,6 +165,8 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
                 _matmul_vjp(a, b, R, r, grads, goff, touched)
             elif op == K.CAST:
                 _cast_vjp(R, r, grads, goff, touched)
+            elif op == K.PYFN or op == K.PYOUT:
+                python(r, op)
             else:               # a record of the other dtype: switch and go on
                 dt = 1 - dt
                 continue
@@ -150,6 +178,158 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
             raise dirty(r)
         raise RuntimeError(f"internal error: the sweep met an unknown opcode "
                            f"{op_of(int(R[r, K.OPW]))} at record {r}")
+
+
+class _Stops:
+    """The records where Python runs before the compiled sweep reaches them: records with
+    hooks (tensor hooks, node pre- and post-hooks) and, in anomaly mode, every record.
+
+    run(r) runs record r's tensor hooks and node pre-hooks on its gradient; if the record
+    has post-hooks or anomaly mode is on, it then runs the record's VJP by itself (its
+    inputs' gradients set aside, so that what it produced can be seen), calls the
+    post-hooks, checks for NaN, adds the set-aside gradients back, and returns False (done);
+    otherwise True: the sweep runs the record.
+    """
+
+    def __init__(self, tp, R, F, grads, goff, touched, freed, dirty_at, fns, locs, anomaly):
+        self.tp, self.R, self.F, self.grads, self.goff = tp, R, F, grads, goff
+        self.touched, self.freed, self.dirty_at, self.fns = touched, freed, dirty_at, fns
+        self.locs = sorted(locs)
+        self.anomaly = anomaly
+
+    def next(self, r):
+        i = bisect.bisect_right(self.locs, r)
+        return self.locs[i - 1] if i else -1
+
+    def _grad(self, s):
+        return _read(self.tp, self.R, self.grads, self.goff, s)
+
+    def run(self, r):
+        tp, R = self.tp, self.R
+        gid = tp.gid(r)
+        hk = tp.hooks.get(gid) if tp.hooks else None
+        op = op_of(int(R[r, K.OPW]))
+        if op == K.INPUT:
+            return True
+        if hk is not None and (hk.tensor or hk.pre):
+            g = Tensor(self._grad(r).copy())
+            for fn in list(hk.tensor.values()):
+                new = fn(g)
+                if new is not None:
+                    g = _hook_result(new, g, fn)
+            for fn in list(hk.pre.values()):
+                new = fn((g,))
+                if new is not None:
+                    g = _hook_result(new[0] if isinstance(new, (tuple, list)) else new, g, fn)
+            self._grad(r)[...] = g.data
+        if not self.anomaly and (hk is None or not hk.post):
+            return True
+        if self.freed[r]:
+            raise _second_time()
+        ins = [s for s in _inputs(tp, r) if s >= 0 and rg_of(int(R[s, K.OPW]))]
+        kept = {}
+        for s in dict.fromkeys(ins):
+            kept[s] = (int(self.touched[s]), self._grad(s).copy() if self.touched[s] else None)
+            self.touched[s] = 0
+        _reverse(R, self.F, tp.arena, self.grads, self.goff, self.touched, self.freed,
+                 self.dirty_at, tp.iar, r, lambda q: tp.pyrefs[tp.gid(q)],
+                 lambda q, R=R: _dirty_error(tp, R, q), self.fns, None, floor=r)
+        made = {s: Tensor(self._grad(s).copy()) if self.touched[s] else None for s in kept}
+        name = T.NAMES[name_of(int(R[r, K.OPW]))]
+        if hk is not None and hk.post:
+            gin = tuple(made.get(s) if s >= 0 else None for s in _inputs(tp, r))
+            gout = (Tensor(self._grad(r).copy()),)
+            for fn in list(hk.post.values()):
+                new = fn(gin, gout)
+                if new is not None:
+                    gin = tuple(new)
+            for s, g in zip(_inputs(tp, r), gin):
+                if s in made and g is not None:
+                    made[s] = g
+        if self.anomaly and _anomaly.check_nan:
+            for i, s in enumerate(_inputs(tp, r)):
+                g = made.get(s)
+                if g is not None and np.isnan(g.data).any():
+                    raise _anomaly_mode.nan_error(tp, gid, name, i)
+        for s, (was, old) in kept.items():
+            g = made[s]
+            if g is None:
+                self.touched[s] = was
+                if was:
+                    self._grad(s)[...] = old
+                continue
+            self._grad(s)[...] = g.data if not was else old + g.data
+            self.touched[s] = 1
+        return False
+
+
+def _inputs(tp, r):
+    from ..node import record_inputs
+    return record_inputs(tp, r)
+
+
+def _hook_result(new, g, fn):
+    if not isinstance(new, Tensor):
+        raise TypeError(f"a gradient hook must return a Tensor or None, got "
+                        f"{type(new).__name__} from {getattr(fn, '__name__', fn)}")
+    if tuple(new.shape) != tuple(g.shape):
+        raise RuntimeError(f"hook '{getattr(fn, '__name__', 'hook')}' has changed the size of "
+                           f"value: the gradient has shape {list(g.shape)} and the hook "
+                           f"returned shape {list(new.shape)}")
+    return new
+
+
+def _stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns):
+    """The _Stops of this backward, or None when nothing needs them (the common case)."""
+    anomaly = _anomaly.enabled
+    if not anomaly and not tp.hooks:
+        return None
+    if anomaly:
+        locs = range(tp.n)
+    else:
+        locs = [loc for g, h in tp.hooks.items() if h and (loc := tp.local(g)) >= 0]
+        if not locs:
+            return None
+    return _Stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns, locs, anomaly)
+
+
+class _Functions:
+    """Runs custom Function records during one eager backward (see function.py)."""
+
+    def __init__(self, tp, R, grads, goff, touched, retain):
+        self.tp, self.R, self.grads, self.goff, self.touched = tp, R, grads, goff, touched
+        self.retain = retain
+        self.ungraded = set()    # PYFN records touched only so that the sweep reaches them
+
+    def __call__(self, r, op):
+        R, touched = self.R, self.touched
+        if op == K.PYOUT:       # a further output: make sure the sweep stops at its PYFN
+            hub = int(R[r, K.A])
+            if not touched[hub]:
+                w = int(R[hub, K.OPW])
+                buf = self.grads[dtype_of(w)]
+                o = int(self.goff[hub])
+                buf[o:o + int(R[hub, K.SIZE])] = 0
+                touched[hub] = 1
+                self.ungraded.add(hub)
+            return
+        tp = self.tp
+        ctx = tp.pyfns[tp.gid(r)]
+        gos = []
+        for meta in ctx._outputs:
+            loc = tp.local(meta[2]) if meta is not None and meta[2] is not None else -1
+            if loc < 0 or not touched[loc] or loc in self.ungraded:
+                gos.append(None)
+            else:
+                gos.append(_read(tp, R, self.grads, self.goff, loc).copy())
+        res = ctx.run(gos, create_graph=False)
+        for i, g in res:
+            loc = tp.local(ctx._inputs[i][2])
+            if loc >= 0:
+                _acc(self.grads[dtype_of(int(R[loc, K.OPW]))], self.goff, R, touched, loc,
+                     g._data)
+        if not self.retain:
+            ctx._release()
 
 
 def _run(tp, seeds, retain_graph):
@@ -174,8 +354,11 @@ def _run(tp, seeds, retain_graph):
         for loc, val in seeds:
             _acc(grads[dtype_of(int(R[loc, K.OPW]))], goff, R, touched, loc, val)
             start = max(start, loc)
+        fns = _Functions(tp, R, grads, goff, touched, retain_graph) if tp.pyfns else None
+        stops = _stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns)
         _reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
-                lambda r: tp.pyrefs[tp.gid(r)], lambda r, R=R: _dirty_error(tp, R, r))
+                 lambda r: tp.pyrefs[tp.gid(r)], lambda r, R=R: _dirty_error(tp, R, r),
+                 fns, stops)
         if not retain_graph:
             freed[:n] |= touched
         return grads, goff, touched, R
@@ -221,52 +404,137 @@ def _graph_tape(ts):
 
 
 def _accumulate(t, g):
+    """Add gradient g (an array, or with create_graph a Tensor on the tape) into t.grad."""
+    if isinstance(g, Tensor):
+        if g._tape is not None:            # create_graph: .grad keeps its history
+            t._grad = g if t._grad is None else t._grad + g
+            return
+        g = g._data
     if t._grad is None:
         t._grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True))
     else:
         t._grad.data += g
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, inputs=None):
-    """Accumulate d(tensors)/d(leaf) into every reachable leaf's ``.grad``.
+def _deliver(leaf, g, accumulate=True):
+    """A leaf's whole gradient for this backward: its tensor hooks, then (backward only)
+    accumulation into .grad and its post-accumulate hooks. Returns the hooked gradient."""
+    hk = hooks.leaf_hooks(leaf) if hooks._LEAF else None
+    if hk is not None and hk[0]:
+        g = g if isinstance(g, Tensor) else Tensor(np.array(g, copy=True))
+        for fn in list(hk[0].values()):
+            new = fn(g)
+            if new is not None:
+                g = _hook_result(new, g, fn)
+    if accumulate:
+        _accumulate(leaf, g)
+        if hk is not None:
+            for fn in list(hk[1].values()):
+                fn(leaf)
+    return g
 
-    ``grad_tensors`` holds one gradient per output (needed for non-scalar outputs: the
-    result is then a vector-Jacobian product). Unless ``retain_graph`` is true, the graph
-    is freed, and a second backward through it raises.
-    """
+
+def _outputs_and_seeds(tensors, grad_tensors, what):
     outs = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
     if grad_tensors is None:
         gts = [None] * len(outs)
     else:
         gts = list(grad_tensors) if isinstance(grad_tensors, (list, tuple)) else [grad_tensors]
     if len(gts) != len(outs):
-        raise RuntimeError(f"got {len(gts)} gradients for {len(outs)} outputs")
-    seeds = [(t, _seed(t, g, i)) for i, (t, g) in enumerate(zip(outs, gts))]
-    if inputs is not None:
-        grads = grad(outs, inputs, gts, retain_graph=retain_graph, allow_unused=True)
-        for x, g in zip(inputs, grads):
-            if g is not None:
-                _accumulate(x, g.data)
-        return
-    for t, s in seeds:
-        if t._tape is None:      # backward on a leaf: its gradient is the seed itself
-            _accumulate(t, s)
-    graph = [(t, s) for t, s in seeds if t._tape is not None]
-    if not graph:
-        return
-    tp = _graph_tape([t for t, _ in graph])
+        raise RuntimeError(f"{what}: got {len(gts)} gradients for {len(outs)} outputs; pass "
+                           f"one per output (None for a scalar output)")
+    return outs, gts, [_seed(t, g, i) for i, (t, g) in enumerate(zip(outs, gts))]
+
+
+def _graph_seeds(tp, outs, gts, seeds, create_graph):
+    """[(local slot, seed)] of the outputs recorded on tp; seeds are Tensors with
+    create_graph (the given gradient itself when it is one), arrays otherwise."""
     locs = []
-    for t, s in graph:
+    for t, g, s in zip(outs, gts, seeds):
+        if t._tape is None:
+            continue
         loc = tp.local(t._gid)
         if loc < 0:
             raise _second_time()
+        if create_graph:
+            s = g if isinstance(g, Tensor) and g._rg else recorded.as_seed(t, s)
         locs.append((loc, s))
+    return locs
+
+
+def _leaf_slots(tp):
+    """{leaf: [local slots of its INPUT records]} on tp."""
+    by = {}
+    for g, leaf in tp.leaves.items():
+        loc = tp.local(g)
+        if loc >= 0:
+            by.setdefault(id(leaf), (leaf, []))[1].append(loc)
+    return by.values()
+
+
+def _sum(parts):
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(tensors)/d(leaf) into every reachable leaf's ``.grad``.
+
+    ``grad_tensors`` holds one gradient per output (needed for non-scalar outputs: the
+    result is then a vector-Jacobian product). Unless ``retain_graph`` is true, the graph
+    is freed, and a second backward through it raises. With ``create_graph`` the gradients
+    are recorded too (``.grad`` gets a grad_fn) and can be differentiated again;
+    ``retain_graph`` then defaults to True.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    outs, gts, seeds = _outputs_and_seeds(tensors, grad_tensors, "backward")
+    if inputs is not None:
+        ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        grads = grad(outs, ins, gts, retain_graph=retain_graph, create_graph=create_graph,
+                     allow_unused=True)
+        for x, g in zip(ins, grads):
+            if g is not None:
+                _accumulate(x, g if create_graph else g.data)
+        return
+    for t, g, s in zip(outs, gts, seeds):
+        if t._tape is None:      # backward on a leaf: its gradient is the seed itself
+            _deliver(t, g if create_graph and isinstance(g, Tensor) else s)
+    graph = [t for t in outs if t._tape is not None]
+    if not graph:
+        return
+    tp = _graph_tape(graph)
+    locs = _graph_seeds(tp, outs, gts, seeds, create_graph)
+    if create_graph:
+        leaves = list(_leaf_slots(tp))
+        kept = [(ref(), tp.local(g)) for g, ref in tp.retained.items()]
+        kept = [(t, loc) for t, loc in kept if t is not None and loc >= 0]
+        want = {loc for _, slots in leaves for loc in slots} | {loc for _, loc in kept}
+        got = recorded.walk(tp, locs, want, retain_graph, _stale_error, _second_time)
+        for leaf, slots in leaves:
+            parts = [got[loc] for loc in slots if loc in got]
+            if parts:
+                _deliver(leaf, _sum(parts))
+        for t, loc in kept:
+            if loc in got:
+                _accumulate(t, got[loc])
+        if not retain_graph:
+            tp.collect()
+        return
     grads, goff, touched, R = _run(tp, locs, bool(retain_graph))
     try:
-        for g, leaf in list(tp.leaves.items()):
-            loc = tp.local(g)
-            if loc >= 0 and touched[loc]:
-                _accumulate(leaf, _read(tp, R, grads, goff, loc))
+        if hooks._LEAF:
+            for leaf, slots in list(_leaf_slots(tp)):
+                parts = [_read(tp, R, grads, goff, loc) for loc in slots if touched[loc]]
+                if parts:
+                    _deliver(leaf, _sum(parts) if len(parts) > 1 else parts[0])
+        else:
+            for g, leaf in list(tp.leaves.items()):
+                loc = tp.local(g)
+                if loc >= 0 and touched[loc]:
+                    _accumulate(leaf, _read(tp, R, grads, goff, loc))
         for g, ref in list(tp.retained.items()):
             t = ref()
             loc = tp.local(g)
@@ -279,8 +547,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, inputs=None):
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """Return d(outputs)/d(inputs) as a tuple, without touching any ``.grad``.
+
+    With ``create_graph`` the results are recorded (they have a grad_fn) and can be
+    differentiated again, to any order; ``retain_graph`` then defaults to True.
 
     >>> import tapegrad as tg
     >>> x = tg.tensor([1.0, 2.0], requires_grad=True)
@@ -288,58 +559,69 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     >>> gx
     tensor([2., 4.])
     """
-    if create_graph:
-        raise NotImplementedError("create_graph=True (higher-order gradients) is not "
-                                  "supported yet")
-    outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-    if grad_outputs is None:
-        gos = [None] * len(outs)
-    else:
-        gos = list(grad_outputs) if isinstance(grad_outputs, (list, tuple)) else [grad_outputs]
+    if is_grads_batched:
+        raise NotImplementedError("is_grads_batched=True is not supported; call grad once per "
+                                  "grad_outputs row, or use tapegrad.func.vmap-free jacrev")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    if retain_graph is None:
+        retain_graph = create_graph
+    single_input = isinstance(inputs, Tensor)
+    outs, gos, seeds = _outputs_and_seeds(outputs, grad_outputs, "grad")
+    ins = [inputs] if single_input else list(inputs)
     for i, x in enumerate(ins):
         if not isinstance(x, Tensor) or not x._rg:
             raise _no_grad_error(i) if isinstance(x, Tensor) else TypeError(
                 f"inputs[{i}] is not a Tensor")
-    seeds = [(t, _seed(t, g, i)) for i, (t, g) in enumerate(zip(outs, gos))]
-    result = [None] * len(ins)
-    graph = [(t, s) for t, s in seeds if t._tape is not None]
-    for t, s in seeds:
+    result = [[] for _ in ins]
+    for t, g, s in zip(outs, gos, seeds):
         if t._tape is None:
             for j, x in enumerate(ins):
                 if x is t:
-                    result[j] = s.copy() if result[j] is None else result[j] + s
+                    result[j].append((g if isinstance(g, Tensor) and g._rg else
+                                      recorded.as_seed(t, s)) if create_graph else s)
+    graph = [t for t in outs if t._tape is not None]
     if graph:
-        tp = _graph_tape([t for t, _ in graph])
-        locs = []
-        for t, s in graph:
-            loc = tp.local(t._gid)
-            if loc < 0:
-                raise _second_time()
-            locs.append((loc, s))
-        grads, goff, touched, R = _run(tp, locs, bool(retain_graph))
-        try:
-            for j, x in enumerate(ins):
-                if x._tape is None:
-                    slots = [tp.local(g) for g, leaf in tp.leaves.items() if leaf is x]
-                else:
-                    slots = [tp.local(x._gid)] if x._tape is tp else []
-                for loc in slots:
-                    if loc >= 0 and touched[loc]:
-                        v = _read(tp, R, grads, goff, loc)
-                        result[j] = v.copy() if result[j] is None else result[j] + v
-        finally:
-            del R
+        tp = _graph_tape(graph)
+        locs = _graph_seeds(tp, outs, gos, seeds, create_graph)
+        slots = []
+        for x in ins:
+            if x._tape is None:
+                slots.append([tp.local(g) for g, leaf in tp.leaves.items() if leaf is x])
+            else:
+                slots.append([tp.local(x._gid)] if x._tape is tp else [])
+        if create_graph:
+            want = {loc for ss in slots for loc in ss if loc >= 0}
+            got = recorded.walk(tp, locs, want, retain_graph, _stale_error, _second_time)
+            for j, ss in enumerate(slots):
+                result[j] += [got[loc] for loc in ss if loc in got]
+        else:
+            grads, goff, touched, R = _run(tp, locs, bool(retain_graph))
+            try:
+                for j, ss in enumerate(slots):
+                    result[j] += [_read(tp, R, grads, goff, loc).copy() for loc in ss
+                                  if loc >= 0 and touched[loc]]
+            finally:
+                del R
         if not retain_graph:
             tp.collect()
     out = []
-    for j, (x, g) in enumerate(zip(ins, result)):
-        if g is None:
+    for j, (x, parts) in enumerate(zip(ins, result)):
+        if not parts:
+            if materialize_grads:
+                out.append(Tensor(np.zeros_like(x.data)))
+                continue
             if not allow_unused:
                 raise RuntimeError(
                     f"One of the differentiated Tensors (inputs[{j}]) appears to not have been "
                     f"used in the graph. Set allow_unused=True if this is the desired behavior.")
             out.append(None)
+            continue
+        g = _sum(parts) if len(parts) > 1 else parts[0]
+        if x._tape is None:
+            g = _deliver(x, g, accumulate=False)
+        if isinstance(g, Tensor):
+            out.append(g)
         else:
             out.append(Tensor(np.asarray(g, dtype=x.data.dtype)))
     return tuple(out)

@@ -2,7 +2,7 @@
 from numba import njit
 
 from .schema import A, B, C, dtype_of, NFIELDS, op_of, OPW, P0, P1, SIZE, VOFF
-from .opcodes import CAT, GATHER, NLL, SCATTER
+from .opcodes import CAT, GATHER, NLL, PYFN, SCATTER
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -36,7 +36,8 @@ def mark_live(R, iar, rc, freed, n, keep):
         for s in (R[r, A], R[r, B], R[r, C]):
             if s >= 0:
                 keep[s] = 1
-        if op_of(R[r, OPW]) == CAT:
+        op = op_of(R[r, OPW])
+        if op == CAT or op == PYFN:
             io = R[r, P0]
             for q in range(iar[io]):
                 keep[iar[io + 4 + 3 * q]] = 1
@@ -81,12 +82,12 @@ def compact(R, iar, keep, n, vals32, vals64, new32, new64, newiar, newidx):
                 R[j, VOFF] = t32
                 t32 += sz
         op = op_of(R[j, OPW])
-        if op == GATHER or op == CAT or op == NLL or op == SCATTER:
+        if op == GATHER or op == CAT or op == NLL or op == SCATTER or op == PYFN:
             io = R[j, P0]
             ln = R[j, P1]
             for i in range(ln):
                 newiar[ti + i] = iar[io + i]
-            if op == CAT:
+            if op == CAT or op == PYFN:
                 for q in range(iar[io]):
                     newiar[ti + 4 + 3 * q] = newidx[newiar[ti + 4 + 3 * q]]
             R[j, P0] = ti
@@ -105,9 +106,9 @@ def relocate(R, n, base, top32, top64, ibase, iar):
         if R[r, VOFF] >= 0:
             R[r, VOFF] += top64 if dtype_of(R[r, OPW]) else top32
         op = op_of(R[r, OPW])
-        if op == GATHER or op == CAT or op == NLL or op == SCATTER:
+        if op == GATHER or op == CAT or op == NLL or op == SCATTER or op == PYFN:
             R[r, P0] += ibase
-            if op == CAT:
+            if op == CAT or op == PYFN:
                 io = R[r, P0]
                 for q in range(iar[io]):
                     iar[io + 4 + 3 * q] += base

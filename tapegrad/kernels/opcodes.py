@@ -39,10 +39,13 @@ SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 64, 65, 66, 67, 68, 69   # EXTREME: P
 SCATTER = 70   # out = zeros; out[map[i]] += a[i]: the transpose of GATHER
 # fused ops
 SOFTMAX, LOGSOFTMAX, BCEWL, NLL, BCE = 72, 73, 74, 75, 76
-# ops whose VJP runs in Python between compiled segments (numpy's BLAS, dtype changes)
-MATMUL, CAST = 80, 81
+# ops whose VJP runs in Python between compiled segments (numpy's BLAS, dtype changes, a
+# custom autograd.Function's backward). PYFN is a Function's first differentiable output; its
+# tensor inputs are an index block laid out as CAT's (P0 offset, P1 length: [count, 0, 0, 0,
+# then (slot, 0, 0) per input]). Each further output is a PYOUT record whose A is the PYFN.
+MATMUL, CAST, PYFN, PYOUT = 80, 81, 82, 83
 FIRST_PY = 80
-NOPS = 82
+NOPS = 84
 
 # which saved values a VJP reads (bit 1: a, 2: b, 4: c, 8: out); used for the in-place check
 R_A, R_B, R_C, R_OUT = 1, 2, 4, 8

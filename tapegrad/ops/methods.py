@@ -85,15 +85,15 @@ def _bind():
         The result is accumulated (added) into each leaf's ``.grad``. A non-scalar tensor
         needs ``gradient``, a tensor of its shape: backward then computes the
         vector-Jacobian product. The graph is freed afterwards unless ``retain_graph``.
+        With ``create_graph`` the gradients are recorded too and can be differentiated
+        again (``retain_graph`` then defaults to True).
         """
         from .. import autograd
         if gradient is not None and not isinstance(gradient, Tensor):
             raise TypeError(f"gradients can be either Tensors or None, but got "
                             f"{type(gradient).__name__}")
-        if create_graph:
-            raise NotImplementedError("create_graph=True is not supported yet")
         autograd.backward([self], None if gradient is None else [gradient],
-                          retain_graph=retain_graph, inputs=inputs)
+                          retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
     Tensor.backward = backward
 
     # the composed ops are methods too (composite.py), all but einsum

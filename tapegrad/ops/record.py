@@ -133,6 +133,9 @@ def _dead(tp, t):
     d = t._data
     word = K.DEAD | (d.dtype == float64) * DT_BIT | RG_BIT | _DEAD_NAME << NAME_SHIFT
     t._gid = tp.append(word, -1, -1, -1, 0, 0, d, False)
+    ctx = getattr(t, "_ctx", None)
+    if ctx is not None:          # a custom Function's output keeps its grad_fn
+        ctx._gids.add(t._gid)
     return tp.n - 1
 
 
