@@ -6,6 +6,8 @@ that function is traced (as ``func.hessian`` does through ``jacfwd``), the gradi
 recorded computation of the inputs, and a tangent sweep over it differentiates it again:
 forward over reverse. It needs every value on the tape, so it runs inside a trace.
 """
+import contextlib
+
 import numpy as np
 
 from . import codegen, ops, rules
@@ -109,34 +111,53 @@ _LOSS_PARTIALS = {getattr(K, loss.opcode): codegen.tensor_loss(
     for loss in rules.LOSSES}
 
 
-def _vjp(op, r, R, F, iar, g, h):
-    """Input gradients [(slot, tensor)] of record r for output gradient g (a Tensor)."""
-    a, b, c = (int(R[r, f]) for f in (K.A, K.B, K.C))
-    f0, f1 = float(F[r, K.F0]), float(F[r, K.F1])
-    A = h(a) if a >= 0 else None
-    if K.NEG <= op < K.UNARY_END:     # the op's own vjp rule (rules.py), on tensors
-        with np.errstate(all="ignore"):   # e.g. log of a negative base: NaN, as the sweeps
-            d = _UNARY_VJP[op](g, A, h(r), f0, f1)
-        if not isinstance(d, Tensor):     # a constant rule (0.0: exponent 0, sign, floor)
-            d = _const(np.full(A.data.shape, d, g.data.dtype))
-        return [(a, d)]
-    if K.ADD <= op <= K.WHERE:
-        B = h(b)
-        sa, sb = A.data.shape, B.data.shape
+_READS = K.reads_table().tolist()
+_QUIET = contextlib.nullcontext()
+
+
+def _vjp(op, r, R, F, iar, g, h, quiet=False):
+    """Input gradients [(slot, tensor)] of record r for output gradient g (a Tensor).
+    quiet: the caller already ignores floating-point warnings (a recorded backward)."""
+    if K.NEG <= op <= K.WHERE:
+        row = R[r].tolist()
+        reads = _READS[op]
+        a, b, c = row[K.A], row[K.B], row[K.C]
+        f0, f1 = float(F[r, K.F0]), float(F[r, K.F1])
+        if op < K.UNARY_END:      # the op's own vjp rule (rules.py), on tensors; a rule
+            # sees only the values its record saved (None for the others)
+            A = h(a) if reads & K.R_A else None
+            out = h(r) if reads & K.R_OUT else None
+            if quiet:
+                d = _UNARY_VJP[op](g, A, out, f0, f1)
+            else:
+                with np.errstate(all="ignore"):   # e.g. log of a negative base: NaN
+                    d = _UNARY_VJP[op](g, A, out, f0, f1)
+            if not isinstance(d, Tensor):     # a constant rule (0.0: exponent 0, sign, floor)
+                d = _const(np.full(_shape(R, a), d, g.data.dtype))
+            return [(a, d)]
+        sa, sb = _shape(R, a), _shape(R, b)
+        A = h(a) if reads & K.R_A else None
+        B = h(b) if reads & K.R_B else None
+        out = h(r) if reads & K.R_OUT else None
         if op == K.POW:
             # the rule's first derivatives, written as a product so that its derivative in
             # B at B == 0 stays exact (see _pow_vjp); tests/test_registry.py checks that
             # the two agree
             wanted = (rg_of(int(R[a, K.OPW])), rg_of(int(R[b, K.OPW])))
-            da, db = _pow_vjp(g, A, B, h(r), wanted)
-        else:                        # the op's own vjp rules (rules.py), on tensors
-            cnd = h(c) if op == K.WHERE else None
-            with np.errstate(all="ignore"):
-                da, db = (rule(g, A, B, h(r), cnd) for rule in _BINARY_VJP[op])
-            da, db = (d if isinstance(d, Tensor) else _const(np.full(g.data.shape, d))
-                      for d in (da, db))
+            da, db = _pow_vjp(g, A, B, out, wanted)
+        else:                        # the op's own vjp rules (rules.py), on tensors, for
+            cnd = h(c) if op == K.WHERE else None        # the inputs that require grad
+            wanted = (rg_of(int(R[a, K.OPW])), rg_of(int(R[b, K.OPW])))
+            with np.errstate(all="ignore") if not quiet else _QUIET:
+                da, db = (rule(g, A, B, out, cnd) if want else None
+                          for rule, want in zip(_BINARY_VJP[op], wanted))
+            da, db = (d if isinstance(d, Tensor) or d is None else
+                      _const(np.full(g.data.shape, d)) for d in (da, db))
         return [(s, _unbroadcast(d, sh)) for s, d, sh in ((a, da, sa), (b, db, sb))
                 if d is not None]
+    a, b, c = (int(R[r, f]) for f in (K.A, K.B, K.C))
+    f0, f1 = float(F[r, K.F0]), float(F[r, K.F1])
+    A = h(a) if a >= 0 else None
     if op in (K.SUM, K.MEAN):
         mask = int(R[r, K.P0])
         sa = A.data.shape
@@ -189,10 +210,11 @@ def _vjp(op, r, R, F, iar, g, h):
         gv = g if F[r, K.F0] == 0.0 else ops.expand(ops.reshape(g, (1,)), cnt)
         return [(a, ops.scatter(ops.reshape(gv, (cnt,)) * coef, iar[io:io + cnt],
                                 A.data.shape))]
-    if op == K.MATMUL:
+    if op == K.MATMUL:      # only the products an input that requires grad needs
         B = h(b)
+        wa, wb = rg_of(int(R[a, K.OPW])), rg_of(int(R[b, K.OPW]))
         if A.ndim == 1 and B.ndim == 1:
-            return [(a, g * B), (b, g * A)]
+            return [(s, g * o) for s, o, want in ((a, B, wa), (b, A, wb)) if want]
         a2 = ops.unsqueeze(A, 0) if A.ndim == 1 else A
         b2 = ops.unsqueeze(B, 1) if B.ndim == 1 else B
         g2 = g
@@ -200,9 +222,14 @@ def _vjp(op, r, R, F, iar, g, h):
             g2 = ops.unsqueeze(g2, -2)
         if B.ndim == 1:
             g2 = ops.unsqueeze(g2, -1)
-        ga = _unbroadcast(ops.matmul(g2, ops.transpose(b2, -1, -2)), a2.data.shape)
-        gb = _unbroadcast(ops.matmul(ops.transpose(a2, -1, -2), g2), b2.data.shape)
-        return [(a, ops.reshape(ga, A.data.shape)), (b, ops.reshape(gb, B.data.shape))]
+        res = []
+        if wa:
+            ga = _unbroadcast(ops.matmul(g2, ops.transpose(b2, -1, -2)), a2.data.shape)
+            res.append((a, ops.reshape(ga, A.data.shape)))
+        if wb:
+            gb = _unbroadcast(ops.matmul(ops.transpose(a2, -1, -2), g2), b2.data.shape)
+            res.append((b, ops.reshape(gb, B.data.shape)))
+        return res
     if op == K.CAST:
         return [(a, ops.to_dtype(g, A.data.dtype))]
     raise RuntimeError(f"no recorded VJP for opcode {op}")

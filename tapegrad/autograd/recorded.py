@@ -59,11 +59,16 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
     from .engine import _hook_result
     from ..node import record_inputs
     tp.pinned += 1
+    fp = np.seterr(all="ignore")      # the rules make NaN and inf where the sweeps do
     try:
         R = tp.records()[0].copy()      # our own copy: the walk appends to the tape
         F = R.view(np.float64)
         iar = tp.iar[:tp.itop].copy()
-        freed = tp.freed_flags()[:tp.n].copy()
+        freed = tp.freed_flags()[:tp.n].tolist()
+        words = R[:, K.OPW].tolist()       # Python ints: a numpy item read costs more
+        hooked = tp.hooks
+        dirty = bool(tp.dirty)
+        nan_check = _anomaly.enabled and _anomaly.check_nan
         h = _Values(tp, R)
         grads = {}
         for loc, g in seeds:
@@ -75,15 +80,14 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
             g = grads.get(r)
             if g is None:
                 continue
-            w = int(R[r, K.OPW])
+            w = words[r]
             op = op_of(w)
             if op == K.PYOUT:          # its gradient waits in grads for its Function's record
                 if r in want:
                     out[r] = g
                 continue
             del grads[r]
-            gid = tp.gid(r)
-            hk = tp.hooks.get(gid) if tp.hooks else None
+            hk = hooked.get(tp.gid(r)) if hooked else None
             if hk is not None and op != K.INPUT:
                 for fn in list(hk.tensor.values()):
                     new = fn(g)
@@ -100,12 +104,13 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                 continue
             if op == K.DEAD or freed[r]:
                 raise second_time()
-            err = stale_error(tp, R, r)
-            if err is not None:
-                raise err
+            if dirty:
+                err = stale_error(tp, R, r)
+                if err is not None:
+                    raise err
             visited.append(r)
             if op == K.PYFN:
-                ctx = tp.pyfns[gid]
+                ctx = tp.pyfns[tp.gid(r)]
                 gos = []
                 for meta in ctx._outputs:
                     loc = tp.local(meta[2]) if meta is not None and meta[2] is not None else -1
@@ -115,10 +120,10 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                     ctx._release()
             else:
                 if op == K.MATMUL:
-                    a_arr, b_arr = tp.pyrefs[gid]
+                    a_arr, b_arr = tp.pyrefs[tp.gid(r)]
                     h.operand(int(R[r, K.A]), a_arr)
                     h.operand(int(R[r, K.B]), b_arr)
-                pairs = S._vjp(op, r, R, F, iar, g, h)
+                pairs = S._vjp(op, r, R, F, iar, g, h, quiet=True)
             if hk is not None and hk.post:
                 ins = record_inputs(tp, r)
                 made = dict(pairs)
@@ -128,20 +133,20 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                     if new is not None:
                         gin = tuple(new)
                 pairs = [(s, d) for s, d in zip(ins, gin) if s >= 0 and d is not None]
-            name = None
             for i, (s, d) in enumerate(pairs):
-                if s < 0 or not rg_of(int(R[s, K.OPW])):
+                if s < 0 or not rg_of(words[s]):
                     continue
-                if _anomaly.enabled and _anomaly.check_nan and np.isnan(d.data).any():
-                    name = T.NAMES[name_of(w)]
-                    raise _anomaly_mode.nan_error(tp, gid, name, i)
-                grads[s] = d if s not in grads else grads[s] + d
+                if nan_check and np.isnan(d.data).any():
+                    raise _anomaly_mode.nan_error(tp, tp.gid(r), T.NAMES[name_of(w)], i)
+                prev = grads.get(s)
+                grads[s] = d if prev is None else prev + d
         if not retain_graph:
             f = tp.freed_flags()
             for r in visited:
                 f[r] = 1
         return out
     finally:
+        np.seterr(**fp)
         tp.pinned -= 1
 
 
