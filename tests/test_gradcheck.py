@@ -6,9 +6,6 @@ correct rows must pass; the wrong rows (a ``detach()`` inside, so that the analy
 Jacobian misses a term, or a kink) must fail with a GradcheckError that shows both
 Jacobians. Then the checker goes over a sample of the op table of test_ops_gradcheck.py,
 in both modes.
-
-gradgradcheck needs ``autograd.grad(..., create_graph=True)``; where that raises
-NotImplementedError (not built yet), its tests are marked as expected to fail with it.
 """
 import re
 import warnings
@@ -310,18 +307,6 @@ def test_op_table_same_outcome_as_torch(c):
 
 
 # ---- gradgradcheck ------------------------------------------------------------------------
-def _has_create_graph():
-    x = tg.tensor([1.0], requires_grad=True)
-    try:
-        tg.autograd.grad((x * x).sum(), x, create_graph=True)
-    except NotImplementedError:
-        return False
-    return True
-
-
-needs_create_graph = pytest.mark.xfail(
-    not _has_create_graph(), raises=NotImplementedError, strict=True,
-    reason="autograd.grad(create_graph=True) is not built yet (issue 11 item 2)")
 
 SECOND = [
     ("cube", lambda T, x: x ** 3, [X]),
@@ -334,14 +319,12 @@ SECOND = [
 SECOND_WRONG = [("detach-inside", lambda T, x: x * x.detach(), [X])]
 
 
-@needs_create_graph
 @pytest.mark.parametrize("fast", MODES)
 @pytest.mark.parametrize("name,fn,spec", _row(SECOND))
 def test_gradgradcheck_passes(name, fn, spec, fast):
     assert gradgradcheck(_fn(tg, fn), build(tg, spec), fast_mode=fast) is True
 
 
-@needs_create_graph
 def test_gradgradcheck_with_given_and_noncontiguous_grad_outputs():
     x = build(tg, [X])[0]
     g = tg.tensor([1.0, -2.0, 0.5], dtype=tg.float64, requires_grad=True)
@@ -349,7 +332,6 @@ def test_gradgradcheck_with_given_and_noncontiguous_grad_outputs():
     assert gradgradcheck(lambda t: t ** 3, (x,), gen_non_contig_grad_outputs=True)
 
 
-@needs_create_graph
 @pytest.mark.parametrize("fast", MODES)
 @pytest.mark.parametrize("name,fn,spec", _row(SECOND_WRONG))
 def test_gradgradcheck_catches_a_wrong_second_derivative(name, fn, spec, fast):
@@ -360,7 +342,6 @@ def test_gradgradcheck_catches_a_wrong_second_derivative(name, fn, spec, fast):
                          raise_exception=False) is False
 
 
-@needs_create_graph
 @pytest.mark.parametrize("name,fn,spec", _row(SECOND + SECOND_WRONG))
 def test_gradgradcheck_same_outcome_as_torch(name, fn, spec):
     torch = torch_or_skip()
@@ -376,3 +357,77 @@ def test_gradgradcheck_argument_errors():
     with pytest.raises(AssertionError, match="check_undefined_grad=True requires"):
         gradgradcheck(lambda t: t * 2, build(tg, [X]), check_rev_over_rev=False,
                       check_fwd_over_rev=True)
+
+
+# ---- custom Functions ---------------------------------------------------------------------
+def _functions(T):
+    """Custom Functions written against T.autograd.Function: a correct one, one with a
+    wrong backward, one whose backward is not deterministic, and one whose backward
+    ignores a zero incoming gradient."""
+    class Cube(T.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x ** 2
+
+    class WrongCube(Cube):
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 2 * x ** 2
+
+    class NoisyCube(Cube):
+        calls = [0]
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            NoisyCube.calls[0] += 1
+            return g * (3 * x ** 2 + 1e-9 * NoisyCube.calls[0])
+
+    class IgnoresZero(Cube):
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x ** 2 if float(g.abs().sum()) > 0 else T.ones_like(x)
+
+    return Cube, WrongCube, NoisyCube, IgnoresZero
+
+
+def test_custom_functions():
+    cube, wrong, noisy, ignores_zero = _functions(tg)
+    x = build(tg, [X])
+    assert gradcheck(cube.apply, x) and gradcheck(cube.apply, x, fast_mode=True)
+    assert gradgradcheck(cube.apply, x)
+    with pytest.raises(GradcheckError, match="^Jacobian mismatch for output 0 with respect to "
+                                             "input 0,\nnumerical:"):
+        gradcheck(wrong.apply, x)
+    assert gradcheck(wrong.apply, x, fast_mode=True, raise_exception=False) is False
+    with pytest.raises(GradcheckError, match="Backward is not reentrant"):
+        gradcheck(noisy.apply, x)
+    assert gradcheck(noisy.apply, x, nondet_tol=1e-6)
+    with pytest.raises(GradcheckError, match="backward not multiplied by grad_output"):
+        gradcheck(ignores_zero.apply, x)
+
+
+def test_custom_functions_same_outcome_as_torch():
+    torch = torch_or_skip()
+    for kw in ({}, dict(fast_mode=True), dict(nondet_tol=1e-6)):
+        for ours, theirs in zip(_functions(tg), _functions(torch)):
+            got = _outcome(tg, gradcheck, lambda T, t: ours.apply(t), build(tg, [X]), **kw)
+            want = _outcome(torch, torch.autograd.gradcheck, lambda T, t: theirs.apply(t),
+                            build(torch, [X]), **kw)
+            assert got == want, (ours.__name__, kw)
+
+
+def test_docstring_examples_run():
+    import doctest
+    import sys
+    module = sys.modules["tapegrad.autograd.gradcheck"]     # the module, not the function
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0
