@@ -325,6 +325,8 @@ SCALAR = [
     ("matrix", lambda T, a: (a.tanh() ** 2).sum(), A),
     ("one-tuple", lambda T, x: x.exp().sum(), (X,)),
     ("log-sum-exp", lambda T, y: T.logsumexp(y, dim=1).sum(), Y),
+    ("linear", lambda T, x: x.sum() * 3, X),
+    ("constant", lambda T, x: T.ones(()) * 3, X),
 ]
 
 

@@ -492,7 +492,10 @@ def _hessian_forward(scalar, inputs, inputs_tuple):
     inputs = _prepare(inputs, create_graph=False, need_graph=False)
 
     def gradient(*xs):
-        return tuple(backward_ops(scalar(*xs), list(xs)))
+        out = scalar(*xs)
+        if not out.requires_grad:          # a constant: nothing recorded to walk back
+            return tuple(Tensor(np.zeros(tuple(x.shape), x.dtype)) for x in xs)
+        return tuple(backward_ops(out, list(xs)))
     run = _Run(gradient, inputs)
     res = _tangent_columns(run, inputs, [tuple(x.shape) for x in inputs])
     return _unpack(res, (inputs_tuple, inputs_tuple))
