@@ -43,7 +43,7 @@ class _Run:
                 f"tapegrad.func transforms run a traced program in compiled code, and the "
                 f"custom autograd.Function {', '.join(prog.opaque)} has a Python backward "
                 f"they cannot run; use tapegrad.autograd.grad or tapegrad.autograd.functional "
-                f"(eager) for this function instead.")
+                f"(eager; its reverse-mode strategies) for this function instead.")
         self.prog, self.single, self.args = prog, single, args
         self.vals = prog.scratch().vals
         prog.load([a.data if isinstance(a, Tensor) else None for a in args], self.vals)

@@ -70,8 +70,9 @@ def test_api_md_names_every_public_name():
 
 
 DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.creation",
-             "tapegrad.autograd.engine", "tapegrad.autograd.function", "tapegrad.replay", "tapegrad.func", "tapegrad.viz",
-             "tapegrad.ops.composite"]
+             "tapegrad.autograd.engine", "tapegrad.autograd.function",
+             "tapegrad.autograd.gradcheck", "tapegrad.autograd.functional", "tapegrad.replay",
+             "tapegrad.func", "tapegrad.viz", "tapegrad.ops.composite"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)

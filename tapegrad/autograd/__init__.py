@@ -17,3 +17,5 @@ from .function import Function, FunctionCtx, InplaceFunction, once_differentiabl
 from .anomaly_mode import detect_anomaly, set_detect_anomaly  # noqa: F401
 from .anomaly_mode import is_anomaly_enabled, is_anomaly_check_nan_enabled  # noqa: F401
 from . import graph  # noqa: F401
+from . import functional  # noqa: F401
+from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
