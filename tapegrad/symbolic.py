@@ -96,6 +96,10 @@ _UNARY_VJP = {getattr(K, u.opcode): codegen.tensor_rule(u, {"ops": ops, "np": np
               for u in rules.UNARY}
 _BINARY_VJP = {getattr(K, b.opcode): codegen.tensor_rule2(b, {"ops": ops, "np": np})
                for b in rules.BINARY}
+# each unary VJP rule's partials in x and y (calculus.py), on tensors: a UVJP record's VJP
+_UNARY_D2 = {getattr(K, u.opcode): p for u in rules.UNARY
+             if (p := codegen.tensor_partials(u, {"ops": ops, "np": np,
+                                                  "_lit": lambda like, c: c})) is not None}
 
 
 def _floor_at(t, c):
@@ -158,6 +162,24 @@ def _vjp(op, r, R, F, iar, g, h, quiet=False):
     a, b, c = (int(R[r, f]) for f in (K.A, K.B, K.C))
     f0, f1 = float(F[r, K.F0]), float(F[r, K.F1])
     A = h(a) if a >= 0 else None
+    if op == K.UVJP:         # out = a * du(x, y): the rule again for a, its partials for x, y
+        fop = int(R[r, K.P0])
+        X = h(b) if b >= 0 else None
+        Y = h(c) if c >= 0 else None
+        shape = _shape(R, r)
+        with np.errstate(all="ignore") if not quiet else _QUIET:
+            parts = [(a, _UNARY_VJP[fop](g, X, Y, f0, f1))]
+            fx, fy = _UNARY_D2[fop]
+            if b >= 0:
+                parts.append((b, fx(A, X, Y, f0, f1)))
+            if c >= 0:
+                parts.append((c, fy(A, X, Y, f0, f1)))
+        out = []
+        for k, (s, d) in enumerate(parts):
+            if not isinstance(d, Tensor):
+                d = _const(np.full(shape, d, g.data.dtype))
+            out.append((s, d if k == 0 else g * d))
+        return out
     if op in (K.SUM, K.MEAN):
         mask = int(R[r, K.P0])
         sa = A.data.shape

@@ -210,3 +210,77 @@ def test_long_loop_of_double_backward_keeps_memory_flat():
         w.grad = None
 
     assert_steady(step, warm=30, steps=150, per_step=512)
+
+
+# ---- the fused VJP records (UVJP): one record per unary VJP under create_graph ------------------
+_UNARY = {   # op -> (tapegrad/torch call, inputs inside the domain)
+    "exp": (lambda T, x: T.exp(x), (-1.0, 0.3, 1.2)),
+    "log": (lambda T, x: T.log(x), (0.4, 1.0, 2.5)),
+    "sqrt": (lambda T, x: T.sqrt(x), (0.4, 1.0, 2.5)),
+    "sin": (lambda T, x: T.sin(x), (-1.0, 0.3, 1.2)),
+    "cos": (lambda T, x: T.cos(x), (-1.0, 0.3, 1.2)),
+    "tanh": (lambda T, x: T.tanh(x), (-1.0, 0.3, 1.2)),
+    "sigmoid": (lambda T, x: T.sigmoid(x), (-1.0, 0.3, 1.2)),
+    "pow": (lambda T, x: x ** 3.5, (0.4, 1.0, 2.5)),
+    "rdiv": (lambda T, x: 2.0 / x, (0.4, 1.0, 2.5)),
+    "log1p": (lambda T, x: T.log1p(x), (0.4, 1.0, 2.5)),
+    "expm1": (lambda T, x: T.expm1(x), (-1.0, 0.3, 1.2)),
+    "tan": (lambda T, x: T.tan(x), (-1.0, 0.3, 1.2)),
+    "asin": (lambda T, x: T.asin(x), (-0.7, 0.1, 0.6)),
+    "atan": (lambda T, x: T.atan(x), (-1.0, 0.3, 1.2)),
+    "sinh": (lambda T, x: T.sinh(x), (-1.0, 0.3, 1.2)),
+    "acosh": (lambda T, x: T.acosh(x), (1.3, 2.0, 3.0)),
+    "atanh": (lambda T, x: T.atanh(x), (-0.7, 0.1, 0.6)),
+    "erf": (lambda T, x: T.erf(x), (-1.0, 0.3, 1.2)),
+    "rsqrt": (lambda T, x: T.rsqrt(x), (0.4, 1.0, 2.5)),
+    "reciprocal": (lambda T, x: T.reciprocal(x), (0.4, 1.0, 2.5)),
+    "abs": (lambda T, x: T.abs(x) * x, (-1.0, 0.3, 1.2)),
+    "relu": (lambda T, x: T.relu(x) * x, (-1.0, 0.3, 1.2)),
+}
+
+
+def _third(T, name):
+    fn, pts = _UNARY[name]
+    x = T.tensor(pts, dtype=T.float64, requires_grad=True)
+    y = (fn(T, x) * T.tensor([0.7, -1.3, 0.4], dtype=T.float64)).sum()
+    (g1,) = T.autograd.grad(y, x, create_graph=True)
+    (g2,) = T.autograd.grad(g1.sum(), x, create_graph=True)
+    (g3,) = T.autograd.grad(g2.sum(), x, allow_unused=True)
+    return [t.detach().numpy().copy() for t in (g1, g2)] + \
+        [np.zeros(3) if g3 is None else _np(g3)], g1
+
+
+@pytest.mark.parametrize("name", sorted(_UNARY))
+def test_unary_derivatives_to_third_order_match_torch(name):
+    torch = torch_or_skip()
+    ours, g1 = _third(tg, name)
+    theirs, tg1 = _third(torch, name)
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=f"order {k + 1}")
+
+
+def test_fused_vjp_is_one_record_named_as_torch():
+    x = tg.tensor([0.5, -0.2], dtype=tg.float64, requires_grad=True)
+    y = tg.tanh(x).sum()
+    (g,) = tg.autograd.grad(y, x, create_graph=True)
+    assert g.grad_fn.name() == "TanhBackwardBackward0"
+    listing = tg.tape_listing()
+    assert listing.count("unary_vjp") == 1
+
+
+def test_fused_vjp_replays_under_compile():
+    def f(x):
+        (g,) = tg.autograd.grad(tg.sin(x).sum(), x, create_graph=True)
+        return (g * g).sum()          # sum(cos(x)^2); d/dx = -2 sin cos
+
+    fc = tg.compile(f)
+    for pts in ([0.1, 0.7, -1.1], [0.4, 2.0, -0.3]):
+        x = tg.tensor(pts, dtype=tg.float64, requires_grad=True)
+        fc(x).backward()
+        np.testing.assert_allclose(x.grad.numpy(), -2 * np.sin(pts) * np.cos(pts), rtol=1e-12)
+    (gx,) = tg.func.grad(f)(tg.tensor([0.3, 0.9], dtype=tg.float64)),
+    np.testing.assert_allclose(gx.numpy(), -2 * np.sin([0.3, 0.9]) * np.cos([0.3, 0.9]),
+                               rtol=1e-12)
+    (_, tangent) = tg.func.jvp(f, (tg.tensor([0.3, 0.9], dtype=tg.float64),),
+                               (tg.tensor([1.0, 0.0], dtype=tg.float64),))
+    np.testing.assert_allclose(tangent.item(), -2 * np.sin(0.3) * np.cos(0.3), rtol=1e-12)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from tapegrad import codegen, rules, symbolic
+from tapegrad import calculus, codegen, rules, symbolic
 from tapegrad import kernels as S
 from tapegrad import tape as T
 
@@ -147,8 +147,9 @@ def _opcodes_of(c):
 # not necessarily recorded by a table row, and sent through every pass below in any case:
 # a float32 -> float64 cast cannot be gradchecked in float64; scatter is mostly internal
 # (the transpose of a gather, recorded by the Hessian's reverse of nll_loss); a custom
-# Function's records carry the user's own backward (tests/test_autograd_function.py)
-OFF_TABLE = {S.CAST, S.SCATTER, S.PYFN, S.PYOUT}
+# Function's records carry the user's own backward (tests/test_autograd_function.py); UVJP
+# is recorded by create_graph's reverse, which tests/test_create_graph.py runs over the table
+OFF_TABLE = {S.CAST, S.SCATTER, S.PYFN, S.PYOUT, S.UVJP}
 
 
 def test_every_opcode_is_recorded_by_some_table_row():
@@ -248,3 +249,28 @@ def test_fast_loops_give_the_generic_rules_bits(name, n):
     yv = y.detach().numpy()
     want = np.array([_py(S._du)(op, g[i], xv[i], yv[i], f0, 0.0) for i in range(n)])
     assert np.array_equal(x.grad.numpy(), want), (x.grad.numpy(), want)
+
+
+# ---- the VJP rules' partials (calculus.py), which create_graph's fused records use ----------
+_D2 = [u for u in rules.UNARY if codegen.second_partials(u) is not None]
+
+
+@pytest.mark.parametrize("u", _D2, ids=[u.name for u in _D2])
+def test_vjp_partials_match_central_differences_of_the_rule(u):
+    from tapegrad.kernels.elementwise import _d2u
+    op = getattr(S, u.opcode)
+    xs = (1.2, 1.45, 1.7) if u.opcode == "ACOSH" else (0.3, 0.45, 0.6)
+    f0, f1 = (2.5, 0.0)
+    h = 1e-6
+    for x in xs:
+        y = x * 0.8 + 0.1          # x and y are independent inputs of the fused record
+        dx, dy = _d2u(op, 1.3, x, y, f0, f1)
+        ndx = (S._du1(op, 1.3, x + h, y, f0, f1) - S._du1(op, 1.3, x - h, y, f0, f1)) / (2 * h)
+        ndy = (S._du1(op, 1.3, x, y + h, f0, f1) - S._du1(op, 1.3, x, y - h, f0, f1)) / (2 * h)
+        assert dx == pytest.approx(ndx, rel=1e-6, abs=1e-7), (u.name, x)
+        assert dy == pytest.approx(ndy, rel=1e-6, abs=1e-7), (u.name, x)
+
+
+def test_every_vjp_rule_is_linear_in_g():
+    for u in rules.UNARY:
+        assert calculus.linear_in_g(u.vjp), u.name

@@ -12,30 +12,40 @@ The tape's local indices must not move while the walk holds them: collection is 
 """
 import numpy as np
 
+from .. import codegen, rules
 from .. import kernels as K
 from ..kernels import name_of, op_of, rg_of
 from .. import symbolic as S
 from .. import tape as T
-from ..ops.record import _graph, _plain
+from ..ops.record import _graph, _plain, _slot
 from ..tensor import Tensor
 from . import anomaly_mode as _anomaly_mode
 from .anomaly_mode import state as _anomaly
 
 
 class _Values(S._Handles):
-    """Tensors for the values VJPs read. A slot whose value the tape did not save stands in
-    as NaN of its shape: the rules read only the values their records saved, and a rule that
-    read another would show NaN in every test rather than a wrong number."""
+    """Tensors for the values VJPs read: each stands for its record (so what is built from
+    it joins the forward graph) and views its saved value in the arena (no copy: the walk
+    pins the tape, and the arena only grows while it runs). A slot whose value the tape did
+    not save stands in as NaN of its shape: the rules read only the values their records
+    saved, and a rule that read another would show NaN in every test, not a wrong number."""
 
     def __call__(self, slot):
         t = self.cache.get(slot)
         if t is None:
-            if self.tp.saved_value(slot) is not None:
-                return super().__call__(slot)
-            w = int(self.R[slot, K.OPW])
-            shape = S._shape(self.R, slot)
-            dt = np.float64 if K.dtype_of(w) else np.float32
-            t = self.cache[slot] = _plain(np.broadcast_to(np.array(np.nan, dt), shape))
+            tp, R = self.tp, self.R
+            data = tp.saved_value(slot)
+            w = int(R[slot, K.OPW])
+            if data is None:
+                shape = S._shape(R, slot)
+                dt = np.float64 if K.dtype_of(w) else np.float32
+                t = _plain(np.broadcast_to(np.array(np.nan, dt), shape))
+            elif not rg_of(w):   # a constant: ops on it are constants too, not records
+                t = _plain(data.copy())
+            else:
+                tp.hold(slot)
+                t = _graph(data, tp, tp.gid(slot), name_of(w))
+            self.cache[slot] = t
         return t
 
     def operand(self, slot, data):
@@ -47,6 +57,50 @@ class _Values(S._Handles):
                 self.cache[slot] = _graph(data, self.tp, self.tp.gid(slot), name_of(w))
             else:
                 self.cache[slot] = _plain(data)
+
+
+# the unary ops whose VJP is recorded as one UVJP record (those whose rule has partials,
+# calculus.py); its grad_fn is PyTorch's name for it (TanhBackwardBackward0)
+_FUSED = frozenset(getattr(K, u.opcode) for u in rules.UNARY
+                   if codegen.second_partials(u) is not None)
+_UVJP_NAMES = {}
+_EMPTY = (np.empty(0, np.float32), np.empty(0, np.float64))
+
+
+def _uvjp_name(w):
+    n = _UVJP_NAMES.get(name_of(w))
+    if n is None:
+        base = T.NAMES[name_of(w)]
+        n = _UVJP_NAMES[name_of(w)] = T.name_id(
+            (base[:-1] if base.endswith("0") else base) + "Backward0")
+    return n
+
+
+def _fused_vjp(tp, R, F, r, w, g, h):
+    """Unary record r's VJP for gradient g as one UVJP record: g * du(x, y), its value by
+    the rule compiled (as replay computes it)."""
+    op = op_of(w)
+    reads = S._READS[op]
+    a = int(R[r, K.A])
+    X = h(a) if reads & K.R_A else None
+    Y = h(r) if reads & K.R_OUT else None
+    f0, f1 = float(F[r, K.F0]), float(F[r, K.F1])
+    gd = g._data
+    d64 = gd.dtype == np.float64
+    if gd.dtype != (np.float64 if K.dtype_of(w) else np.float32):
+        return S._vjp(op, r, R, F, None, g, h, quiet=True)   # a gradient of another dtype
+    val = np.empty(gd.shape, gd.dtype)
+    empty = _EMPTY[d64]
+    K.vjp_values(op, gd.reshape(-1), empty if X is None else X._data.reshape(-1),
+                 empty if Y is None else Y._data.reshape(-1), val.reshape(-1), f0, f1)
+    sg = _slot(tp, g)
+    tp.save(sg, gd)
+    sx = -1 if X is None else a
+    sy = -1 if Y is None else r
+    name = _uvjp_name(w)
+    gid = tp.append(K.UVJP | d64 * K.DT_BIT | K.RG_BIT | name << K.NAME_SHIFT,
+                    sg, sx, sy, op, 0, val, False, f0, f1)
+    return [(a, _graph(val, tp, gid, name))]
 
 
 def walk(tp, seeds, want, retain_graph, stale_error, second_time):
@@ -123,7 +177,8 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                     a_arr, b_arr = tp.pyrefs[tp.gid(r)]
                     h.operand(int(R[r, K.A]), a_arr)
                     h.operand(int(R[r, K.B]), b_arr)
-                pairs = S._vjp(op, r, R, F, iar, g, h, quiet=True)
+                pairs = _fused_vjp(tp, R, F, r, w, g, h) if op in _FUSED else \
+                    S._vjp(op, r, R, F, iar, g, h, quiet=True)
             if hk is not None and hk.post:
                 ins = record_inputs(tp, r)
                 made = dict(pairs)

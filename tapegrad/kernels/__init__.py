@@ -25,7 +25,7 @@ cachekey.install()   # before any kernel is decorated: their caches are made the
 from . import opcodes, schema  # noqa: E402
 from .schema import *  # noqa: E402,F401,F403 - the record layout, re-exported
 from .opcodes import *  # noqa: E402,F401,F403 - the opcodes, re-exported
-from .elementwise import _bin, _db, _du, _du1, _un, unary_values  # noqa: E402,F401
+from .elementwise import _bin, _db, _du, _du1, _un, unary_values, vjp_values  # noqa: E402,F401
 from .blas import GEMM, MM_BLAS, MM_LOOPS, MM_NUMPY, SMALL_MM, _mm_dims  # noqa: E402,F401
 from .reverse import sweep  # noqa: E402,F401
 from .chains import NPLAN, plan_chains  # noqa: E402,F401
@@ -35,6 +35,7 @@ from .program import value_and_grad  # noqa: E402,F401
 from .memory import compact, grad_offsets, mark_live, relocate  # noqa: E402,F401
 
 __all__ = schema.__all__ + opcodes.__all__ + [
-    "_bin", "_db", "_du", "_du1", "_un", "unary_values", "GEMM", "MM_BLAS", "MM_LOOPS", "MM_NUMPY",
+    "_bin", "_db", "_du", "_du1", "_un", "unary_values", "vjp_values", "GEMM", "MM_BLAS",
+    "MM_LOOPS", "MM_NUMPY",
     "SMALL_MM", "_mm_dims", "sweep", "NPLAN", "plan_chains", "NUMPY_UFUNC", "forward", "to_numpy",
     "tangent", "value_and_grad", "compact", "grad_offsets", "mark_live", "relocate"]

@@ -279,6 +279,78 @@ def _db_rare(op, g, x, y, out, cnd):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _d2u(op, g, x, y, f0, f1):
+    """(d/dx, d/dy) of unary op's VJP g * du(x, y) (UVJP records)."""
+    if op == EXP:
+        return 0.0, g
+    if op == LOG:
+        return -g / (x * x), 0.0
+    if op == SQRT:
+        return 0.0, -(g * 0.5) / (y * y)
+    if op == ABS:
+        return 0.0, 0.0
+    if op == SIN:
+        return g * -np.sin(x), 0.0
+    if op == COS:
+        return -g * np.cos(x), 0.0
+    if op == TANH:
+        return 0.0, g * -(y + y)
+    if op == SIGMOID:
+        return 0.0, g * (1 - y) + g * y * -1.0
+    if op == RELU:
+        return 0.0, 0.0
+    if op == POWC:
+        return 0.0 if f0 == 0.0 else g * f0 * ((f0 - 1.0) * x ** (f0 - 1.0 - 1.0)), 0.0
+    if op == RPOWC:
+        return 0.0, _where(y <= 1.0, 0.0, g * np.log(f0)) if f0 == 0.0 else g * np.log(f0)
+    if op == RDIVC:
+        return -(-g * f0 * (x + x)) / (x * x * (x * x)), 0.0
+    if op == CLAMP:
+        return 0.0, 0.0
+    if op == LOG1P:
+        return -g / ((1.0 + x) * (1.0 + x)), 0.0
+    if op == EXPM1:
+        return 0.0, g
+    if op == LOG2:
+        return -(g * 0.6931471805599453) / (x * 0.6931471805599453 * (x * 0.6931471805599453)), 0.0
+    if op == LOG10:
+        return -(g * 2.302585092994046) / (x * 2.302585092994046 * (x * 2.302585092994046)), 0.0
+    if op == EXP2:
+        return 0.0, g * 0.6931471805599453
+    if op == TAN:
+        return 0.0, g * (y + y)
+    if op == ASIN:
+        return (-(g * (0.5 / np.sqrt(1.0 - x * x) * -(x + x))) / (np.sqrt(1.0 - x * x) * np.sqrt(1.0 - x * x)),
+                0.0)
+    if op == ACOS:
+        return (-(-g * (0.5 / np.sqrt(1.0 - x * x) * -(x + x))) / (np.sqrt(1.0 - x * x) * np.sqrt(1.0 - x * x)),
+                0.0)
+    if op == ATAN:
+        return -(g * (x + x)) / ((1.0 + x * x) * (1.0 + x * x)), 0.0
+    if op == SINH:
+        return g * np.sinh(x), 0.0
+    if op == COSH:
+        return g * np.cosh(x), 0.0
+    if op == ASINH:
+        return (-(g * (0.5 / np.sqrt(x * x + 1.0) * (x + x))) / (np.sqrt(x * x + 1.0) * np.sqrt(x * x + 1.0)),
+                0.0)
+    if op == ACOSH:
+        return (-(g * (0.5 / np.sqrt(x * x - 1.0) * (x + x))) / (np.sqrt(x * x - 1.0) * np.sqrt(x * x - 1.0)),
+                0.0)
+    if op == ATANH:
+        return -(g * -(x + x)) / ((1.0 - x * x) * (1.0 - x * x)), 0.0
+    if op == ERF:
+        return g * 1.1283791670955126 * (np.exp(-(x * x)) * -(x + x)), 0.0
+    if op == ERFC:
+        return -g * 1.1283791670955126 * (np.exp(-(x * x)) * -(x + x)), 0.0
+    if op == RSQRT:
+        return 0.0, (-0.5 * g * y + -0.5 * g * y) * y + -0.5 * g * y * y
+    if op == RECIP:
+        return 0.0, -g * y + -g * y
+    return np.nan, np.nan
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _bin(op, x, y):
     """A binary record's value at inputs x, y (the hot ops; the others in _bin_rare)."""
     if op == ADD:
@@ -355,4 +427,14 @@ def unary_values(op, x, out, f0, f1):
     ops whose function numpy lacks (erf, erfc)."""
     for i in range(x.shape[0]):
         out[i] = _un(op, x[i], f0, f1)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def vjp_values(op, g, x, y, out, f0, f1):
+    """out[i] = unary op's VJP rule at g[i], x[i], y[i] (a UVJP record's value, as the
+    compiled forward computes it; x or y may be empty when the rule does not read it)."""
+    hx = x.shape[0] > 0
+    hy = y.shape[0] > 0
+    for i in range(g.shape[0]):
+        out[i] = _du1(op, g[i], x[i] if hx else 0.0, y[i] if hy else 0.0, f0, f1)
 

@@ -6,8 +6,8 @@ from numba import njit
 from .schema import _U, A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, SIZE, VOFF
 from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, COS, DEAD, EXP, EXTREME, FIRST_PY, GATHER,
     INPUT, LOG, LOGSOFTMAX, MATMUL, MEAN, MULC, NEG, NLL, RESHAPE, SCATTER, SIGMOID, SIN,
-    SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON, SUM, TANH, UNARY_END, WHERE)
-from .elementwise import _bin, _lit, _un, tanh32, VEC
+    SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON, SUM, TANH, UNARY_END, UVJP, WHERE)
+from .elementwise import _bin, _du1, _lit, _un, tanh32, VEC
 from .maps import _bcast_map, _reduce_map
 from .fused import _bce
 from .blas import _gemm, _mm, _mm_dims, _NO_TRANS, MM_BLAS, MM_LOOPS
@@ -255,6 +255,15 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
                         V[vo + k] = z - lt if op == LOGSOFTMAX else np.exp(z) / tot
         elif op == BCEWL or op == BCE:
             _bce(R, F, r, V, V, False)
+        elif op == UVJP:     # a * du(x, y): the unary op's VJP rule
+            fop = R[r, P0]
+            f0 = F[r, F0]
+            f1 = F[r, F1]
+            vb = R[b, VOFF] if b >= 0 else -1
+            vc = R[c, VOFF] if c >= 0 else -1
+            for i in range(n):
+                V[vo + i] = _du1(fop, V[va + i], V[vb + i] if vb >= 0 else 0.0,
+                                 V[vc + i] if vc >= 0 else 0.0, f0, f1)
         else:
             return ST_BADOP, r
     return ST_DONE, -1

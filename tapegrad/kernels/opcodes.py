@@ -39,6 +39,10 @@ SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 64, 65, 66, 67, 68, 69   # EXTREME: P
 SCATTER = 70   # out = zeros; out[map[i]] += a[i]: the transpose of GATHER
 # fused ops
 SOFTMAX, LOGSOFTMAX, BCEWL, NLL, BCE = 72, 73, 74, 75, 76
+# create_graph's fused VJP of a unary record: out = a * du(b, c) for unary op P0 (F0, F1 its
+# constants), a the gradient, b its input x and c its output y (-1 when the rule reads
+# neither); its own VJP uses the rule's partials in x and y (elementwise._d2u)
+UVJP = 77
 # ops whose VJP runs in Python between compiled segments (numpy's BLAS, dtype changes, a
 # custom autograd.Function's backward). PYFN is a Function's first differentiable output; its
 # tensor inputs are an index block laid out as CAT's (P0 offset, P1 length: [count, 0, 0, 0,
@@ -52,6 +56,7 @@ R_A, R_B, R_C, R_OUT = 1, 2, 4, 8
 READS = {
     **UNARY_READS, **BINARY_READS, EXTREME: R_A | R_OUT, SOFTMAX: R_OUT,
     LOGSOFTMAX: R_OUT, BCEWL: R_A | R_B | R_C, NLL: R_B, BCE: R_A | R_B, MATMUL: R_A | R_B,
+    UVJP: R_A | R_B | R_C,
 }
 
 # sweep status codes

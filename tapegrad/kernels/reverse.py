@@ -11,8 +11,8 @@ from .schema import _U, A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, rg_of, SI
 from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, DEAD, EXTREME, FIRST_PY, GATHER, INPUT,
     LOGSOFTMAX, MATMUL, MEAN, MUL, MULC, NEG, NLL, R_A, R_B, R_C, R_OUT, RELU, RESHAPE,
     SCATTER, SOFTMAX, ST_BADOP, ST_CHAIN, ST_DEAD, ST_DIRTY, ST_DONE, ST_FREED, ST_PYTHON, SUB,
-    SUM, TANH, UNARY_END, WHERE)
-from .elementwise import _db, _du, _du1, _lit, VEC
+    SUM, TANH, UNARY_END, UVJP, WHERE)
+from .elementwise import _d2u, _db, _du, _du1, _lit, VEC
 from .maps import _bcast_map, _reduce_map
 from .fused import _vjp_bce, _vjp_softmax
 from .blas import _gemm, _mm_dims, _mm_vjp, _NO_TRANS, _TRANS, MM_BLAS, MM_LOOPS, MM_NUMPY
@@ -267,9 +267,42 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
             _vjp_move(R, G, goff, touched, iar, r, op)
         elif op == SOFTMAX or op == LOGSOFTMAX or op == BCE or op == BCEWL or op == NLL:
             _vjp_fused(R, F, V, G, goff, iar, r, op)
+        elif op == UVJP:
+            _vjp_uvjp(R, F, V, G, goff, r)
         else:
             return ST_BADOP, r
     return ST_DONE, -1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _vjp_uvjp(R, F, V, G, goff, r):
+    """A UVJP record (out = a * du(x, y) of unary op P0): d/da is the rule itself (it is
+    linear in a), d/dx and d/dy its partials (_d2u), each times this record's gradient."""
+    fop = R[r, P0]
+    f0 = F[r, F0]
+    f1 = F[r, F1]
+    a = R[r, A]
+    b = R[r, B]
+    c = R[r, C]
+    va = R[a, VOFF]
+    vb = R[b, VOFF] if b >= 0 else -1
+    vc = R[c, VOFF] if c >= 0 else -1
+    wa = rg_of(R[a, OPW]) == 1
+    wb = b >= 0 and rg_of(R[b, OPW]) == 1
+    wc = c >= 0 and rg_of(R[c, OPW]) == 1
+    go = goff[r]
+    for i in range(R[r, SIZE]):
+        g2 = G[go + i]
+        x = V[vb + i] if vb >= 0 else 0.0
+        y = V[vc + i] if vc >= 0 else 0.0
+        if wa:
+            G[goff[a] + i] += _du1(fop, g2, x, y, f0, f1)
+        if wb or wc:
+            dx, dy = _d2u(fop, V[va + i], x, y, f0, f1)
+            if wb:
+                G[goff[b] + i] += g2 * dx
+            if wc:
+                G[goff[c] + i] += g2 * dy
 
 
 @njit(inline="always")

@@ -5,8 +5,8 @@ from numba import njit
 from .schema import A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, SIZE, VOFF
 from .opcodes import (ADD, BCE, BCEWL, CAT, DEAD, EXTREME, FIRST_PY, GATHER, INPUT, LOGSOFTMAX,
     MATMUL, MEAN, NEG, NLL, RESHAPE, SCATTER, SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON,
-    SUM, UNARY_END, WHERE)
-from .elementwise import _db, _du
+    SUM, UNARY_END, UVJP, WHERE)
+from .elementwise import _d2u, _db, _du, _du1
 from .maps import _bcast_map
 from .fused import _bce
 from .blas import _gemm, _mm, _mm_dims, _NO_TRANS, MM_BLAS, MM_LOOPS
@@ -121,6 +121,26 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                             T[vo + k] = V[vo + k] * (T[va + k] - acc)
         elif op == BCEWL or op == BCE:
             _bce(R, F, r, V, T, True)
+        elif op == UVJP:     # linear in a; x and y through the rule's partials (_d2u)
+            fop = R[r, P0]
+            f0 = F[r, F0]
+            f1 = F[r, F1]
+            vb = R[b, VOFF] if b >= 0 else -1
+            vc = R[c, VOFF] if c >= 0 else -1
+            for i in range(n):
+                x = V[vb + i] if vb >= 0 else 0.0
+                y = V[vc + i] if vc >= 0 else 0.0
+                ta = T[va + i]
+                tb = T[vb + i] if vb >= 0 else 0.0
+                tc = T[vc + i] if vc >= 0 else 0.0
+                d = 0.0 if ta == 0 else _du1(fop, ta, x, y, f0, f1)
+                if tb != 0 or tc != 0:
+                    dx, dy = _d2u(fop, V[va + i], x, y, f0, f1)
+                    if tb != 0:
+                        d += dx * tb
+                    if tc != 0:
+                        d += dy * tc
+                T[vo + i] = d
         else:
             return ST_BADOP, r
     return ST_DONE, -1
