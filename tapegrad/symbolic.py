@@ -119,6 +119,17 @@ _READS = K.reads_table().tolist()
 _QUIET = contextlib.nullcontext()
 
 
+def unary_vjp(op, a, r, f0, f1, R, g, h):
+    """Unary record r's input gradient for g: the op's own vjp rule (rules.py) on tensors; a
+    rule sees only the values its record saved (None for the others)."""
+    reads = _READS[op]
+    d = _UNARY_VJP[op](g, h(a) if reads & K.R_A else None, h(r) if reads & K.R_OUT else None,
+                       f0, f1)
+    if not isinstance(d, Tensor):     # a constant rule (0.0: exponent 0, sign, floor)
+        d = _const(np.full(_shape(R, a), d, g.data.dtype))
+    return d
+
+
 def _vjp(op, r, R, F, iar, g, h, quiet=False):
     """Input gradients [(slot, tensor)] of record r for output gradient g (a Tensor).
     quiet: the caller already ignores floating-point warnings (a recorded backward)."""
@@ -127,18 +138,11 @@ def _vjp(op, r, R, F, iar, g, h, quiet=False):
         reads = _READS[op]
         a, b, c = row[K.A], row[K.B], row[K.C]
         f0, f1 = float(F[r, K.F0]), float(F[r, K.F1])
-        if op < K.UNARY_END:      # the op's own vjp rule (rules.py), on tensors; a rule
-            # sees only the values its record saved (None for the others)
-            A = h(a) if reads & K.R_A else None
-            out = h(r) if reads & K.R_OUT else None
+        if op < K.UNARY_END:
             if quiet:
-                d = _UNARY_VJP[op](g, A, out, f0, f1)
-            else:
-                with np.errstate(all="ignore"):   # e.g. log of a negative base: NaN
-                    d = _UNARY_VJP[op](g, A, out, f0, f1)
-            if not isinstance(d, Tensor):     # a constant rule (0.0: exponent 0, sign, floor)
-                d = _const(np.full(_shape(R, a), d, g.data.dtype))
-            return [(a, d)]
+                return [(a, unary_vjp(op, a, r, f0, f1, R, g, h))]
+            with np.errstate(all="ignore"):   # e.g. log of a negative base: NaN
+                return [(a, unary_vjp(op, a, r, f0, f1, R, g, h))]
         sa, sb = _shape(R, a), _shape(R, b)
         A = h(a) if reads & K.R_A else None
         B = h(b) if reads & K.R_B else None

@@ -65,6 +65,7 @@ _FUSED = frozenset(getattr(K, u.opcode) for u in rules.UNARY
                    if codegen.second_partials(u) is not None)
 _UVJP_NAMES = {}
 _EMPTY = (np.empty(0, np.float32), np.empty(0, np.float64))
+_F64 = np.dtype(np.float64)
 
 
 def _uvjp_name(w):
@@ -76,30 +77,31 @@ def _uvjp_name(w):
     return n
 
 
-def _fused_vjp(tp, R, F, r, w, g, h):
-    """Unary record r's VJP for gradient g as one UVJP record: g * du(x, y), its value by
-    the rule compiled (as replay computes it)."""
+def _flat(a):
+    return a if a.ndim == 1 else a.reshape(-1)
+
+
+def _fused_vjp(tp, r, w, a, f0, f1, g, h):
+    """Unary record r (input a) with gradient g: its VJP as one UVJP record, g * du(x, y),
+    valued by the rule compiled (as replay computes it). None: g has another dtype."""
+    gd = g._data
+    d64 = gd.dtype is _F64
+    if d64 != bool(K.dtype_of(w)):
+        return None
     op = op_of(w)
     reads = S._READS[op]
-    a = int(R[r, K.A])
     X = h(a) if reads & K.R_A else None
     Y = h(r) if reads & K.R_OUT else None
-    f0, f1 = float(F[r, K.F0]), float(F[r, K.F1])
-    gd = g._data
-    d64 = gd.dtype == np.float64
-    if gd.dtype != (np.float64 if K.dtype_of(w) else np.float32):
-        return S._vjp(op, r, R, F, None, g, h, quiet=True)   # a gradient of another dtype
     val = np.empty(gd.shape, gd.dtype)
     empty = _EMPTY[d64]
-    K.vjp_values(op, gd.reshape(-1), empty if X is None else X._data.reshape(-1),
-                 empty if Y is None else Y._data.reshape(-1), val.reshape(-1), f0, f1)
+    K.vjp_values(op, _flat(gd), empty if X is None else _flat(X._data),
+                 empty if Y is None else _flat(Y._data), _flat(val), f0, f1)
     sg = _slot(tp, g)
     tp.save(sg, gd)
-    sx = -1 if X is None else a
-    sy = -1 if Y is None else r
     name = _uvjp_name(w)
     gid = tp.append(K.UVJP | d64 * K.DT_BIT | K.RG_BIT | name << K.NAME_SHIFT,
-                    sg, sx, sy, op, 0, val, False, f0, f1)
+                    sg, -1 if X is None else a, -1 if Y is None else r, op, 0, val, False,
+                    f0, f1)
     return [(a, _graph(val, tp, gid, name))]
 
 
@@ -120,6 +122,8 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
         iar = tp.iar[:tp.itop].copy()
         freed = tp.freed_flags()[:tp.n].tolist()
         words = R[:, K.OPW].tolist()       # Python ints: a numpy item read costs more
+        ins = R[:, K.A].tolist()
+        c0, c1 = F[:, K.F0].tolist(), F[:, K.F1].tolist()
         hooked = tp.hooks
         dirty = bool(tp.dirty)
         nan_check = _anomaly.enabled and _anomaly.check_nan
@@ -130,19 +134,21 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
         out = {}
         visited = []
         start = max(loc for loc, _ in seeds)
+        INPUT, DEAD, PYFN, PYOUT, MATMUL = K.INPUT, K.DEAD, K.PYFN, K.PYOUT, K.MATMUL
+        NEG, UNARY_END, RG = K.NEG, K.UNARY_END, K.RG_BIT
         for r in range(start, -1, -1):
             g = grads.get(r)
             if g is None:
                 continue
             w = words[r]
             op = op_of(w)
-            if op == K.PYOUT:          # its gradient waits in grads for its Function's record
+            if op == PYOUT:            # its gradient waits in grads for its Function's record
                 if r in want:
                     out[r] = g
                 continue
             del grads[r]
             hk = hooked.get(tp.gid(r)) if hooked else None
-            if hk is not None and op != K.INPUT:
+            if hk is not None and op != INPUT:
                 for fn in list(hk.tensor.values()):
                     new = fn(g)
                     if new is not None:
@@ -154,16 +160,16 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                                          g, fn)
             if r in want:
                 out[r] = g
-            if op == K.INPUT:
+            if op == INPUT:
                 continue
-            if op == K.DEAD or freed[r]:
+            if op == DEAD or freed[r]:
                 raise second_time()
             if dirty:
                 err = stale_error(tp, R, r)
                 if err is not None:
                     raise err
             visited.append(r)
-            if op == K.PYFN:
+            if op == PYFN:
                 ctx = tp.pyfns[tp.gid(r)]
                 gos = []
                 for meta in ctx._outputs:
@@ -173,25 +179,32 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                 if not retain_graph:
                     ctx._release()
             else:
-                if op == K.MATMUL:
-                    a_arr, b_arr = tp.pyrefs[tp.gid(r)]
-                    h.operand(int(R[r, K.A]), a_arr)
-                    h.operand(int(R[r, K.B]), b_arr)
-                pairs = _fused_vjp(tp, R, F, r, w, g, h) if op in _FUSED else \
-                    S._vjp(op, r, R, F, iar, g, h, quiet=True)
+                pairs = _fused_vjp(tp, r, w, ins[r], c0[r], c1[r], g, h) \
+                    if op in _FUSED else None
+                if pairs is not None:
+                    pass
+                elif NEG <= op < UNARY_END:
+                    pairs = [(ins[r], S.unary_vjp(op, ins[r], r, c0[r], c1[r], R, g, h))]
+                else:
+                    if op == MATMUL:
+                        a_arr, b_arr = tp.pyrefs[tp.gid(r)]
+                        h.operand(int(R[r, K.A]), a_arr)
+                        h.operand(int(R[r, K.B]), b_arr)
+                    pairs = S._vjp(op, r, R, F, iar, g, h, quiet=True)
             if hk is not None and hk.post:
-                ins = record_inputs(tp, r)
+                hin = record_inputs(tp, r)
                 made = dict(pairs)
-                gin = tuple(made.get(s) if s >= 0 else None for s in ins)
+                gin = tuple(made.get(s) if s >= 0 else None for s in hin)
                 for fn in list(hk.post.values()):
                     new = fn(gin, (g,))
                     if new is not None:
                         gin = tuple(new)
-                pairs = [(s, d) for s, d in zip(ins, gin) if s >= 0 and d is not None]
-            for i, (s, d) in enumerate(pairs):
-                if s < 0 or not rg_of(words[s]):
+                pairs = [(s, d) for s, d in zip(hin, gin) if s >= 0 and d is not None]
+            for s, d in pairs:
+                if s < 0 or not words[s] & RG:
                     continue
-                if nan_check and np.isnan(d.data).any():
+                if nan_check and np.isnan(d._data).any():
+                    i = [p[0] for p in pairs].index(s)
                     raise _anomaly_mode.nan_error(tp, tp.gid(r), T.NAMES[name_of(w)], i)
                 prev = grads.get(s)
                 grads[s] = d if prev is None else prev + d
