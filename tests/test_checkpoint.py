@@ -490,3 +490,10 @@ def test_the_benchmark_case_shows_a_lower_peak():
     checkpointed = memory._chain_tape(depth=32, width=256, segments=8)
     assert checkpointed["peak_tape_bytes"] < recorded["peak_tape_bytes"] / 2
     assert checkpointed["bytes_after_forward"] < checkpointed["peak_tape_bytes"]
+
+
+def test_docstring_examples_run():
+    import doctest
+    import tapegrad.utils.checkpoint as module
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
