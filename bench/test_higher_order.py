@@ -393,10 +393,11 @@ def main(argv=None):
         print(f"[higher-order] tapegrad at {commit}; warm-up pass (compiles, checks)",
               file=sys.stderr, flush=True)
         _run_once(root, None, False, ["--benchmark-disable"])
-        runs = []
+        runs, load = [], []
         for i in range(a.runs):
             out = os.path.join(a.keep or tmp, f"higher-order-{i + 1}.json")
             print(f"[higher-order] run {i + 1}/{a.runs}", file=sys.stderr, flush=True)
+            load.append(os.getloadavg()[0])
             _run_once(root, out, reverse=i % 2 == 1)
             with open(out) as f:
                 runs.append(json.load(f))
@@ -405,6 +406,8 @@ def main(argv=None):
           + ("" if after == commit else f"; it changed to {after} during the run"))
     print(f"measured {time.strftime('%Y-%m-%d %H:%M %Z')}, {a.runs} runs, command: "
           f"python -m bench.test_higher_order --runs {a.runs}" + (" --export" * a.export))
+    print("1-minute load average before each run (2 cores; above ~0.3, other work was "
+          "running): " + ", ".join(f"{x:.2f}" for x in load))
     print(machine.describe().replace("\n", "  \n"))
     print(markdown(summarize(runs), a.runs))
     return 0
