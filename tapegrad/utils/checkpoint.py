@@ -216,7 +216,6 @@ class _Call:
         self.check = check
         self.debug = debug
         self.params = ()                  # the closed-over leaves (strong: they get gradients)
-        self.out_tree = None
         self.out_meta = []                # (shape, dtype) of each output tensor
         self.diff = []                    # positions of the outputs that require grad
         self.n_ops = 0
@@ -226,10 +225,12 @@ class _Call:
         args, kwargs = _fill(self.tree, tensors)
         return self.function(*args, **kwargs)
 
-    def compare(self, outs, n_ops, listing):
-        """Raise CheckpointError if the recomputation's outputs or op count differ."""
+    def compare(self, outs, tp, start):
+        """Raise CheckpointError if the recomputation (tp's records from `start` on) made
+        outputs of other shapes or dtypes, or another number of operations."""
         if not self.check:
             return
+        n_ops = _ops_since(tp, start)
         lines = []
         if len(outs) != len(self.out_meta):
             lines.append(f"the forward pass returned {len(self.out_meta)} tensors, the "
@@ -250,9 +251,9 @@ class _Call:
                 "tapegrad's generator (restored when preserve_rng_state=True) and keep control "
                 "flow independent of state that changes between forward and backward. Pass "
                 "determinism_check='none' to skip this check.")
-        if self.debug and self.listing is not None:
+        if self.debug and self.listing is not None and start == 0:    # a scratch tape
             text += (f"\n\nforward pass (debug=True):\n{self.listing}\n\nrecomputation:\n"
-                     f"{listing}")
+                     f"{tp.listing()}")
         elif not self.debug:
             text += ("\nPass debug=True (or use set_checkpoint_debug_enabled(True)) to see "
                      "both recordings.")
@@ -340,7 +341,7 @@ def _recompute_eager(call, inputs, grads, want):
             out = call.run(copies)
         outs = []
         _flatten(out, outs)
-        call.compare(outs, _ops_since(scratch, 0), scratch.listing() if call.debug else None)
+        call.compare(outs, scratch, 0)
         seeds, direct = _seeds(call, scratch, outs, grads, as_tensor=False)
         leaves = list(copies) + list(call.params)
         result = [None] * len(leaves)
@@ -380,7 +381,7 @@ def _recompute_recorded(call, tp, inputs, grads, want):
             out = call.run(stand)
         outs = []
         _flatten(out, outs)
-        call.compare(outs, _ops_since(tp, start), None)
+        call.compare(outs, tp, start)
         seeds, direct = _seeds(call, tp, outs, grads, as_tensor=True)
         slots = [[tp.local(s._gid)] if f and s._tape is tp else []
                  for s, f in zip(stand, call.flags)]
@@ -534,7 +535,6 @@ def _forward(call, inputs, forward_ctx, cls):
         call.listing = scratch.listing() if call.check and call.debug else None
     del out, outs, copies
     call.params = tuple(params)
-    call.out_tree = out_tree
     if not call.diff:          # nothing required grad: nothing to record
         return _fill(out_tree, values)
     res = cls.apply(call, values, *inputs, *params)
