@@ -9,7 +9,8 @@ How it works:
 - Forward. ``fn`` runs once on a scratch tape (a ``Tape`` of its own, made current for the
   call) with its tensor arguments replaced by detached copies. The scratch tape tells which
   leaves that require grad ``fn`` used without receiving them as arguments (parameters it
-  closes over); it is dropped on return, so the thread's tape never holds ``fn``'s records.
+  closes over); it is reset on return (and kept, with its arena capacity, for the next
+  call in this thread), so the thread's tape never holds ``fn``'s records.
   The outputs' values, the arguments and those leaves go into one ``Function`` record.
   The tape's generator state (``tapegrad.manual_seed``'s) is saved first.
 - Backward (eager). ``fn`` runs again on a scratch tape, with the saved generator
