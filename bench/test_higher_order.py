@@ -18,12 +18,14 @@ float64, after checking its results against numpy float64 written by hand.
 
     python -m pytest bench/test_higher_order.py --benchmark-only \\
         --benchmark-columns=median,iqr,min,max,rounds      # one round, pytest's table
-    python -m bench.test_higher_order --runs 5 --export     # rounds, as Markdown
+    python -m bench.test_higher_order --runs 5 --export --quiet 0.05   # rounds, Markdown
 
 The second command runs the first in ``--runs`` fresh processes (rounds; the order of
 the systems reversed every other round) and prints each system's median and the per-round
 ratios tapegrad / peer of the same dtype. ``--export`` measures the committed tree
-(``git archive HEAD``), not the working tree.
+(``git archive HEAD``), not the working tree; ``--quiet`` keeps only rounds during which
+other processes used less than that share of the cores (read from /proc/stat), waiting
+for a quiet moment before each round and redoing a disturbed one.
 """
 import argparse
 import contextlib
