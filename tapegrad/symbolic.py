@@ -36,6 +36,11 @@ def _unbroadcast(g, shape):
     return ops.reshape(ops.sum(g, dim=dims, keepdim=False) if dims else g, shape)
 
 
+def _as_shape(t, shape):
+    """t reshaped to shape; t itself when it has that shape already (no copy, no record)."""
+    return t if tuple(t.data.shape) == tuple(shape) else ops.reshape(t, shape)
+
+
 def _zeros(like, shape=None):
     return _const(np.zeros(like.data.shape if shape is None else shape, like.data.dtype))
 
@@ -202,6 +207,8 @@ def _vjp(op, r, R, F, iar, g, h, quiet=False):
         return [(a, ops.take(g, iar[io:io + ln], A.data.shape))]
     if op == K.RESHAPE:
         return [(a, ops.reshape(g, A.data.shape))]
+    if op == K.TRANSPOSE:
+        return [(a, ops.transpose(g, -1, -2))]
     if op == K.CAT:
         io = int(R[r, K.P0])
         k, outer, inner, mtot = (int(v) for v in iar[io:io + 4])
@@ -251,10 +258,10 @@ def _vjp(op, r, R, F, iar, g, h, quiet=False):
         res = []
         if wa:
             ga = _unbroadcast(ops.matmul(g2, ops.transpose(b2, -1, -2)), a2.data.shape)
-            res.append((a, ops.reshape(ga, A.data.shape)))
+            res.append((a, _as_shape(ga, A.data.shape)))
         if wb:
             gb = _unbroadcast(ops.matmul(ops.transpose(a2, -1, -2), g2), b2.data.shape)
-            res.append((b, ops.reshape(gb, B.data.shape)))
+            res.append((b, _as_shape(gb, B.data.shape)))
         return res
     if op == K.CAST:
         return [(a, ops.to_dtype(g, A.data.dtype))]

@@ -84,6 +84,7 @@ class Tape:
         self.traces = {}     # gid -> forward stack of the record (only in anomaly mode)
         self.limit = _MIN_LIMIT
         self.pinned = 0         # > 0 while local indices must not move (a recorded backward)
+        self.sweeping = 0       # backward sweeps running (> 1: one inside another's Python)
         self.save_all = False   # set while tracing a function for replay: keep every value
         self.inputs_log = None  # while tracing: gid -> tensor of every INPUT record
         self.value_reads = 0    # while tracing: times the function read a tensor's value
@@ -134,6 +135,9 @@ class Tape:
         (one copy); the stray view keeps the old one, and sees no later records. Counted
         and warned about, since the copy costs O(tape) and the view is now stale."""
         self.buffer_copies += 1
+        if self.sweeping:       # a sweep called Python that records: its views are in use
+            self.buf = bytearray(self.buf)
+            return
         warnings.warn(
             f"tapegrad: a view of this thread's tape records is still alive (from an "
             f"interrupted backward, or a kept Tape.records() result), so the buffer was "
@@ -397,7 +401,7 @@ class Tape:
 OPNAMES = {
     K.INPUT: "input", K.DEAD: "freed",
     **{getattr(K, u.opcode): u.name for u in rules.UNARY + rules.BINARY},
-    K.SUM: "sum",
+    K.SUM: "sum", K.TRANSPOSE: "transpose",
     K.MEAN: "mean", K.EXTREME: "extreme", K.GATHER: "gather", K.SCATTER: "scatter", K.RESHAPE: "reshape",
     K.CAT: "cat", K.SOFTMAX: "softmax", K.LOGSOFTMAX: "log_softmax",
     K.BCEWL: "bce_with_logits", K.NLL: "nll", K.BCE: "bce", K.MATMUL: "matmul", K.CAST: "cast",

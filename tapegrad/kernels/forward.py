@@ -6,9 +6,10 @@ from numba import njit
 from .schema import _U, A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, SIZE, VOFF
 from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, COS, DEAD, EXP, EXTREME, FIRST_PY, GATHER,
     INPUT, LOG, LOGSOFTMAX, MATMUL, MEAN, MULC, NEG, NLL, RESHAPE, SCATTER, SIGMOID, SIN,
-    SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON, SUM, TANH, UNARY_END, UVJP, WHERE)
+    SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON, SUM, TANH, TRANSPOSE, UNARY_END, UVJP,
+    WHERE)
 from .elementwise import _bin, _du1, _lit, _un, tanh32, VEC
-from .maps import _bcast_map, _reduce_map
+from .maps import _bcast_map, _reduce_map, _transpose
 from .fused import _bce
 from .blas import _gemm, _mm, _mm_dims, _NO_TRANS, MM_BLAS, MM_LOOPS
 
@@ -27,7 +28,8 @@ def to_numpy(op, n, dt):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _linear(R, F, r, X, V, iar):
-    """Apply linear record r (SUM, MEAN, GATHER, RESHAPE, SCATTER, CAT, NLL) to the buffer X:
+    """Apply linear record r (SUM, MEAN, GATHER, RESHAPE, TRANSPOSE, SCATTER, CAT, NLL) to
+    the buffer X:
     values in forward(), tangents in tangent(). Constants (NLL's weights) come from V."""
     op = op_of(R[r, OPW])
     n = R[r, SIZE]
@@ -58,6 +60,8 @@ def _linear(R, F, r, X, V, iar):
     elif op == RESHAPE:
         for i in range(n):
             X[vo + i] = X[va + i]
+    elif op == TRANSPOSE:
+        _transpose(X, va, X, vo, n, R[r, P0], R[r, P1], False)
     elif op == SCATTER:
         io = R[r, P0]
         for i in range(n):
@@ -224,7 +228,7 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
                 V[vo + i] = _bin(op, V[va + (ma[i] if bc & 1 else i)],
                                  V[vb + (mb[i] if bc & 2 else i)])
         elif op == SUM or op == MEAN or op == GATHER or op == RESHAPE or op == SCATTER \
-                or op == CAT or op == NLL:
+                or op == CAT or op == NLL or op == TRANSPOSE:
             _linear(R, F, r, V, V, iar)
         elif op == EXTREME:
             best = V[va]

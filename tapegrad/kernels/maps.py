@@ -1,5 +1,5 @@
 """Index maps: where each element of a record's output sits in an input (broadcast) or
-in a reduced output, as flat offsets."""
+in a reduced output, as flat offsets; and the batched matrix transpose, which needs none."""
 import numpy as np
 from numba import njit
 
@@ -55,3 +55,18 @@ def _reduce_map(R, src, mask):
     out = np.empty(R[src, SIZE], np.int64)
     _fill_map(R[src, SH:SH + MAXD], nd, strides, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _transpose(X, xo, Y, yo, n, m, k, add):
+    """Y[yo:] (+)= X[xo:] with each (m x k) matrix of the batch transposed to (k x m)."""
+    mk = m * k
+    for b in range(n // mk if mk else 0):
+        base_x = xo + b * mk
+        base_y = yo + b * mk
+        for i in range(m):
+            for j in range(k):
+                if add:
+                    Y[base_y + j * m + i] += X[base_x + i * k + j]
+                else:
+                    Y[base_y + j * m + i] = X[base_x + i * k + j]

@@ -37,6 +37,7 @@ BINARY_READS = {
 # reductions and data movement
 SUM, MEAN, EXTREME, GATHER, RESHAPE, CAT = 64, 65, 66, 67, 68, 69   # EXTREME: P0 = 1 max, 0 min
 SCATTER = 70   # out = zeros; out[map[i]] += a[i]: the transpose of GATHER
+TRANSPOSE = 71   # a's last two dims swapped (P0, P1: a's last two sizes), no index map
 # fused ops
 SOFTMAX, LOGSOFTMAX, BCEWL, NLL, BCE = 72, 73, 74, 75, 76
 # create_graph's fused VJP of a unary record: out = a * du(b, c) for unary op P0 (F0, F1 its

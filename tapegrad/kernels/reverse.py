@@ -11,9 +11,9 @@ from .schema import _U, A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, rg_of, SI
 from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, DEAD, EXTREME, FIRST_PY, GATHER, INPUT,
     LOGSOFTMAX, MATMUL, MEAN, MUL, MULC, NEG, NLL, R_A, R_B, R_C, R_OUT, RELU, RESHAPE,
     SCATTER, SOFTMAX, ST_BADOP, ST_CHAIN, ST_DEAD, ST_DIRTY, ST_DONE, ST_FREED, ST_PYTHON, SUB,
-    SUM, TANH, UNARY_END, UVJP, WHERE)
+    SUM, TANH, TRANSPOSE, UNARY_END, UVJP, WHERE)
 from .elementwise import _d2u, _db, _du, _du1, _lit, VEC
-from .maps import _bcast_map, _reduce_map
+from .maps import _bcast_map, _reduce_map, _transpose
 from .fused import _vjp_bce, _vjp_softmax
 from .blas import _gemm, _mm_dims, _mm_vjp, _NO_TRANS, _TRANS, MM_BLAS, MM_LOOPS, MM_NUMPY
 
@@ -263,7 +263,7 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
             _vjp_matmul(R, V, G, goff, touched, r, dt, gemm, how)
         elif op == SUM or op == MEAN or op == EXTREME:
             _vjp_reduce(R, F, V, G, goff, r, op)
-        elif op == GATHER or op == RESHAPE or op == SCATTER or op == CAT:
+        elif op == GATHER or op == RESHAPE or op == SCATTER or op == CAT or op == TRANSPOSE:
             _vjp_move(R, G, goff, touched, iar, r, op)
         elif op == SOFTMAX or op == LOGSOFTMAX or op == BCE or op == BCEWL or op == NLL:
             _vjp_fused(R, F, V, G, goff, iar, r, op)
@@ -396,7 +396,8 @@ def _vjp_reduce(R, F, V, G, goff, r, op):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _vjp_move(R, G, goff, touched, iar, r, op):
-    """Data movement: GATHER and SCATTER by their index map, RESHAPE, CAT into its inputs."""
+    """Data movement: GATHER and SCATTER by their index map, RESHAPE, TRANSPOSE, CAT into its
+    inputs."""
     n = R[r, SIZE]
     go = goff[r]
     a = R[r, A]
@@ -411,6 +412,9 @@ def _vjp_move(R, G, goff, touched, iar, r, op):
         if wa:
             for i in range(n):
                 G[ga + i] += G[go + i]
+    elif op == TRANSPOSE:    # the transpose of a transpose: a's (P0 x P1) matrices back
+        if wa:
+            _transpose(G, go, G, ga, n, R[r, P1], R[r, P0], True)
     elif op == SCATTER:
         if wa:
             io = R[r, P0]

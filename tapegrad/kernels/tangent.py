@@ -5,7 +5,7 @@ from numba import njit
 from .schema import A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, SIZE, VOFF
 from .opcodes import (ADD, BCE, BCEWL, CAT, DEAD, EXTREME, FIRST_PY, GATHER, INPUT, LOGSOFTMAX,
     MATMUL, MEAN, NEG, NLL, RESHAPE, SCATTER, SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON,
-    SUM, UNARY_END, UVJP, WHERE)
+    SUM, TRANSPOSE, UNARY_END, UVJP, WHERE)
 from .elementwise import _d2u, _db, _du, _du1
 from .maps import _bcast_map
 from .fused import _bce
@@ -91,7 +91,7 @@ def tangent(R, F, V, T, iar, start, stop, dt, gemm):
                         d += _db(op, tb, x, y, V[vo + i], 0.0)[1]
                 T[vo + i] = d
         elif op == SUM or op == MEAN or op == GATHER or op == RESHAPE or op == SCATTER \
-                or op == CAT or op == NLL:
+                or op == CAT or op == NLL or op == TRANSPOSE:
             _linear(R, F, r, T, V, iar)   # linear ops: the tangent map is the op itself
         elif op == EXTREME:
             best = V[vo]

@@ -114,8 +114,21 @@ def getitem(x, key):
 
 def _perm_gather(x, axes, fn):
     out = x._data.transpose(axes)
+    nd = len(axes)
+    if nd >= 2 and axes == tuple(range(nd - 2)) + (nd - 1, nd - 2):
+        # the last two dims swapped (t(), .T of a matrix, mT): a TRANSPOSE record, no map
+        return _view_of(x, out, fn, lambda o: _transposed(x, o, fn))
     return _view_of(x, out, fn, lambda o: _gather(
         x, o, np.arange(x._data.size).reshape(x._data.shape).transpose(axes), fn))
+
+
+def _transposed(x, out, fn):
+    tp = _tape()
+    a = _slot(tp, x)
+    m, k = x._data.shape[-2:]
+    word = K.TRANSPOSE | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
+    gid = tp.append(word, a, -1, -1, m, k, out, False)
+    return _graph(out, tp, gid, fn)
 
 
 def transpose(x, dim0, dim1):
