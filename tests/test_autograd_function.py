@@ -451,3 +451,33 @@ def test_graphs_never_backwarded_are_reclaimed():
         P3.apply(w * 2).sum()
     tp = current()
     assert len(tp) < 10000 and len(tp.pyfns) < 5000
+
+
+def test_backward_inside_a_functions_backward():
+    # torch's reentrant checkpoint pattern: the inner backward must not disturb the outer
+    # sweep's gradients (shared buffers) or move its records (collection)
+    rng = np.random.default_rng(0)
+    W = tg.tensor(rng.standard_normal(3), requires_grad=True)
+    x = tg.tensor(rng.standard_normal(3), requires_grad=True)
+
+    class Reentrant(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, v):
+            ctx.save_for_backward(v)
+            return v * W
+
+        @staticmethod
+        def backward(ctx, g):
+            (v,) = ctx.saved_tensors
+            with tg.enable_grad():
+                v2 = v.detach().requires_grad_(True)
+                tg.autograd.backward(v2 * W, g)
+            return v2.grad
+
+    big = tg.ones(100000, dtype=tg.float64, requires_grad=True)
+    (big * 2).sum().backward()                  # large reusable gradient buffers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no stale-view warning either
+        (Reentrant.apply(x).sum() + (W * 5).sum()).backward()
+    np.testing.assert_allclose(W.grad.numpy(), x.detach().numpy() + 5, rtol=1e-6)
+    np.testing.assert_allclose(x.grad.numpy(), W.detach().numpy(), rtol=1e-6)

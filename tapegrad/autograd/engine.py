@@ -212,16 +212,7 @@ class _Stops:
         if op == K.INPUT:
             return True
         if hk is not None and (hk.tensor or hk.pre):
-            g = Tensor(self._grad(r).copy())
-            for fn in list(hk.tensor.values()):
-                new = fn(g)
-                if new is not None:
-                    g = _hook_result(new, g, fn)
-            for fn in list(hk.pre.values()):
-                new = fn((g,))
-                if new is not None:
-                    g = _hook_result(new[0] if isinstance(new, (tuple, list)) else new, g, fn)
-            self._grad(r)[...] = g.data
+            self._grad(r)[...] = hooks.run_pre(hk, Tensor(self._grad(r).copy())).data
         if not self.anomaly and (hk is None or not hk.post):
             return True
         if self.freed[r]:
@@ -238,11 +229,7 @@ class _Stops:
         name = T.NAMES[name_of(int(R[r, K.OPW]))]
         if hk is not None and hk.post:
             gin = tuple(made.get(s) if s >= 0 else None for s in _inputs(tp, r))
-            gout = (Tensor(self._grad(r).copy()),)
-            for fn in list(hk.post.values()):
-                new = fn(gin, gout)
-                if new is not None:
-                    gin = tuple(new)
+            gin = hooks.run_post(hk, gin, Tensor(self._grad(r).copy()))
             for s, g in zip(_inputs(tp, r), gin):
                 if s in made and g is not None:
                     made[s] = g
@@ -266,17 +253,6 @@ class _Stops:
 def _inputs(tp, r):
     from ..node import record_inputs
     return record_inputs(tp, r)
-
-
-def _hook_result(new, g, fn):
-    if not isinstance(new, Tensor):
-        raise TypeError(f"a gradient hook must return a Tensor or None, got "
-                        f"{type(new).__name__} from {getattr(fn, '__name__', fn)}")
-    if tuple(new.shape) != tuple(g.shape):
-        raise RuntimeError(f"hook '{getattr(fn, '__name__', 'hook')}' has changed the size of "
-                           f"value: the gradient has shape {list(g.shape)} and the hook "
-                           f"returned shape {list(new.shape)}")
-    return new
 
 
 def _stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns):
@@ -339,7 +315,11 @@ def _run(tp, seeds, retain_graph):
         n = tp.n
         goff = np.empty(n, np.int64)
         t0, t1 = K.grad_offsets(R, n, goff)
-        grads = tp.grad_buffers(t0, t1)
+        if tp.sweeping:      # a backward inside a sweep's Python call: the outer sweep's
+            # gradients are in the shared buffers, so this one gets its own
+            grads = (np.empty(max(t0, 1), np.float32), np.empty(max(t1, 1), np.float64))
+        else:
+            grads = tp.grad_buffers(t0, t1)
         touched = np.zeros(n, np.uint8)
         freed = tp.freed_flags()
         if tp.dirty:
@@ -356,11 +336,20 @@ def _run(tp, seeds, retain_graph):
             start = max(start, loc)
         fns = _Functions(tp, R, grads, goff, touched, retain_graph) if tp.pyfns else None
         stops = _stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns)
-        _reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
-                 lambda r: tp.pyrefs[tp.gid(r)], lambda r, R=R: _dirty_error(tp, R, r),
-                 fns, stops)
+        # user code (a Function's backward, a hook) may record ops or run a backward of its
+        # own: the records must not move while this sweep holds their local indices
+        python = fns is not None or stops is not None
+        tp.sweeping += 1
+        tp.pinned += python
+        try:
+            _reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
+                     lambda r: tp.pyrefs[tp.gid(r)], lambda r, R=R: _dirty_error(tp, R, r),
+                     fns, stops)
+        finally:
+            tp.sweeping -= 1
+            tp.pinned -= python
         if not retain_graph:
-            freed[:n] |= touched
+            tp.freed_flags()[:n] |= touched     # (that code may have grown the flags)
         return grads, goff, touched, R
     except BaseException:
         del R, F
@@ -425,7 +414,7 @@ def _deliver(leaf, g, accumulate=True):
         for fn in list(hk[0].values()):
             new = fn(g)
             if new is not None:
-                g = _hook_result(new, g, fn)
+                g = hooks.checked(new, g, fn)
     if accumulate:
         _accumulate(leaf, g)
         if hk is not None:
@@ -524,21 +513,23 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
             tp.collect()
         return
     grads, goff, touched, R = _run(tp, locs, bool(retain_graph))
+    n = touched.shape[0]     # records a Function's backward made since are not this graph's
     try:
         if hooks._LEAF:
             for leaf, slots in list(_leaf_slots(tp)):
-                parts = [_read(tp, R, grads, goff, loc) for loc in slots if touched[loc]]
+                parts = [_read(tp, R, grads, goff, loc) for loc in slots
+                         if loc < n and touched[loc]]
                 if parts:
                     _deliver(leaf, _sum(parts) if len(parts) > 1 else parts[0])
         else:
             for g, leaf in list(tp.leaves.items()):
                 loc = tp.local(g)
-                if loc >= 0 and touched[loc]:
+                if 0 <= loc < n and touched[loc]:
                     _accumulate(leaf, _read(tp, R, grads, goff, loc))
         for g, ref in list(tp.retained.items()):
             t = ref()
             loc = tp.local(g)
-            if t is not None and loc >= 0 and touched[loc]:
+            if t is not None and 0 <= loc < n and touched[loc]:
                 _accumulate(t, _read(tp, R, grads, goff, loc))
     finally:
         del R

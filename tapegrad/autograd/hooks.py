@@ -111,6 +111,44 @@ def _as_tuple(new, n, what):
     return tuple(new)
 
 
+# ---- running them ------------------------------------------------------------------------
+def checked(new, g, fn):
+    """A gradient hook's replacement gradient, checked as PyTorch checks it."""
+    from ..tensor import Tensor
+    if not isinstance(new, Tensor):
+        raise TypeError(f"a gradient hook must return a Tensor or None, got "
+                        f"{type(new).__name__} from {getattr(fn, '__name__', fn)}")
+    if tuple(new.shape) != tuple(g.shape):
+        raise RuntimeError(f"hook '{getattr(fn, '__name__', 'hook')}' has changed the size of "
+                           f"value: the gradient has shape {list(g.shape)} and the hook "
+                           f"returned shape {list(new.shape)}")
+    return new
+
+
+def run_pre(hk, g):
+    """A record's tensor hooks, then its node's pre-hooks, on its gradient g (a Tensor);
+    returns the gradient they leave."""
+    for fn in list(hk.tensor.values()):
+        new = fn(g)
+        if new is not None:
+            g = checked(new, g, fn)
+    for fn in list(hk.pre.values()):
+        new = fn((g,))
+        if new is not None:
+            g = checked(new[0] if isinstance(new, (tuple, list)) else new, g, fn)
+    return g
+
+
+def run_post(hk, grad_inputs, grad_output):
+    """A record's node post-hooks: fn(grad_inputs, (grad_output,)); returns the
+    grad_inputs they leave."""
+    for fn in list(hk.post.values()):
+        new = fn(grad_inputs, (grad_output,))
+        if new is not None:
+            grad_inputs = tuple(new)
+    return grad_inputs
+
+
 # ---- leaves ---------------------------------------------------------------------------------
 _LEAF = {}       # id(leaf) -> [weakref(leaf), tensor hooks, post-accumulate hooks]
 

@@ -19,7 +19,7 @@ from .. import symbolic as S
 from .. import tape as T
 from ..ops.record import _graph, _plain, _slot
 from ..tensor import Tensor
-from . import anomaly_mode as _anomaly_mode
+from . import anomaly_mode as _anomaly_mode, hooks
 from .anomaly_mode import state as _anomaly
 
 
@@ -112,7 +112,6 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
     grad(), retained tensors) that received a gradient. Records it went through are freed
     unless retain_graph.
     """
-    from .engine import _hook_result
     from ..node import record_inputs
     tp.pinned += 1
     fp = np.seterr(all="ignore")      # the rules make NaN and inf where the sweeps do
@@ -149,15 +148,7 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
             del grads[r]
             hk = hooked.get(tp.gid(r)) if hooked else None
             if hk is not None and op != INPUT:
-                for fn in list(hk.tensor.values()):
-                    new = fn(g)
-                    if new is not None:
-                        g = _hook_result(new, g, fn)
-                for fn in list(hk.pre.values()):
-                    new = fn((g,))
-                    if new is not None:
-                        g = _hook_result(new[0] if isinstance(new, (tuple, list)) else new,
-                                         g, fn)
+                g = hooks.run_pre(hk, g)
             if r in want:
                 out[r] = g
             if op == INPUT:
@@ -194,11 +185,7 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
             if hk is not None and hk.post:
                 hin = record_inputs(tp, r)
                 made = dict(pairs)
-                gin = tuple(made.get(s) if s >= 0 else None for s in hin)
-                for fn in list(hk.post.values()):
-                    new = fn(gin, (g,))
-                    if new is not None:
-                        gin = tuple(new)
+                gin = hooks.run_post(hk, tuple(made.get(s) if s >= 0 else None for s in hin), g)
                 pairs = [(s, d) for s, d in zip(hin, gin) if s >= 0 and d is not None]
             for s, d in pairs:
                 if s < 0 or not words[s] & RG:
