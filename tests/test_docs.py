@@ -63,7 +63,8 @@ def test_api_md_names_every_public_name():
     mentioned = set()
     for span in re.findall(r"`([^`]+)`", text):
         mentioned.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", span))
-    public = (_public(tg, own_only=False) | _public(tg.autograd, own_only=False) | _public(tg.nn.functional)
+    public = (_public(tg, own_only=False) | _public(tg.autograd, own_only=False)
+              | _public(tg.utils.checkpoint, own_only=True) | _public(tg.nn.functional)
               | {n for n in dir(tg.Tensor) if not n.startswith("_")} | _public(viz))
     missing = sorted(public - mentioned)
     assert not missing, f"docs/api.md does not mention: {', '.join(missing)}"
@@ -72,7 +73,8 @@ def test_api_md_names_every_public_name():
 DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.creation",
              "tapegrad.autograd.engine", "tapegrad.autograd.function",
              "tapegrad.autograd.gradcheck", "tapegrad.autograd.functional", "tapegrad.replay",
-             "tapegrad.func", "tapegrad.viz", "tapegrad.ops.composite"]
+             "tapegrad.func", "tapegrad.viz", "tapegrad.ops.composite",
+             "tapegrad.utils.checkpoint"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)
