@@ -108,6 +108,28 @@ def _pair(name, args, ops, body, nan, doc, inline=True):
     return hot + "\n\n" + rare + "\n\n"
 
 
+_VAR_BITS = {"x": rules.R_A, "y": rules.R_B, "cnd": rules.R_C, "out": rules.R_OUT}
+
+
+def reads_by_input(b):
+    """(what d/da reads, what d/db reads) of binary op b, from its two VJP expressions: a
+    record saves only what the gradients of its inputs that require grad will read."""
+    out = []
+    for expr in (b.vjp_a, b.vjp_b):
+        names = {n.id for n in ast.walk(_parse(expr, "vjp2", b.name)) if isinstance(n, ast.Name)}
+        out.append(sum(bit for v, bit in _VAR_BITS.items() if v in names) & b.reads
+                   | (b.reads & rules.R_C))         # WHERE's condition picks either way
+    return tuple(out)
+
+
+def _reads_by_input(ops):
+    items = [f"{b.opcode}: {reads_by_input(b)}" for b in ops if b.reads]
+    rows = [", ".join(items[k:k + 6]) for k in range(0, len(items), 6)]
+    return ("# binary: (what the gradient of a reads, of b): a record saves only what the\n"
+            "# gradients of its inputs that require grad need\n"
+            "BINARY_READS_BY_INPUT = {\n" + "".join(f"    {r},\n" for r in rows) + "}\n")
+
+
 def _reads(name, ops):
     reads = [f"{u.opcode}: {u.reads}" for u in ops if u.reads]
     rows = [", ".join(reads[k:k + 8]) for k in range(0, len(reads), 8)]
@@ -135,6 +157,7 @@ def generate_opcodes():
     parts.append(_constants_block([b.opcode for b in bops], FIRST_BINARY))
     parts.append(_reads("UNARY_READS", ops))
     parts.append(_reads("BINARY_READS", bops))
+    parts.append(_reads_by_input(bops))
     parts.append(END)
     return "".join(parts)
 

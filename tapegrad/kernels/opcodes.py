@@ -31,6 +31,12 @@ BINARY_READS = {
     MUL: 3, DIV: 3, POW: 11, MAXIMUM: 3, MINIMUM: 3, ATAN2: 3, HYPOT: 11, FMOD: 3,
     REMAINDER: 3, LOGADDEXP: 11, WHERE: 4,
 }
+# binary: (what the gradient of a reads, of b): a record saves only what the
+# gradients of its inputs that require grad need
+BINARY_READS_BY_INPUT = {
+    MUL: (2, 1), DIV: (2, 3), POW: (3, 11), MAXIMUM: (3, 3), MINIMUM: (3, 3), ATAN2: (3, 3),
+    HYPOT: (9, 10), FMOD: (0, 3), REMAINDER: (0, 3), LOGADDEXP: (9, 10), WHERE: (4, 4),
+}
 # ---- END generated ----
 # The binary family's records: P0 bits 0-2: input a/b/c is broadcast; bits 3-4: a/b repeats
 # as a suffix of the output.

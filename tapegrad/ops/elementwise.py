@@ -16,6 +16,8 @@ from ..tensor import Tensor, _FLOATS, _gstate, _note_read, float32, float64
 from .operands import _REAL, _float, _is_scalar, _need_tensor, _operand, _promote, as_tensor
 from .record import _N, _plain, _record, _record1, _recording
 
+_BY_INPUT = K.BINARY_READS_BY_INPUT
+
 _max = builtins.max     # the package defines max() with torch's meaning; this is Python's
 
 _ADD = _N["add"]
@@ -158,7 +160,9 @@ def _binary(op, fn, numpy_fn, x, y):
             k += 1
         if small[k:] == shp[len(shp) - len(small) + k:]:
             flags |= flags << 3          # a suffix repeat: the sweep needs no index map
-    return _record(op, fn, out, x, y, None, flags)
+    need = _BY_INPUT.get(op)     # only what the gradients of the inputs that need them read
+    reads = None if need is None else (need[0] if x._rg else 0) | (need[1] if y._rg else 0)
+    return _record(op, fn, out, x, y, None, flags, reads=reads)
 
 
 def _scalar_op(op, fn, numpy_fn, x, c, f0):

@@ -139,8 +139,9 @@ def _dead(tp, t):
     return tp.n - 1
 
 
-def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
-    """Append the record for out = op(x, y, z) and return the result tensor."""
+def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0, reads=None):
+    """Append the record for out = op(x, y, z) and return the result tensor. The values
+    saved are what the op's VJP reads (`reads`, default: everything it may read)."""
     tp = _tls.tape
     if tp.n >= tp.limit:
         tp.collect()
@@ -148,7 +149,8 @@ def _record(op, fn, out, x, y=None, z=None, p0=0, p1=0, f0=0.0, f1=0.0):
     a = g - tp.g0 + tp.k if (x._tape is tp and g >= tp.g0) else _slot(tp, x)
     b = -1 if y is None else _slot(tp, y)
     c = -1 if z is None else _slot(tp, z)
-    reads = _READS[op]
+    if reads is None:
+        reads = _READS[op]
     if reads:
         if reads & K.R_A:
             tp.save(a, x._data)
