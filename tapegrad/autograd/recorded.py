@@ -10,6 +10,8 @@ into the forward graph. A custom Function's backward runs with grad mode on.
 The tape's local indices must not move while the walk holds them: collection is paused
 (``Tape.pinned``) until it ends.
 """
+import heapq
+
 import numpy as np
 
 from .. import codegen, rules
@@ -116,13 +118,13 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
     tp.pinned += 1
     fp = np.seterr(all="ignore")      # the rules make NaN and inf where the sweeps do
     try:
-        R = tp.records()[0].copy()      # our own copy: the walk appends to the tape
+        start = max(loc for loc, _ in seeds)
+        # our own copy of the records the walk can reach (it appends to the tape)
+        R = tp.records()[0][:start + 1].copy()
         F = R.view(np.float64)
-        iar = tp.iar[:tp.itop].copy()
-        freed = tp.freed_flags()[:tp.n].tolist()
-        words = R[:, K.OPW].tolist()       # Python ints: a numpy item read costs more
-        ins = R[:, K.A].tolist()
-        c0, c1 = F[:, K.F0].tolist(), F[:, K.F1].tolist()
+        iar = tp.iar                    # index blocks only get added after it
+        freed = tp.freed_flags()
+        OPW, A_, F0, F1 = K.OPW, K.A, K.F0, K.F1
         hooked = tp.hooks
         dirty = bool(tp.dirty)
         nan_check = _anomaly.enabled and _anomaly.check_nan
@@ -132,14 +134,16 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
             grads[loc] = g if loc not in grads else grads[loc] + g
         out = {}
         visited = []
-        start = max(loc for loc, _ in seeds)
         INPUT, DEAD, PYFN, PYOUT, MATMUL = K.INPUT, K.DEAD, K.PYFN, K.PYOUT, K.MATMUL
         NEG, UNARY_END, RG = K.NEG, K.UNARY_END, K.RG_BIT
-        for r in range(start, -1, -1):
-            g = grads.get(r)
-            if g is None:
-                continue
-            w = words[r]
+        # the slots holding a gradient, newest first (a heap, not a scan of every older
+        # record: a leaf's INPUT record can sit far below, under other graphs' records)
+        todo = [-loc for loc in grads]
+        heapq.heapify(todo)
+        while todo:
+            r = -heapq.heappop(todo)
+            g = grads[r]
+            w = int(R[r, OPW])
             op = op_of(w)
             if op == PYOUT:            # its gradient waits in grads for its Function's record
                 if r in want:
@@ -170,12 +174,11 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                 if not retain_graph:
                     ctx._release()
             else:
-                pairs = _fused_vjp(tp, r, w, ins[r], c0[r], c1[r], g, h) \
-                    if op in _FUSED else None
-                if pairs is not None:
-                    pass
-                elif NEG <= op < UNARY_END:
-                    pairs = [(ins[r], S.unary_vjp(op, ins[r], r, c0[r], c1[r], R, g, h))]
+                if NEG <= op < UNARY_END:
+                    a, f0, f1 = int(R[r, A_]), float(F[r, F0]), float(F[r, F1])
+                    pairs = _fused_vjp(tp, r, w, a, f0, f1, g, h) if op in _FUSED else None
+                    if pairs is None:
+                        pairs = [(a, S.unary_vjp(op, a, r, f0, f1, R, g, h))]
                 else:
                     if op == MATMUL:
                         a_arr, b_arr = tp.pyrefs[tp.gid(r)]
@@ -188,13 +191,17 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                 gin = hooks.run_post(hk, tuple(made.get(s) if s >= 0 else None for s in hin), g)
                 pairs = [(s, d) for s, d in zip(hin, gin) if s >= 0 and d is not None]
             for s, d in pairs:
-                if s < 0 or not words[s] & RG:
+                if s < 0 or not int(R[s, OPW]) & RG:
                     continue
                 if nan_check and np.isnan(d._data).any():
                     i = [p[0] for p in pairs].index(s)
                     raise _anomaly_mode.nan_error(tp, tp.gid(r), T.NAMES[name_of(w)], i)
                 prev = grads.get(s)
-                grads[s] = d if prev is None else prev + d
+                if prev is None:
+                    grads[s] = d
+                    heapq.heappush(todo, -s)
+                else:
+                    grads[s] = prev + d
         if not retain_graph:
             f = tp.freed_flags()
             for r in visited:
