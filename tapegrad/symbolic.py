@@ -33,7 +33,7 @@ def _unbroadcast(g, shape):
     lead = g.ndim - len(shape)
     dims = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
                                       if s == 1 and g.shape[lead + i] != 1)
-    return ops.reshape(ops.sum(g, dim=dims, keepdim=False) if dims else g, shape)
+    return _as_shape(ops.sum(g, dim=dims, keepdim=False) if dims else g, shape)
 
 
 def _as_shape(t, shape):
