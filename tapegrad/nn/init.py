@@ -1,0 +1,1 @@
+"""nn.init: fill a tensor in place (under no_grad) with a standard initialisation."""
