@@ -135,11 +135,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     x, y = _t(input), _t(target)
-    if tuple(x.shape) != tuple(y.shape):
-        warnings.warn(f"Using a target size ({tuple(y.shape)}) that is different to the input "
-                      f"size ({tuple(x.shape)}). This will likely lead to incorrect results "
-                      f"due to broadcasting. Please ensure they have the same size.",
-                      UserWarning, stacklevel=2)
+    _warn_size(x, y)
     d = x - y
     return _named(_reduce(d * d, reduction), "MseLossBackward0")
 
@@ -150,9 +146,22 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     return _named(_reduce(ops.abs(_t(input) - _t(target)), reduction), "L1LossBackward0")
 
 
+def _check_weight(weight, n_classes):
+    """weight as a float tensor of one entry per class, or PyTorch's error for any other."""
+    w = _t(weight)
+    if tuple(w.shape) != (n_classes,):
+        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes "
+                           f"or no classes but got weight tensor of shape: "
+                           f"[{', '.join(str(s) for s in w.shape)}]")
+    return w
+
+
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
-    """Negative log-likelihood for log-probabilities ``input`` (N, C) and class indices."""
+    """Negative log-likelihood of log-probabilities ``input`` (C,), (N, C) or (N, C, d1, ...)
+    and class indices ``target`` of shape (), (N,) or (N, d1, ...); ``weight`` rescales each
+    class, and targets equal to ``ignore_index`` count for nothing (also not in the mean,
+    which divides by the summed weights of the targets kept)."""
     reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     x = _float(_t(input))
@@ -160,19 +169,146 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     if tgt.dtype.kind not in "iu":
         raise RuntimeError(f"nll_loss expects class indices of an integer dtype as target, "
                            f"got {tgt.dtype}")
-    w = None if weight is None else _t(weight)
+    w = None
+    if weight is not None:
+        w = _check_weight(weight, x.shape[1] if x.ndim >= 2 else x.shape[0] if x.ndim else 1)
     return ops.nll(x, tgt, w, reduction, ignore_index)
+
+
+def _class_weight(w, ndim, cdim, dtype):
+    """A (C,) weight viewed so that it broadcasts along the class dimension of an input."""
+    shape = [1] * ndim
+    shape[cdim] = w.shape[0]
+    return ops.reshape(ops.to_dtype(w, dtype), *shape)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
                   reduce=None, reduction="mean", label_smoothing=0.0):
-    """log_softmax over classes (dim 1, or 0 for a single example) followed by nll_loss."""
-    if label_smoothing:
-        raise NotImplementedError("label_smoothing is not supported yet")
+    """Cross entropy of raw scores ``input`` (C,), (N, C) or (N, C, d1, ...), classes along
+    dim 1 (dim 0 for a single example), against either class indices (integer ``target``
+    without the class dimension) or class probabilities (a float ``target`` of the input's
+    shape). ``label_smoothing`` e in [0, 1] mixes the target with the uniform distribution:
+    (1 - e) target + e / C.
+
+    With class indices it is ``log_softmax`` then ``nll_loss`` (``weight``, ``ignore_index``
+    and the weighted mean as there); the smoothing term -sum_c w_c log p_c is averaged with
+    the same denominator. With probabilities the loss of an example is
+    -sum_c w_c y_c log p_c, ``'mean'`` divides by the number of examples, and
+    ``ignore_index`` is not allowed.
+    """
     reduction = _legacy(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    eps = _number(label_smoothing, "cross_entropy", "label_smoothing", 8)
+    if not 0.0 <= eps <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {eps}")
     x = _float(_t(input))
-    return nll_loss(log_softmax(x, dim=1 if x.ndim >= 2 else 0), target, weight,
-                    ignore_index=ignore_index, reduction=reduction)
+    if x.ndim == 0:
+        raise RuntimeError("cross_entropy: input must have at least 1 dimension, (C,) or "
+                           "(N, C, ...), with the classes along dim 1 (dim 0 for (C,))")
+    cdim = 1 if x.ndim >= 2 else 0
+    C = x.shape[cdim]
+    tgt = _t(target)
+    logp = log_softmax(x, dim=cdim)
+    w = None if weight is None else _check_weight(weight, C)
+    if tuple(tgt.shape) == tuple(x.shape):           # class probabilities
+        if tgt.dtype.kind != "f":
+            name = _TORCH_DTYPE.get(tgt.dtype.name, tgt.dtype.name)
+            raise RuntimeError(f"Expected floating point type for target with class "
+                               f"probabilities, got {name}")
+        if ignore_index >= 0:
+            raise RuntimeError("ignore_index is not supported for floating point target")
+        y = ops.to_dtype(tgt, x.dtype)
+        if eps > 0.0:
+            y = y * (1.0 - eps) + eps / C
+        prod = logp * y
+        if w is not None:
+            prod = prod * _class_weight(w, x.ndim, cdim, x.dtype)
+        return _reduce(-ops.sum(prod, cdim), reduction)
+    nll = nll_loss(logp, tgt, w, ignore_index=ignore_index, reduction=reduction)
+    if eps == 0.0:
+        return nll
+    # the smoothing term: -sum_c w_c log p_c for each target kept, reduced as nll reduces
+    prod = logp if w is None else logp * _class_weight(w, x.ndim, cdim, x.dtype)
+    keep = tgt._data != ignore_index
+    smooth = -ops.sum(prod, cdim) * ops.as_tensor(keep.astype(x.dtype))
+    if reduction == "mean":
+        kept = keep.sum() if w is None else w._data[tgt._data[keep]].sum()
+        smooth = ops.sum(smooth) / float(kept)
+    else:
+        smooth = _reduce(smooth, reduction)
+    return nll * (1.0 - eps) + smooth * (eps / C)
+
+
+def _warn_size(x, y):
+    if tuple(x.shape) != tuple(y.shape):
+        warnings.warn(f"Using a target size ({tuple(y.shape)}) that is different to the input "
+                      f"size ({tuple(x.shape)}). This will likely lead to incorrect results "
+                      f"due to broadcasting. Please ensure they have the same size.",
+                      UserWarning, stacklevel=3)
+
+
+def _quadratic_then_linear(d, k):
+    """0.5 d^2 where |d| < k and k (|d| - k/2) beyond, without a branch on values: with
+    c = hardtanh(d, -k, k) it is 0.5 c^2 + k (|d| - |c|). Its gradient is d inside and
+    k sign(d) from |d| = k on, and its second derivative 1 inside (also at 0) and 0 from the
+    bounds on, as PyTorch's (hardtanh's gradient is 0 at its bounds, clamp's 1)."""
+    c = _hardtanh(d, -k, k)
+    return c * c * 0.5 + (ops.abs(d) - ops.abs(c)) * k
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5 (x - y)^2 / beta where |x - y| < beta, |x - y| - beta / 2 elsewhere; ``beta=0``
+    is the L1 loss. beta must not be negative."""
+    reduction = _legacy(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    beta = _number(beta, "smooth_l1_loss", "beta", 6)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    x, y = _promote(_float(_t(input)), _float(_t(target)))
+    _warn_size(x, y)
+    d = x - y
+    elem = ops.abs(d) if beta == 0.0 else _quadratic_then_linear(d, beta) / beta
+    return _named(_reduce(elem, reduction), "SmoothL1LossBackward0")
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """0.5 (x - y)^2 where |x - y| < delta, delta (|x - y| - delta / 2) elsewhere: the smooth
+    L1 loss times delta. delta must be positive."""
+    _check_reduction(reduction)
+    delta = _number(delta, "huber_loss", "delta", 4)
+    if not delta > 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    x, y = _promote(_float(_t(input)), _float(_t(target)))
+    _warn_size(x, y)
+    elem = _quadratic_then_linear(x - y, delta)
+    return _named(_reduce(elem, reduction), "HuberLossBackward0")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence with ``input`` given as log-probabilities: elementwise
+    y (log y - x), or exp(y) (y - x) when ``log_target`` (target as log-probabilities too),
+    0 where y = 0. ``reduction='batchmean'`` divides the sum by the batch size input.size(0),
+    which is the divergence's definition; ``'mean'`` divides by every element and warns."""
+    reduction = _legacy(size_average, reduce, reduction)
+    if reduction != "batchmean":
+        _check_reduction(reduction)
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
+                      "support size.'batchmean' divides only by the batch size, and aligns "
+                      "with the KL div math definition.'mean' will be changed to behave the "
+                      "same as 'batchmean' in the next major release.", UserWarning,
+                      stacklevel=2)
+    x, y = _promote(_float(_t(input)), _float(_t(target)))
+    if log_target:
+        elem = ops.exp(y) * (y - x)
+    else:
+        # y log y with 0 at y = 0: the clamp keeps log finite there (0 * log(tiny) = 0)
+        tiny = float(np.finfo(y._data.dtype).tiny)
+        elem = y * ops.log(ops.clamp(y, min=tiny)) - y * x
+    if reduction == "batchmean":
+        total = ops.sum(elem)
+        return total / x.shape[0] if x.ndim else total
+    return _reduce(elem, reduction)
 
 
 # ---- activations composed from primitive ops ------------------------------------------------
