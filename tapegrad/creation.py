@@ -16,9 +16,125 @@ from .tensor import Tensor, canonical, canonical_dtype, get_default_dtype, int_a
 # One generator for the process, as in PyTorch: every thread draws from it, manual_seed
 # reseeds it for all of them. The lock makes a draw and a reseed atomic with respect to
 # each other, so the values one thread draws after manual_seed are the ones a
-# single-threaded run would draw, unless another thread draws in between.
+# single-threaded run would draw, unless another thread draws in between. `_rng[0]` is a
+# numpy Generator (PCG64); utils.checkpoint copies and restores it.
 _rng_lock = threading.Lock()
-_rng = [np.random.default_rng()]
+_DEFAULT_SEED = 67280421310721          # what a fresh torch.Generator() starts from
+
+
+def _fresh_seed():
+    return int(np.random.SeedSequence().entropy) % 2**64
+
+
+_rng_seed = [_fresh_seed()]
+_rng = [np.random.default_rng(_rng_seed[0])]
+
+
+def _seed_value(seed):
+    s = int(seed)
+    if not -2**63 <= s < 2**64:
+        raise RuntimeError(f"Overflow when unpacking long: seed {s} does not fit in 64 bits")
+    return s % 2**64                    # negative seeds wrap as PyTorch's do
+
+
+class Generator:
+    """A random number generator of its own, for ``generator=`` arguments.
+
+    ``rand``, ``randn``, ``randint``, ``randperm``, the samplers in ``tapegrad.utils.data``
+    and ``DataLoader(shuffle=True)`` draw from it instead of the process-wide generator
+    that ``tapegrad.manual_seed`` seeds, so one stream (a data order, say) is reproducible
+    whatever else draws random numbers. A new generator starts from PyTorch's default seed
+    (67280421310721). The values are numpy's PCG64 stream, so they are not PyTorch's: the
+    same seed gives the same values in tapegrad on every run, not the ones torch draws.
+    Draws from several threads are safe (each generator has a lock).
+
+    >>> import tapegrad as tg
+    >>> from tapegrad.creation import Generator, randperm
+    >>> g = Generator().manual_seed(42)
+    >>> a = randperm(5, generator=g).tolist()
+    >>> _ = g.manual_seed(42); randperm(5, generator=g).tolist() == a
+    True
+    """
+    __slots__ = ("_cell", "_seed", "_lock")
+
+    def __init__(self, device="cpu"):
+        _device.check(device, "Generator")
+        self._lock = threading.Lock()
+        self._seed = [_DEFAULT_SEED]
+        self._cell = [np.random.default_rng(_DEFAULT_SEED)]
+
+    @classmethod
+    def _process_wide(cls):
+        g = cls.__new__(cls)
+        g._lock, g._seed, g._cell = _rng_lock, _rng_seed, _rng
+        return g
+
+    @property
+    def device(self):
+        return _device.CPU
+
+    def manual_seed(self, seed):
+        """Reseed with ``seed`` (an int; negative values wrap modulo 2**64); returns self."""
+        s = _seed_value(seed)
+        gen = np.random.default_rng(s)
+        with self._lock:
+            self._cell[0] = gen
+            self._seed[0] = s
+        return self
+
+    def seed(self):
+        """Reseed from the operating system's entropy; returns the seed chosen."""
+        s = _fresh_seed()
+        self.manual_seed(s)
+        return s
+
+    def initial_seed(self):
+        """The seed this generator was last seeded with."""
+        return self._seed[0]
+
+    def get_state(self):
+        """The generator's state as a uint8 tensor, for ``set_state`` (tapegrad's layout,
+        not PyTorch's: a state from torch cannot be set here, nor the reverse)."""
+        with self._lock:
+            st = self._cell[0].bit_generator.state
+            seed = self._seed[0]
+        inner = st["state"]
+        words = (inner["state"].to_bytes(16, "little") + inner["inc"].to_bytes(16, "little")
+                 + int(st["uinteger"]).to_bytes(4, "little")
+                 + int(st["has_uint32"]).to_bytes(4, "little") + seed.to_bytes(8, "little"))
+        return _plain(np.frombuffer(words, np.uint8).copy())
+
+    def set_state(self, new_state):
+        """Restore a state ``get_state`` returned; returns self."""
+        if not isinstance(new_state, Tensor) or new_state._data.dtype != np.uint8:
+            raise TypeError("RNG state must be a uint8 tensor (as Generator.get_state() "
+                            "returns)")
+        b = new_state._data.reshape(-1).tobytes()
+        if len(b) != _STATE_BYTES:
+            raise RuntimeError(f"Expected a tapegrad generator state of size {_STATE_BYTES} "
+                               f"but found the input RNG state size to be {len(b)}")
+        gen = np.random.Generator(np.random.PCG64())
+        gen.bit_generator.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": int.from_bytes(b[0:16], "little"),
+                      "inc": int.from_bytes(b[16:32], "little")},
+            "uinteger": int.from_bytes(b[32:36], "little"),
+            "has_uint32": int.from_bytes(b[36:40], "little")}
+        with self._lock:
+            self._cell[0] = gen
+            self._seed[0] = int.from_bytes(b[40:48], "little")
+        return self
+
+    def _draw(self, method, *args):
+        with self._lock:
+            return getattr(self._cell[0], method)(*args)
+
+    def __repr__(self):
+        return "Generator(device='cpu')"
+
+
+_STATE_BYTES = 48
+default_generator = Generator._process_wide()
 
 
 def manual_seed(seed):
@@ -26,24 +142,39 @@ def manual_seed(seed):
 
     One generator serves all threads (PyTorch's rule); after ``manual_seed(s)`` a
     single-threaded sequence of draws is the same on every run. Draws from several threads
-    are safe, but which thread gets which values then depends on scheduling.
+    are safe, but which thread gets which values then depends on scheduling. It also
+    fixes the order ``DataLoader(shuffle=True)`` and the samplers give when they have no
+    ``generator=`` of their own (each epoch draws its seed from this generator).
 
     >>> import tapegrad as tg
     >>> tg.manual_seed(0); a = tg.rand(3).tolist()
     >>> tg.manual_seed(0); tg.rand(3).tolist() == a
     True
     """
-    s = int(seed)
-    if not -2**63 <= s < 2**64:
-        raise RuntimeError(f"Overflow when unpacking long: seed {s} does not fit in 64 bits")
-    gen = np.random.default_rng(s % 2**64)     # negative seeds wrap as PyTorch's do
-    with _rng_lock:
-        _rng[0] = gen
+    default_generator.manual_seed(seed)
+
+
+def initial_seed():
+    """The seed the process-wide generator was last seeded with."""
+    return default_generator.initial_seed()
 
 
 def _draw(method, *args):
     with _rng_lock:
         return getattr(_rng[0], method)(*args)
+
+
+def draw(method, *args, generator=None):
+    """numpy Generator ``method(*args)`` drawn from ``generator`` (a ``tapegrad.Generator``)
+    or, when it is None, from the process-wide generator. For code that fills tensors with
+    random values (``nn.init``'s ``normal_``, ``uniform_``): ``draw("normal", 0.0, 1.0,
+    shape, generator=g)``."""
+    if generator is None:
+        return _draw(method, *args)
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a tapegrad.Generator, not "
+                        f"{type(generator).__name__}")
+    return generator._draw(method, *args)
 
 
 def _leaf(a, requires_grad):
@@ -227,21 +358,23 @@ def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
                  requires_grad)
 
 
-def rand(*size, dtype=None, requires_grad=False, device=None):
+def rand(*size, dtype=None, requires_grad=False, device=None, generator=None):
     _device.check(device, "rand")
     shape, d = _size(size, "rand"), _dt(dtype)
-    return _leaf(_alloc("rand", shape, lambda: _draw("random", shape).astype(d)),
-                 requires_grad)
+    return _leaf(_alloc("rand", shape, lambda: draw("random", shape, generator=generator)
+                        .astype(d)), requires_grad)
 
 
-def randn(*size, dtype=None, requires_grad=False, device=None):
+def randn(*size, dtype=None, requires_grad=False, device=None, generator=None):
     _device.check(device, "randn")
     shape, d = _size(size, "randn"), _dt(dtype)
-    return _leaf(_alloc("randn", shape, lambda: _draw("standard_normal", shape).astype(d)),
+    return _leaf(_alloc("randn", shape, lambda: draw("standard_normal", shape,
+                                                     generator=generator).astype(d)),
                  requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=None):
+def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=None,
+            generator=None):
     _device.check(device, "randint")
     if requires_grad:
         raise RuntimeError("Only Tensors of floating point dtype can require gradients")
@@ -256,8 +389,36 @@ def randint(low, high=None, size=(), dtype=None, requires_grad=False, device=Non
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got "
                            f"from={low} >= to={high}")
     shape = _size((size,), "randint")
-    return _plain(_draw("integers", low, high, shape).astype(canonical_dtype(dtype or
-                                                                             np.int64)))
+    return _plain(draw("integers", low, high, shape, generator=generator)
+                  .astype(canonical_dtype(dtype or np.int64)))
+
+
+def randperm(n, generator=None, dtype=np.int64, requires_grad=False, device=None):
+    """The integers 0 .. n-1 in a random order (int64 unless ``dtype`` says otherwise).
+
+    Drawn from ``generator`` when given, else from the process-wide generator
+    (``manual_seed``). The orders are tapegrad's own, not the ones PyTorch draws.
+
+    >>> from tapegrad.creation import randperm
+    >>> sorted(randperm(4).tolist())
+    [0, 1, 2, 3]
+    """
+    _device.check(device, "randperm")
+    try:
+        n = int_arg(n, "randperm(): argument 'n'")
+    except TypeError:
+        raise TypeError(f"randperm(): argument 'n' must be int, not {type(n).__name__}") \
+            from None
+    if n < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
+    d = canonical_dtype(dtype if dtype is not None else np.int64)
+    if d.kind != "b" and d.kind in "iu" and n > 0 and n - 1 > np.iinfo(d).max or \
+            d.kind == "f" and n > 2 ** (np.finfo(d).nmant + 1) + 1:
+        raise RuntimeError(f"randperm: n ({n}) is too large for dtype {d}")
+    if d.kind == "b" and n > 2:
+        raise RuntimeError(f"randperm: n ({n}) is too large for dtype bool")
+    perm = _alloc("randperm", (n,), lambda: draw("permutation", n, generator=generator))
+    return _leaf(perm.astype(d), requires_grad)
 
 
 def _like(fn, t, dtype, requires_grad):
