@@ -3,5 +3,6 @@
 - ``checkpoint``: activation checkpointing (``checkpoint``, ``checkpoint_sequential``).
 """
 from . import checkpoint
+from . import data
 
 __all__ = ["checkpoint"]
