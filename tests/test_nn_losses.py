@@ -332,3 +332,155 @@ def test_all_targets_ignored_with_smoothing_is_nan_like_torch():
     ref = torch.nn.functional.cross_entropy(torch.tensor(X), torch.tensor(t),
                                             label_smoothing=0.2).item()
     assert np.isnan(mine) and np.isnan(ref)
+
+
+# ---- the loss modules ------------------------------------------------------------------------
+from tapegrad.nn.modules import loss as L        # noqa: E402
+
+
+def _opt(T, dtype, **kw):
+    """Constructor options, with arrays made tensors of `dtype` in the module T."""
+    return {k: T.tensor(v, dtype=dtype) if isinstance(v, np.ndarray) else v
+            for k, v in kw.items()}
+
+
+# name -> (class name, constructor options, arrays, positions of target arrays without grad)
+MODULES = {}
+for red in ("mean", "sum", "none"):
+    MODULES[f"MSELoss-{red}"] = ("MSELoss", dict(reduction=red), (X, Y), ())
+    MODULES[f"L1Loss-{red}"] = ("L1Loss", dict(reduction=red), (X, Y), ())
+    MODULES[f"SmoothL1Loss-{red}"] = ("SmoothL1Loss", dict(reduction=red, beta=0.6), (X, Y), ())
+    MODULES[f"HuberLoss-{red}"] = ("HuberLoss", dict(reduction=red, delta=0.6), (X, Y), ())
+    MODULES[f"CrossEntropyLoss-{red}"] = (
+        "CrossEntropyLoss", dict(reduction=red), (X, T), (1,))
+    MODULES[f"CrossEntropyLoss-all-{red}"] = (
+        "CrossEntropyLoss", dict(weight=W, ignore_index=2, reduction=red, label_smoothing=0.15),
+        (X, np.array([0, 2, 1, 4])), (1,))
+    MODULES[f"CrossEntropyLoss-probs-{red}"] = (
+        "CrossEntropyLoss", dict(weight=W, reduction=red, label_smoothing=0.15), (X4, P4), ())
+    MODULES[f"NLLLoss-{red}"] = ("NLLLoss", dict(weight=W, ignore_index=1, reduction=red),
+                                 (X4, T4), (1,))
+    MODULES[f"BCELoss-{red}"] = ("BCELoss", dict(weight=PW, reduction=red), (S, B), (1,))
+    MODULES[f"BCEWithLogitsLoss-{red}"] = (
+        "BCEWithLogitsLoss", dict(weight=PW[::-1].copy(), reduction=red, pos_weight=PW),
+        (Z, B), ())
+    MODULES[f"KLDivLoss-{red}"] = ("KLDivLoss", dict(reduction=red), (X, P), ())
+    MODULES[f"KLDivLoss-log_target-{red}"] = (
+        "KLDivLoss", dict(reduction=red, log_target=True), (X, Y), ())
+MODULES["KLDivLoss-batchmean"] = ("KLDivLoss", dict(reduction="batchmean"), (X, P), ())
+MODULES["BCEWithLogitsLoss-default"] = ("BCEWithLogitsLoss", {}, (Z, B), ())
+MODULES["CrossEntropyLoss-default-probs"] = ("CrossEntropyLoss", {}, (X, P), ())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_modules_match_torch(name, dtype):
+    torch = torch_or_skip()
+    cls, kw, arrays, ints = MODULES[name]
+    outs, grads = [], []
+    for M, NN in ((tg, L), (torch, torch.nn)):
+        dt = getattr(M, dtype)
+        mod = getattr(NN, cls)(**_opt(M, dt, **kw))
+        xs = _leaves(M, arrays, ints, dt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # KLDivLoss's 'mean'
+            out = mod(*xs)
+        u = _rng(21).standard_normal(tuple(out.shape))
+        out.backward(M.tensor(u, dtype=out.dtype))
+        outs.append(out.detach().numpy())
+        grads.append([x.grad.numpy() for i, x in enumerate(xs) if i not in ints])
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == "float64" else dict(rtol=2e-5, atol=2e-6)
+    assert outs[0].dtype == outs[1].dtype and outs[0].shape == outs[1].shape
+    np.testing.assert_allclose(outs[0], outs[1], **tol)
+    for g, h in zip(*grads):
+        np.testing.assert_allclose(g, h, **tol)
+
+
+def test_module_reprs_attributes_and_buffers():
+    torch = torch_or_skip()
+    for cls, kw in (("MSELoss", {}), ("L1Loss", {}), ("SmoothL1Loss", {"beta": 0.5}),
+                    ("HuberLoss", {"delta": 2.0}), ("KLDivLoss", {"log_target": True}),
+                    ("NLLLoss", {"weight": W, "ignore_index": 3}),
+                    ("CrossEntropyLoss", {}),
+                    ("CrossEntropyLoss", {"weight": W, "label_smoothing": 0.1}),
+                    ("BCELoss", {"weight": PW}), ("BCELoss", {}),
+                    ("BCEWithLogitsLoss", {"pos_weight": PW}),
+                    ("BCEWithLogitsLoss", {"weight": PW, "pos_weight": PW}),
+                    ("BCEWithLogitsLoss", {})):
+        mine = getattr(L, cls)(**_opt(tg, tg.float32, **kw))
+        ref = getattr(torch.nn, cls)(**_opt(torch, torch.float32, **kw))
+        assert isinstance(mine, tg.nn.Module)
+        assert repr(mine) == repr(ref) == f"{cls}()"
+        assert list(mine.state_dict()) == list(ref.state_dict()), cls
+        assert [k for k, _ in mine.named_buffers()] == [k for k, _ in ref.named_buffers()]
+        assert list(mine.parameters()) == []
+        for attr in ("reduction", "ignore_index", "label_smoothing", "beta", "delta",
+                     "log_target", "weight", "pos_weight"):
+            assert hasattr(mine, attr) == hasattr(ref, attr), (cls, attr)
+            if hasattr(ref, attr) and not isinstance(getattr(ref, attr), torch.Tensor):
+                assert getattr(mine, attr) == getattr(ref, attr), (cls, attr)
+    m = L.CrossEntropyLoss(weight=tg.tensor(W, dtype=tg.float32)).double()
+    assert m.weight.dtype == tg.float64
+    assert m(tg.tensor(X), tg.tensor(T)).dtype == tg.float64
+    w = tg.tensor(W)
+    assert L.NLLLoss(weight=w).weight is w
+    with pytest.raises(TypeError):
+        L.CrossEntropyLoss(weight=[1.0, 2.0])
+
+
+def test_module_bad_reduction_raises_when_called_as_in_torch():
+    torch = torch_or_skip()
+    for cls, args in (("MSELoss", (X, Y)), ("L1Loss", (X, Y)), ("SmoothL1Loss", (X, Y)),
+                      ("HuberLoss", (X, Y)), ("KLDivLoss", (X, P)),
+                      ("CrossEntropyLoss", (X, T)), ("NLLLoss", (X, T)), ("BCELoss", (S, B)),
+                      ("BCEWithLogitsLoss", (Z, B))):
+        for M, NN in ((tg, L), (torch, torch.nn)):
+            mod = getattr(NN, cls)(reduction="avg")       # constructing is fine
+            with pytest.raises(ValueError, match="avg'? is not a valid value for reduction"):
+                mod(*[M.tensor(a) for a in args])
+
+
+def test_module_legacy_arguments():
+    torch = torch_or_skip()
+    for kw, red in (({"size_average": False}, "sum"), ({"reduce": False}, "none"),
+                    ({"size_average": True, "reduce": True}, "mean")):
+        for cls in ("MSELoss", "L1Loss", "SmoothL1Loss", "KLDivLoss", "CrossEntropyLoss",
+                    "NLLLoss", "BCELoss", "BCEWithLogitsLoss"):
+            with pytest.warns(UserWarning, match=f"please use reduction='{red}' instead"):
+                mine = getattr(L, cls)(**kw)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                assert mine.reduction == getattr(torch.nn, cls)(**kw).reduction == red
+
+
+def test_module_errors_pass_through():
+    with pytest.raises(RuntimeError, match="label_smoothing must be between 0.0 and 1.0"):
+        L.CrossEntropyLoss(label_smoothing=2.0)(tg.tensor(X), tg.tensor(T))
+    with pytest.raises(RuntimeError, match="non-positive values for delta"):
+        L.HuberLoss(delta=0.0)(tg.tensor(X), tg.tensor(Y))
+    with pytest.raises(RuntimeError, match="Expected floating point type for target"):
+        L.CrossEntropyLoss()(tg.tensor(X), tg.tensor(np.zeros((4, 5), np.int64)))
+    with pytest.raises(ValueError, match="Target size"):
+        L.BCEWithLogitsLoss()(tg.tensor(Z), tg.tensor(B[:1]))
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        L.BCELoss()(tg.tensor(Z), tg.tensor(B))
+    with pytest.warns(UserWarning, match="'batchmean' divides only by the batch size"):
+        L.KLDivLoss()(tg.tensor(X), tg.tensor(P))
+
+
+def test_module_in_a_training_step():
+    # a loss module's output backpropagates into a model's parameters, hooks see it
+    torch = torch_or_skip()
+    w0 = _rng(30).standard_normal((5, 5))
+    res = []
+    for M, NN in ((tg, L), (torch, torch.nn)):
+        w = M.tensor(w0, requires_grad=True)
+        loss = NN.CrossEntropyLoss(label_smoothing=0.1)
+        seen = []
+        loss.register_forward_hook(lambda m, args, out: seen.append(out.item()))
+        out = loss(M.tensor(X) @ w, M.tensor(T))
+        out.backward()
+        assert seen == [out.item()]
+        res.append((out.item(), w.grad.numpy()))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-13)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12, atol=1e-14)
