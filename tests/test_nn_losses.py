@@ -237,10 +237,29 @@ def test_kl_div_warnings():
 
 def test_size_warnings():
     x, y = tg.tensor(X), tg.tensor(Y[:1])
-    for fn in (F.smooth_l1_loss, F.huber_loss, F.mse_loss):
+    for fn in (F.smooth_l1_loss, F.huber_loss, F.mse_loss, F.l1_loss):
         with pytest.warns(UserWarning, match=r"Using a target size \(\(1, 5\)\) that is "
                                              r"different to the input size \(\(4, 5\)\)"):
             fn(x, y)
+
+
+@pytest.mark.parametrize("size_average,reduce", [(None, False), (False, None), (True, True),
+                                                 (False, True)])
+@pytest.mark.parametrize("name", ["smooth_l1_loss", "kl_div"])
+def test_legacy_arguments_follow_torch(name, size_average, reduce):
+    torch = torch_or_skip()
+    res = []
+    for M, FM in ((tg, F), (torch, torch.nn.functional)):
+        x = M.tensor(X, requires_grad=True)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            out = getattr(FM, name)(x, M.tensor(P), size_average=size_average, reduce=reduce,
+                                    reduction="batchmean" if name == "kl_div" else "sum")
+        out.sum().backward()
+        res.append((out.detach().numpy(), x.grad.numpy(), sorted(str(w.message) for w in seen)))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-12)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12)
+    assert res[0][2] == res[1][2]
 
 
 def _raises(exc, match, fn, *args, **kw):

@@ -143,7 +143,9 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
-    return _named(_reduce(ops.abs(_t(input) - _t(target)), reduction), "L1LossBackward0")
+    x, y = _t(input), _t(target)
+    _warn_size(x, y)
+    return _named(_reduce(ops.abs(x - y), reduction), "L1LossBackward0")
 
 
 def _check_weight(weight, n_classes):
@@ -289,10 +291,13 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     y (log y - x), or exp(y) (y - x) when ``log_target`` (target as log-probabilities too),
     0 where y = 0. ``reduction='batchmean'`` divides the sum by the batch size input.size(0),
     which is the divergence's definition; ``'mean'`` divides by every element and warns."""
-    reduction = _legacy(size_average, reduce, reduction)
-    if reduction != "batchmean":
-        _check_reduction(reduction)
-    if reduction == "mean":
+    legacy = size_average is not None or reduce is not None
+    # as in PyTorch, the deprecated arguments choose the reduction, and 'batchmean' asked for
+    # beside them still divides their result by the batch size
+    batchmean = reduction == "batchmean"
+    reduction = _legacy(size_average, reduce, "sum" if batchmean else reduction)
+    _check_reduction(reduction)
+    if reduction == "mean" and not legacy:
         warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
                       "support size.'batchmean' divides only by the batch size, and aligns "
                       "with the KL div math definition.'mean' will be changed to behave the "
@@ -305,10 +310,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         # y log y with 0 at y = 0: the clamp keeps log finite there (0 * log(tiny) = 0)
         tiny = float(np.finfo(y._data.dtype).tiny)
         elem = y * ops.log(ops.clamp(y, min=tiny)) - y * x
-    if reduction == "batchmean":
-        total = ops.sum(elem)
-        return total / x.shape[0] if x.ndim else total
-    return _reduce(elem, reduction)
+    out = _reduce(elem, reduction)
+    return out / x.shape[0] if batchmean and x.ndim else out
 
 
 # ---- activations composed from primitive ops ------------------------------------------------
