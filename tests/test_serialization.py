@@ -287,3 +287,18 @@ def test_docstring_examples_run():
     import doctest
     result = doctest.testmod(S, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_parameters_keep_their_type(tmp_path):
+    Parameter = tg.nn.Parameter
+    obj = {"p": Parameter(tg.ones(2, 3)), "frozen": Parameter(tg.zeros(2), requires_grad=False)}
+    back = _roundtrip(obj, tmp_path)
+    _equal(back, obj)
+    assert type(back["p"]) is Parameter and back["p"].requires_grad
+    assert not back["frozen"].requires_grad
+
+    class Odd(tg.Tensor):
+        __slots__ = ()
+
+    with pytest.raises(TypeError, match=r"Odd \(a Tensor subclass\) at obj\[1\]"):
+        save([tg.ones(1), Odd(np.ones(1))], tmp_path / "x.tg")
