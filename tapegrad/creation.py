@@ -159,6 +159,22 @@ def initial_seed():
     return default_generator.initial_seed()
 
 
+def seed():
+    """Reseed the process-wide generator from the operating system's entropy; returns the
+    seed chosen."""
+    return default_generator.seed()
+
+
+def get_rng_state():
+    """The process-wide generator's state as a uint8 tensor (see ``Generator.get_state``)."""
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state):
+    """Restore the process-wide generator to a state ``get_rng_state`` returned."""
+    default_generator.set_state(new_state)
+
+
 def _draw(method, *args):
     with _rng_lock:
         return getattr(_rng[0], method)(*args)
@@ -444,16 +460,17 @@ def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
                  requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False, device=None):
+def randn_like(t, dtype=None, requires_grad=False, device=None, generator=None):
     _device.check(device, "randn_like")
     t = _tensor_arg(t, "randn_like")
     d = _dt(dtype) if dtype else t._data.dtype
-    return _leaf(_draw("standard_normal", t._data.shape).astype(d), requires_grad)
+    return _leaf(draw("standard_normal", t._data.shape, generator=generator).astype(d),
+                 requires_grad)
 
 
-def rand_like(t, dtype=None, requires_grad=False, device=None):
+def rand_like(t, dtype=None, requires_grad=False, device=None, generator=None):
     _device.check(device, "rand_like")
     t = _tensor_arg(t, "rand_like")
     d = _dt(dtype) if dtype else t._data.dtype
-    return _leaf(_draw("random", t._data.shape).astype(d), requires_grad)
+    return _leaf(draw("random", t._data.shape, generator=generator).astype(d), requires_grad)
 

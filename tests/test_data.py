@@ -362,3 +362,19 @@ def test_docstring_examples_run(module):
     import importlib
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_process_wide_generator_helpers_and_like_functions():
+    from tapegrad import creation as C
+    C.manual_seed(8)
+    state = C.get_rng_state()
+    a = C.randn(4).tolist()
+    C.set_rng_state(state)
+    assert C.randn(4).tolist() == a and C.initial_seed() == 8
+    s = C.seed()
+    assert C.initial_seed() == s == C.default_generator.initial_seed()
+    t = tg.zeros(2, 3, dtype=tg.float64)
+    g1, g2 = Generator().manual_seed(1), Generator().manual_seed(1)
+    x, y = C.randn_like(t, generator=g1), C.randn_like(t, generator=g2)
+    assert x.dtype == tg.float64 and x.tolist() == y.tolist()
+    assert C.rand_like(t, generator=g1).tolist() == C.rand_like(t, generator=g2).tolist()
