@@ -132,6 +132,14 @@ class Generator:
     def __repr__(self):
         return "Generator(device='cpu')"
 
+    # copies and pickles carry the state (the lock is per object)
+    def __reduce__(self):
+        return (_generator_from_state, (bytes(self.get_state()._data),))
+
+
+def _generator_from_state(state):
+    return Generator().set_state(_plain(np.frombuffer(state, np.uint8).copy()))
+
 
 _STATE_BYTES = 48
 default_generator = Generator._process_wide()

@@ -378,3 +378,18 @@ def test_process_wide_generator_helpers_and_like_functions():
     x, y = C.randn_like(t, generator=g1), C.randn_like(t, generator=g2)
     assert x.dtype == tg.float64 and x.tolist() == y.tolist()
     assert C.rand_like(t, generator=g1).tolist() == C.rand_like(t, generator=g2).tolist()
+
+
+def test_generators_copy_and_pickle_with_their_state():
+    import copy
+    import pickle
+    g = Generator().manual_seed(12)
+    tg.rand(3, generator=g)
+    for h in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert h is not g and h.initial_seed() == 12
+        assert tg.rand(5, generator=h).tolist() == tg.rand(5, generator=copy.copy(g)).tolist()
+    loader = DataLoader(range(6), batch_size=2, shuffle=True, generator=g)
+    twin = copy.deepcopy(loader.generator)
+    first = [b.tolist() for b in loader]
+    assert first == [b.tolist() for b in DataLoader(range(6), batch_size=2, shuffle=True,
+                                                    generator=twin)]
