@@ -94,6 +94,10 @@ for red in ("mean", "sum", "none"):
     CASES[f"bcewl-pos_weight-weight-{red}"] = (
         lambda F, T, z, y, r=red: F.binary_cross_entropy_with_logits(
             z, y, T.tensor(PW[::-1].copy(), dtype=z.dtype), reduction=r, pos_weight=T.tensor(PW, dtype=z.dtype)), (Z, B), ())
+    for fn in ("mse_loss", "l1_loss", "huber_loss"):
+        CASES[f"{fn}-weight-{red}"] = (
+            lambda F, T, x, y, w, r=red, fn=fn: getattr(F, fn)(x, y, reduction=r, weight=w),
+            (X, Y, _rng(10).random((4, 5)) + 0.1), ())
 CASES["kl_div-batchmean"] = (lambda F, T, x, y: F.kl_div(x, y, reduction="batchmean"),
                              (X, P), ())
 CASES["kl_div-batchmean-log_target"] = (
@@ -169,7 +173,8 @@ def test_second_derivatives_match_torch(name):
 
 
 # ---- central differences (float64) for the new functionals ---------------------------------
-_GRADCHECK = ["smooth_l1-beta0.7-mean", "smooth_l1-beta0-none", "huber-delta0.6-none",
+_GRADCHECK = ["mse_loss-weight-mean", "l1_loss-weight-sum", "huber_loss-weight-mean",
+              "smooth_l1-beta0.7-mean", "smooth_l1-beta0-none", "huber-delta0.6-none",
               "kl_div-none", "kl_div-log_target-sum", "kl_div-batchmean",
               "ce-index-smooth0.2-weight-mean", "ce-index-smooth0.2-sum",
               "ce-probs-smooth0.2-weight-none", "ce-probs-mean", "ce-4d-smooth0.3-weight-mean",
@@ -308,6 +313,9 @@ def test_errors():
     _raises(RuntimeError, msg, F.cross_entropy, x, p, weight=tg.ones(3))
     _raises(RuntimeError, msg, F.nll_loss, x, t, weight=tg.ones(3))
     _raises(ValueError, "Target size", F.binary_cross_entropy_with_logits, x, y[:1])
+    for fn in (F.mse_loss, F.l1_loss, F.huber_loss):
+        _raises(ValueError, "Weights and input must have the same size.", fn, x, y,
+                weight=tg.ones(5))
 
 
 def test_errors_match_torch_types():
@@ -335,13 +343,19 @@ def test_errors_match_torch_types():
         assert type(mine.value) is type(ref.value), (k, mine.value, ref.value)
 
 
-def test_probabilities_follow_the_input_dtype_and_grad_to_the_target():
-    x = tg.tensor(X, dtype=tg.float32, requires_grad=True)
-    p = tg.tensor(P, requires_grad=True)              # float64 target
-    out = F.cross_entropy(x, p, label_smoothing=0.1)
-    assert out.dtype == tg.float32
-    out.backward()
-    assert x.grad.dtype == tg.float32 and p.grad is not None and p.grad.dtype == tg.float64
+def test_probabilities_promote_as_torch_and_grad_to_the_target():
+    torch = torch_or_skip()
+    res = []
+    for M, FM in ((tg, F), (torch, torch.nn.functional)):
+        x = M.tensor(X, dtype=M.float32, requires_grad=True)
+        p = M.tensor(P, requires_grad=True)              # float64 target
+        out = FM.cross_entropy(x, p, label_smoothing=0.1)
+        out.backward()
+        assert x.grad.dtype == M.float32 and p.grad.dtype == M.float64
+        res.append((str(out.dtype).split(".")[-1], out.item(), p.grad.numpy()))
+    assert res[0][0] == res[1][0] == "float64"
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-6)
+    np.testing.assert_allclose(res[0][2], res[1][2], rtol=1e-6, atol=1e-7)
 
 
 def test_all_targets_ignored_with_smoothing_is_nan_like_torch():

@@ -130,21 +130,40 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _named(_reduce(elem, reduction), "BinaryCrossEntropyBackward0")
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    """Mean squared error: ((input - target) ** 2) reduced by ``reduction``."""
+def _weighted(elem, weight, x, reduction, mean_by_weights):
+    """An elementwise loss times ``weight`` (of the input's shape, differentiable), reduced;
+    'mean' divides by the summed weights (mse_loss, l1_loss) or, as PyTorch's huber_loss
+    does, by the element count."""
+    w = _t(weight)
+    if tuple(w.shape) != tuple(x.shape):
+        raise ValueError("Weights and input must have the same size.")
+    elem = elem * w
+    if reduction == "mean" and mean_by_weights:
+        return ops.sum(elem) / ops.sum(w)
+    return _reduce(elem, reduction)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean squared error: ((input - target) ** 2) reduced by ``reduction``; an elementwise
+    ``weight`` of the input's shape makes the mean sum(w e) / sum(w)."""
     reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     x, y = _t(input), _t(target)
     _warn_size(x, y)
     d = x - y
+    if weight is not None:
+        return _weighted(d * d, weight, x, reduction, True)
     return _named(_reduce(d * d, reduction), "MseLossBackward0")
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean absolute error, reduced by ``reduction``; ``weight`` as in mse_loss."""
     reduction = _legacy(size_average, reduce, reduction)
     _check_reduction(reduction)
     x, y = _t(input), _t(target)
     _warn_size(x, y)
+    if weight is not None:
+        return _weighted(ops.abs(x - y), weight, x, reduction, True)
     return _named(_reduce(ops.abs(x - y), reduction), "L1LossBackward0")
 
 
@@ -219,7 +238,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                                f"probabilities, got {name}")
         if ignore_index >= 0:
             raise RuntimeError("ignore_index is not supported for floating point target")
-        y = ops.to_dtype(tgt, x.dtype)
+        y = tgt
         if eps > 0.0:
             y = y * (1.0 - eps) + eps / C
         prod = logp * y
@@ -273,9 +292,10 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _named(_reduce(elem, reduction), "SmoothL1LossBackward0")
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0):
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """0.5 (x - y)^2 where |x - y| < delta, delta (|x - y| - delta / 2) elsewhere: the smooth
-    L1 loss times delta. delta must be positive."""
+    L1 loss times delta. delta must be positive. An elementwise ``weight`` of the input's
+    shape multiplies each term ('mean' still divides by the element count, as PyTorch's)."""
     _check_reduction(reduction)
     delta = _number(delta, "huber_loss", "delta", 4)
     if not delta > 0:
@@ -283,6 +303,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     x, y = _promote(_float(_t(input)), _float(_t(target)))
     _warn_size(x, y)
     elem = _quadratic_then_linear(x - y, delta)
+    if weight is not None:
+        return _weighted(elem, weight, x, reduction, False)
     return _named(_reduce(elem, reduction), "HuberLossBackward0")
 
 
