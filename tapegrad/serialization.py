@@ -82,8 +82,9 @@ class _Encoder:
         kind = type(obj)
         if kind is bool:
             return {"t": "bool", "v": obj}
-        if kind is int:
-            return {"t": "int", "v": obj}
+        if kind is int:          # big ints as hex: JSON readers cap decimal digits
+            return {"t": "int", "v": obj} if -2**63 <= obj < 2**64 else \
+                {"t": "bigint", "v": hex(obj)}
         if kind is float:
             return {"t": "float", "v": obj.hex()}
         if kind is str:
@@ -240,7 +241,7 @@ class _Decoder:
             if type(k) is not int or not 0 <= k < len(self.tensors):
                 raise self.bad(f"names a tensor {k!r} the archive does not hold")
             return self.tensors[k]
-        checks = {"bool": bool, "int": int, "float": str, "str": str, "bytes": str,
+        checks = {"bool": bool, "int": int, "bigint": str, "float": str, "str": str, "bytes": str,
                   "dtype": str, "device": str, "size": list, "list": list, "tuple": list,
                   "dict": list, "odict": list}
         want = checks.get(t)
@@ -253,6 +254,8 @@ class _Decoder:
                 return v
             if t == "float":
                 return float.fromhex(v)
+            if t == "bigint":
+                return int(v, 16)
             if t == "bytes":
                 return base64.b64decode(v.encode("ascii"), validate=True)
             if t == "dtype":
@@ -363,7 +366,7 @@ def _load_archive(fh, name):
             raise
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
                 UnicodeDecodeError, json.JSONDecodeError, RecursionError,
-                NotImplementedError, RuntimeError) as e:
+                NotImplementedError, RuntimeError, ValueError) as e:
             raise _not_ours(name, f"{type(e).__name__}: {e}") from None
 
 

@@ -85,7 +85,7 @@ def test_nested_structures_and_plain_values(tmp_path):
                                            "nesterov": False, "foreach": None}]},
            "epoch": 7, "loss": float("nan"), "best": float("inf"), "name": "run-ü",
            "raw": b"\x00\xff", "shape": tg.Size([2, 3]), "dtype": tg.float64,
-           "device": tg.device("cpu"), "shared": [t, t], "big": 2**70, "neg": -1.5e-300,
+           "device": tg.device("cpu"), "shared": [t, t], "big": 2**70, "huge": -7 ** 6000, "neg": -1.5e-300,
            (1, "k"): "tuple key", None: [], "empty": ()}
     back = _roundtrip(obj, tmp_path)
     _equal(back, obj)
