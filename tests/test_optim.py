@@ -242,6 +242,23 @@ def test_non_contiguous_parameter():
         a.step()
         b.step()
     np.testing.assert_allclose(w.data, tw.detach().numpy(), rtol=1e-12)
+    g = tg.tensor(rng.standard_normal((4, 3)))
+    for _ in range(3):          # a transposed gradient, the same one on every step
+        w.grad, tw.grad = g.t(), torch.tensor(g.data.T.copy())
+        a.step()
+        b.step()
+    np.testing.assert_allclose(w.data, tw.detach().numpy(), rtol=1e-12)
+
+
+def test_replaced_parameter_data_is_caught():
+    w = tg.zeros(4, requires_grad=True)
+    opt = optim.Adam([w])
+    w.grad = tg.ones(4)
+    opt.step()
+    w.data = np.zeros(40, dtype=np.float32)
+    w.grad = tg.ones(40)
+    with pytest.raises(RuntimeError, match="optimizer state 'exp_avg'.*must match"):
+        opt.step()
 
 
 ERRORS = [

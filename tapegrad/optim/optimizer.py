@@ -264,18 +264,12 @@ class _Fused(Optimizer):
             self._launch(dtype, items)
 
     def _launch(self, dtype, items):
+        # Addresses are cached by array identity across steps; a row with an array not seen
+        # last step is checked (C-contiguous, dtype, size) before its addresses are used.
         old = getattr(self, "_addresses", {})
         new = {}
-
-        def address(a):
-            e = old.get(id(a))
-            if e is None or e[0] is not a:
-                e = (a, a.ctypes.data)
-            new[id(a)] = e
-            return e[1]
-
         slots, has_step = self._slots, self._has_step
-        addrs, sizes, rows, copies, keep = [], [], [], [], []
+        addrs, sizes, rows, copies = [], [], [], []
         for p, g, st, row in items:
             a = p._data
             if not a.flags.c_contiguous or not a.flags.writeable:
@@ -286,17 +280,27 @@ class _Fused(Optimizer):
                 tmp = np.ascontiguousarray(a)
                 copies.append((a, tmp))
                 a = tmp
-            ga = g._data
-            if not ga.flags.c_contiguous:
-                ga = np.ascontiguousarray(ga)
-                keep.append(ga)
-            addrs.append(address(a))
-            addrs.append(address(ga))
-            for name in slots:
-                t = st.get(name)
-                addrs.append(0 if t is None else address(t._data))
+            arrays = [a, g._data]
+            arrays += [None if st.get(name) is None else st[name]._data for name in slots]
             if has_step:
-                addrs.append(address(st["step"]._data))
+                arrays.append(st["step"]._data)
+            seen = True
+            for x in arrays:
+                if x is not None:
+                    e = old.get(id(x))
+                    if e is None or e[0] is not x:
+                        seen = False
+                        e = (x, x.ctypes.data)
+                    if x.flags.c_contiguous:     # only contiguous arrays are ever hits
+                        new[id(x)] = e
+                    addrs.append(e[1])
+                else:
+                    addrs.append(0)
+            if not seen:
+                arrays[1] = self._check_row(p, arrays, has_step)
+                if arrays[1] is not g._data:      # a non-contiguous gradient, copied
+                    addrs[-len(arrays) + 1] = arrays[1].ctypes.data
+                    copies.append((None, arrays[1]))
             sizes.append(a.size)
             rows.append(row)
         self._addresses = new
@@ -310,9 +314,32 @@ class _Fused(Optimizer):
         else:
             kernel(*args)
         for a, tmp in copies:
-            a[...] = tmp
+            if a is not None:
+                a[...] = tmp
         for p, _, _, _ in items:
             _mark_modified(p)
+
+    def _check_row(self, p, arrays, has_step):
+        """Check one parameter's gradient and state arrays against it before the kernel
+        reads them by address; returns the gradient as a C-contiguous array."""
+        a, g = arrays[0], arrays[1]
+        if g.shape != a.shape or g.dtype != a.dtype:
+            raise RuntimeError(f"a parameter of shape {list(a.shape)} and dtype {a.dtype} has a "
+                               f"gradient of shape {list(g.shape)} and dtype {g.dtype}; "
+                               f"assign a gradient that matches its parameter")
+        names = list(self._slots) + (["step"] if has_step else [])
+        for name, x in zip(names, arrays[2:]):
+            if x is None:
+                continue
+            want = (np.float32, 1) if name == "step" else (a.dtype, a.size)
+            if x.dtype != want[0] or x.size != want[1] or not x.flags.c_contiguous \
+                    or not x.flags.writeable:
+                raise RuntimeError(
+                    f"optimizer state '{name}' of a parameter of shape {list(a.shape)} has "
+                    f"shape {list(x.shape)} and dtype {x.dtype}; it must match its parameter "
+                    f"(was the parameter's data replaced after the optimizer stepped? then "
+                    f"build a new optimizer or load a matching state_dict)")
+        return g if g.flags.c_contiguous else np.ascontiguousarray(g)
 
     @staticmethod
     def _zeros(p, fill=0.0):
