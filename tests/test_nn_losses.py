@@ -517,3 +517,14 @@ def test_module_in_a_training_step():
         res.append((out.item(), w.grad.numpy()))
     np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-13)
     np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-12, atol=1e-14)
+
+
+def test_label_smoothing_under_compile_sees_each_calls_targets():
+    def f(x, t):
+        return F.cross_entropy(x, t, label_smoothing=0.2)
+    c = tg.compile(f)
+    x = tg.tensor(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # it reads the targets: compile runs it eagerly
+        for t in ([0, 1, 2, 3], [4, 4, -100, 0], [1, 1, 1, 1]):
+            assert c(x, tg.tensor(t)).item() == f(x, tg.tensor(t)).item()

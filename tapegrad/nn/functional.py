@@ -250,7 +250,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return nll
     # the smoothing term: -sum_c w_c log p_c for each target kept, reduced as nll reduces
     prod = logp if w is None else logp * _class_weight(w, x.ndim, cdim, x.dtype)
-    keep = tgt._data != ignore_index
+    # the mask and the mean's denominator read the targets' values: under compile that
+    # makes the function run eagerly (with its warning) instead of replaying stale targets
+    keep = tgt.numpy() != ignore_index
     smooth = -ops.sum(prod, cdim) * ops.as_tensor(keep.astype(x.dtype))
     if reduction == "mean":
         kept = keep.sum() if w is None else w._data[tgt._data[keep]].sum()
