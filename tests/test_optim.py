@@ -386,3 +386,20 @@ def test_scheduler_resume_and_errors():
         sb.step()
         assert sa.get_last_lr() == pytest.approx(sb.get_last_lr(), rel=1e-15)
     assert sa.get_last_lr()[0] != pytest.approx(0.5 * (1 + math.cos(math.pi * 23 / 8)))
+
+
+def test_scheduler_stepped_before_optimizer_warns():
+    torch = torch_or_skip()
+    for lib, lib_sched in ((optim, lr_scheduler), (torch.optim, torch.optim.lr_scheduler)):
+        zeros = tg.zeros if lib is optim else torch.zeros
+        opt = lib.SGD([zeros(1, requires_grad=True)], lr=0.1)
+        sched = lib_sched.StepLR(opt, 2)
+        with pytest.warns(UserWarning, match="before `optimizer.step\\(\\)`"):
+            sched.step()
+        opt = lib.SGD([zeros(1, requires_grad=True)], lr=0.1)
+        sched = lib_sched.StepLR(opt, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            opt.step()
+            sched.step()
+            sched.step()

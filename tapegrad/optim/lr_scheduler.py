@@ -8,6 +8,8 @@ where the schedule has one.
 import math
 import types
 import warnings
+import weakref
+from functools import wraps
 
 from .optimizer import Optimizer
 
@@ -42,6 +44,7 @@ class LRScheduler:
                                    f"optimizer's state_dict first, or use last_epoch=-1")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        _track_step_calls(optimizer)
         self._step_count = 0
         self._is_initial = True
         try:
@@ -67,6 +70,11 @@ class LRScheduler:
     def step(self, epoch=None):
         """Advance the schedule by one epoch (or, deprecated, to ``epoch``) and write the
         new rates into the optimizer's parameter groups."""
+        if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
+            warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`. "
+                          "Call them in the opposite order, `optimizer.step()` first; "
+                          "otherwise the first value of the schedule is skipped.",
+                          UserWarning, stacklevel=2)
         self._step_count += 1
         if epoch is None:
             self.last_epoch += 1
@@ -82,6 +90,23 @@ class LRScheduler:
 
     def _current(self):
         return [group["lr"] for group in self.optimizer.param_groups]
+
+
+def _track_step_calls(optimizer):
+    """Wrap optimizer.step (once) so that it records that it was called, for the warning
+    about stepping the schedule first."""
+    if hasattr(optimizer.step, "_wrapped_by_lr_sched"):
+        return
+    ref = weakref.ref(optimizer)
+    func = type(optimizer).step
+
+    @wraps(func)
+    def step(*args, **kwargs):
+        opt = ref()
+        opt._opt_called = True
+        return func(opt, *args, **kwargs)
+    step._wrapped_by_lr_sched = True
+    optimizer.step = step
 
 
 class LambdaLR(LRScheduler):
