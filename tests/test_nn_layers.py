@@ -141,6 +141,14 @@ def test_softmax_without_dim_warns_and_picks_torchs_dim():
     np.testing.assert_allclose(ours, theirs, **TOL)
 
 
+def test_softmax_bad_dim_matches_torch():
+    torch = torch_or_skip()
+    for lib, mod in ((tg, nn), (torch, torch.nn)):
+        for cls in (mod.Softmax, mod.LogSoftmax):
+            with pytest.raises(IndexError, match="Dimension out of range"):
+                cls(dim=2)(lib.ones(2, 3))
+
+
 def test_inplace_activation_modules():
     x = tg.tensor([-1.0, 2.0])
     y = nn.ReLU(inplace=True)(x)

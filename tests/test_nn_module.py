@@ -151,6 +151,19 @@ def test_dtype_conversion_keeps_parameter_objects():
         n.to("cuda")
 
 
+def test_dtype_conversion_with_a_live_graph():
+    # the old float32 graph still holds the parameter; new records must see float64
+    n = Affine()
+    x32 = tg.tensor([1.0, 2.0, 3.0])
+    old = n(x32)
+    n.double()
+    x = tg.tensor([1.0, 2.0, 3.0], dtype=tg.float64)
+    (n(x) * n.scale).sum().backward()
+    np.testing.assert_array_equal(n.scale.grad.numpy(), [2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(n.bias.grad.numpy(), [1.0, 1.0, 1.0])
+    assert old.dtype == tg.float32
+
+
 def test_state_dict_keys_match_torch():
     torch = torch_or_skip()
 
