@@ -250,6 +250,18 @@ def test_non_contiguous_parameter():
     np.testing.assert_allclose(w.data, tw.detach().numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["Adagrad", "RMSprop", "Adam"])
+def test_zero_over_zero_is_nan_as_in_torch(name):
+    torch = torch_or_skip()
+    w, tw = tg.ones(3, requires_grad=True), torch.ones(3, requires_grad=True)
+    a, b = getattr(optim, name)([w], eps=0.0), getattr(torch.optim, name)([tw], eps=0.0)
+    w.grad, tw.grad = tg.zeros(3), torch.zeros(3)
+    a.step()         # 0 / 0: no ZeroDivisionError from compiled code, nan as in PyTorch
+    b.step()
+    np.testing.assert_array_equal(w.data, tw.detach().numpy())
+    assert np.isnan(w.data).all()
+
+
 def test_replaced_parameter_data_is_caught():
     w = tg.zeros(4, requires_grad=True)
     opt = optim.Adam([w])

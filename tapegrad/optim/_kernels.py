@@ -35,12 +35,12 @@ if numba.config.DISABLE_JIT:
         buf = (ctypes.c_char * (int(n) * like.itemsize)).from_address(int(addr))
         return np.frombuffer(buf, dtype=like.dtype)
 else:
-    @njit(cache=True)
+    @njit(cache=True, error_model="numpy")
     def _view(addr, n, like):
         return carray(_ptr(addr, like), (n,))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lerp(a, b, w):
     # torch's lerp: a + w (b - a) for |w| < 0.5, else b - (b - a)(1 - w)
     if abs(w) < 0.5:
@@ -50,7 +50,7 @@ def _lerp(a, b, w):
 
 # SGD: hp = lr, momentum, dampening, weight_decay, nesterov, maximize, fresh buffer
 # slots: param, grad, momentum_buffer
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sgd_step(addr, size, hp, like):
     for i in range(addr.shape[0]):
         n = size[i]
@@ -82,7 +82,7 @@ def sgd_step(addr, size, hp, like):
 
 # Adam/AdamW: hp = lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled
 # slots: param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_step(addr, size, hp, like, step_like):
     for i in range(addr.shape[0]):
         n = size[i]
@@ -123,7 +123,7 @@ def adam_step(addr, size, hp, like, step_like):
 
 # RMSprop: hp = lr, alpha, eps, weight_decay, momentum, centered, maximize
 # slots: param, grad, square_avg, momentum_buffer, grad_avg, step
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rmsprop_step(addr, size, hp, like, step_like):
     for i in range(addr.shape[0]):
         n = size[i]
@@ -160,7 +160,7 @@ def rmsprop_step(addr, size, hp, like, step_like):
 
 # Adagrad: hp = lr, lr_decay, weight_decay, eps, maximize
 # slots: param, grad, sum, step
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adagrad_step(addr, size, hp, like, step_like):
     for i in range(addr.shape[0]):
         n = size[i]
