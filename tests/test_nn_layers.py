@@ -343,15 +343,18 @@ def test_module_list_dict_and_parameter_list_match_torch():
         m.heads = mod.ModuleDict({"a": mod.Linear(2, 1), "b": mod.Identity()})
         m.heads["c"] = mod.Linear(2, 3, bias=False)
         m.extra = mod.ParameterList([mod.Parameter(lib.ones(2)), lib.zeros(3)])
+        m.named = mod.ParameterDict({"p": lib.ones(2), "q": mod.Parameter(lib.zeros(1, 3))})
         return m
 
     ours, theirs = build(nn, tg), build(torch.nn, torch)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     assert (repr(ours).replace("tapegrad.float32", "torch.float32")
             .replace("in_features=2, out_features=2, bias=True", "X")
-            == repr(theirs).replace("in_features=2, out_features=2, bias=True", "X"))
+            == repr(theirs).replace("in_features=2, out_features=2, bias=True", "X")
+            .replace("torch.FloatTensor", "torch.float32"))   # ParameterDict's type name
     assert len(ours.layers) == 4 and isinstance(ours.layers[1:], nn.ModuleList)
-    assert isinstance(ours.extra[1], nn.Parameter)
+    assert isinstance(ours.extra[1], nn.Parameter) and isinstance(ours.named["p"], nn.Parameter)
+    assert list(ours.named) == ["p", "q"] and len(ours.named) == 2 and "q" in ours.named
     assert list(ours.heads) == ["a", "b", "c"] and "b" in ours.heads
     assert len(list(ours.parameters())) == len(list(theirs.parameters()))
     with pytest.raises(NotImplementedError):
@@ -362,6 +365,7 @@ def test_module_list_dict_and_parameter_list_match_torch():
     assert [type(m).__name__ for m in ml] == ["Tanh", "ReLU", "Sigmoid"]
     del ml[0]
     assert list(ml._modules) == ["0", "1"]
+    assert isinstance(ml.pop(0), nn.ReLU) and len(ml) == 1
     with pytest.raises(TypeError):
         nn.ModuleList([3])
     assert nn.ModuleDict([("x", nn.ReLU())]).pop("x").__class__ is nn.ReLU

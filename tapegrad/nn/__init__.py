@@ -3,13 +3,14 @@ forms of the layers, activations and losses are in ``tapegrad.nn.functional``.""
 from . import functional, init
 from .modules import (CELU, ELU, GELU, SELU, BatchNorm1d, Bilinear, Dropout, Embedding,
                       Flatten, Hardtanh, Identity, LayerNorm, LeakyReLU, Linear, LogSigmoid,
-                      LogSoftmax, Module, ModuleDict, ModuleList, ParameterList, ReLU, ReLU6,
-                      Sequential, Sigmoid, SiLU, Softmax, Softplus, Softsign, Tanh,
-                      Tanhshrink, Unflatten)
+                      LogSoftmax, Module, ModuleDict, ModuleList, ParameterDict,
+                      ParameterList, ReLU, ReLU6, Sequential, Sigmoid, SiLU, Softmax,
+                      Softplus, Softsign, Tanh, Tanhshrink, Unflatten)
 from .parameter import Parameter
 
 __all__ = ["functional", "init", "Parameter", "Module", "Sequential", "ModuleList",
-           "ModuleDict", "ParameterList", "Identity", "Linear", "Bilinear", "Flatten",
-           "Unflatten", "Dropout", "Embedding", "LayerNorm", "BatchNorm1d", "ReLU", "ReLU6",
-           "Tanh", "Sigmoid", "GELU", "SiLU", "LeakyReLU", "ELU", "SELU", "CELU", "Softplus",
-           "Hardtanh", "LogSigmoid", "Softsign", "Tanhshrink", "Softmax", "LogSoftmax"]
+           "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Linear", "Bilinear",
+           "Flatten", "Unflatten", "Dropout", "Embedding", "LayerNorm", "BatchNorm1d", "ReLU",
+           "ReLU6", "Tanh", "Sigmoid", "GELU", "SiLU", "LeakyReLU", "ELU", "SELU", "CELU",
+           "Softplus", "Hardtanh", "LogSigmoid", "Softsign", "Tanhshrink", "Softmax",
+           "LogSoftmax"]

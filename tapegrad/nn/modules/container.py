@@ -7,7 +7,7 @@ from ...tensor import Tensor, dtype_name
 from ..parameter import Parameter
 from .module import Module, _indent
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList"]
+__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
 def _index(idx, n, what):
@@ -72,6 +72,12 @@ class _Numbered(Module):
 
     def __iadd__(self, modules):
         return self.extend(modules)
+
+    def pop(self, idx):
+        """Remove and return the module at ``idx`` (the rest are renumbered)."""
+        m = self[idx]
+        del self[idx]
+        return m
 
 
 class Sequential(_Numbered):
@@ -238,6 +244,62 @@ class ParameterList(Module):
             lines.append(f"  ({i}): Parameter containing: [{dtype_name(p.dtype)} of size "
                          f"{size}]")
         return "\n".join(lines)
+
+
+class ParameterDict(Module):
+    """A dict of parameters, registered under their keys, in insertion order; plain
+    tensors stored are wrapped in a :class:`Parameter`."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        self.register_parameter(key, _as_param(value))
+
+    def __delitem__(self, key):
+        del self._parameters[key]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def items(self):
+        return self._parameters.items()
+
+    def values(self):
+        return self._parameters.values()
+
+    def pop(self, key):
+        v = self._parameters[key]
+        del self._parameters[key]
+        return v
+
+    def clear(self):
+        self._parameters.clear()
+
+    def update(self, parameters):
+        pairs = parameters.items() if isinstance(parameters, (Mapping, ParameterDict)) \
+            else parameters
+        for k, v in pairs:
+            self[k] = v
+
+    def extra_repr(self):
+        return "\n".join(f"  ({k}): Parameter containing: [{dtype_name(p.dtype)} of size "
+                         f"{'x'.join(str(s) for s in p.shape)}]"
+                         for k, p in self._parameters.items())
 
 
 def _as_param(v):
