@@ -1190,3 +1190,17 @@ def test_large_matmul_replay_with_and_without_compiled_blas(sa, sb, dtype, monke
         _, t = tg.func.jvp(tg.compile(lambda p, q: (p @ q) ** 2 * 0.5), (x, y),
                            (tg.tensor(da, dtype=x.dtype), tg.tensor(db, dtype=x.dtype)))
         close(t.numpy(), zd)
+
+
+def test_class_index_targets_are_not_baked_into_a_replay():
+    # nll_loss turns the targets into the record's index block: a replay would reuse the
+    # first call's targets, so compile must not replay it (found with CrossEntropyLoss)
+    f = tg.compile(lambda x, t: tg.nn.functional.cross_entropy(x, t))
+    logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+    with pytest.warns(RuntimeWarning, match="read tensor values"):
+        f(tg.tensor(logits, requires_grad=True), tg.tensor([0, 2]))
+    for t in ([1, 0], [2, 2]):
+        x = tg.tensor(logits, requires_grad=True)
+        got = f(x, tg.tensor(t))
+        want = tg.nn.functional.cross_entropy(tg.tensor(logits), tg.tensor(t))
+        assert got.item() == pytest.approx(want.item(), rel=1e-12)
