@@ -143,6 +143,11 @@ def test_state_dict_round_trip(name, opts):
     _run(a2, b, copies, theirs, rng, np.float64, steps=20)
     assert not np.shares_memory(a2.state[copies[0]][list(sd["state"][0])[0]].data,
                                 sd["state"][0][list(sd["state"][0])[0]].data)
+    # PyTorch's own state_dict loads too (its tensors become ours)
+    copies = [tg.tensor(p.detach().numpy().copy(), requires_grad=True) for p in theirs]
+    a3 = getattr(optim, name)(copies)
+    a3.load_state_dict(b.state_dict())
+    _run(a3, b, copies, theirs, rng, np.float64, steps=10)
 
 
 def test_load_state_dict_errors():
