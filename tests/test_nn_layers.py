@@ -1,6 +1,8 @@
 """nn layers, containers, activations and nn.init, against PyTorch: weights are copied from
 torch's module through state_dict (the generators differ), then outputs and the
 gradients of inputs and parameters are compared in float64."""
+import doctest
+import importlib
 import math
 import warnings
 from collections import OrderedDict
@@ -477,3 +479,17 @@ def test_init_gain_and_errors_match_torch():
             init.orthogonal_(lib.empty(3))
         with pytest.warns(UserWarning, match="zero-element"):
             init.kaiming_uniform_(lib.empty(0, 3))
+
+
+@pytest.mark.parametrize("module", ["tapegrad.nn.parameter", "tapegrad.nn.init",
+                                    "tapegrad.nn.modules.module",
+                                    "tapegrad.nn.modules.container",
+                                    "tapegrad.nn.modules.linear",
+                                    "tapegrad.nn.modules.activation",
+                                    "tapegrad.nn.modules.flatten",
+                                    "tapegrad.nn.modules.dropout",
+                                    "tapegrad.nn.modules.sparse",
+                                    "tapegrad.nn.modules.normalization"])
+def test_docstring_examples(module):
+    res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert res.attempted > 0 and res.failed == 0

@@ -1,4 +1,12 @@
-"""Activation functions as modules, each a thin shell over tapegrad.nn.functional."""
+"""Activation functions as modules, each a thin shell over tapegrad.nn.functional.
+
+>>> import tapegrad as tg
+>>> act = tg.nn.LeakyReLU(0.1)
+>>> act
+LeakyReLU(negative_slope=0.1)
+>>> act(tg.tensor([-2.0, 3.0]))
+tensor([-0.2000,  3.0000])
+"""
 import warnings
 
 from .. import functional as F

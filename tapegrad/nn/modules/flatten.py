@@ -1,4 +1,12 @@
-"""Flatten and Unflatten: reshape a range of dimensions."""
+"""Flatten and Unflatten: reshape a range of dimensions.
+
+>>> import tapegrad as tg
+>>> x = tg.zeros(2, 3, 4)
+>>> tg.nn.Flatten()(x).shape
+tapegrad.Size([2, 12])
+>>> tg.nn.Unflatten(1, (2, 6))(tg.nn.Flatten()(x)).shape
+tapegrad.Size([2, 2, 6])
+"""
 import numbers
 
 from ...tensor import _dim
