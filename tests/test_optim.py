@@ -420,3 +420,30 @@ def test_scheduler_stepped_before_optimizer_warns():
             opt.step()
             sched.step()
             sched.step()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_training_loop_with_backward_matches_torch(dtype):
+    torch = torch_or_skip()
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((16, 5)).astype(dtype)
+    y = rng.standard_normal((16, 2)).astype(dtype)
+    ours, theirs = _params(torch, rng, dtype, [(5, 8), (8,), (8, 2)])
+    a = optim.AdamW([{"params": ours[:2]}, {"params": ours[2:], "lr": 0.003}], lr=0.01)
+    b = torch.optim.AdamW([{"params": theirs[:2]}, {"params": theirs[2:], "lr": 0.003}],
+                          lr=0.01)
+    sa = lr_scheduler.StepLR(a, 10, 0.5)
+    sb = torch.optim.lr_scheduler.StepLR(b, 10, 0.5)
+
+    def loss(lib, p, xs, ys):
+        return ((lib.tanh(xs @ p[0] + p[1]) @ p[2] - ys) ** 2).mean()
+    for k in range(50):
+        for lib, opt, p in ((tg, a, ours), (torch, b, theirs)):
+            opt.zero_grad()
+            loss(lib, p, lib.tensor(x), lib.tensor(y)).backward()
+            opt.step()
+        sa.step()
+        sb.step()
+        tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+        for p, q in zip(ours, theirs):
+            np.testing.assert_allclose(p.data, q.detach().numpy(), err_msg=f"step {k}", **tol)
