@@ -122,6 +122,14 @@ def test_train_eval_apply():
     assert n.training and not n.a.training
     with pytest.raises(ValueError, match="boolean"):
         n.train("yes")
+
+    class Frozen(Affine):           # an override of train() is honoured below the root
+        def train(self, mode=True):
+            return super().train(False)
+    n.c = Frozen()
+    n.train()
+    assert n.training and n.a.training and not n.c.training
+    del n.c
     seen = []
     assert n.apply(lambda m: seen.append(type(m).__name__)) is n
     assert seen == ["Affine", "Affine", "Net"]

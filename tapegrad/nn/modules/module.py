@@ -353,8 +353,9 @@ class Module:
         below it; layers like Dropout and BatchNorm behave differently. Returns self."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
-        for m in self.modules():
-            m.__dict__["training"] = mode
+        self.training = mode
+        for m in self.children():      # through train(), so a subclass's override runs
+            m.train(mode)
         return self
 
     def eval(self):
