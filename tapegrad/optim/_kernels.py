@@ -90,35 +90,59 @@ def adam_step(addr, size, hp, like, step_like):
         g = _view(addr[i, 1], n, like)
         m = _view(addr[i, 2], n, like)
         v = _view(addr[i, 3], n, like)
-        amsgrad = hp[i, 5] != 0
-        vmax = _view(addr[i, 4] if amsgrad else addr[i, 3], n, like)
         st = _view(addr[i, 5], 1, step_like)
         st[0] += 1
         step = np.float64(st[0])
         lr, b1, b2, eps, wd = hp[i, 0], hp[i, 1], hp[i, 2], hp[i, 3], hp[i, 4]
-        maximize, decoupled = hp[i, 6] != 0, hp[i, 7] != 0
+        amsgrad, maximize, decoupled = hp[i, 5] != 0, hp[i, 6] != 0, hp[i, 7] != 0
         step_size = lr / (1.0 - b1 ** step)
         bc2_sqrt = (1.0 - b2 ** step) ** 0.5
-        decay = 1.0 - lr * wd
-        for j in range(n):
-            d = np.float64(g[j])
-            if maximize:
-                d = -d
-            if wd != 0:
-                if decoupled:
-                    p[j] = np.float64(p[j]) * decay
-                else:
-                    d = d + wd * np.float64(p[j])
-            m[j] = _lerp(np.float64(m[j]), d, 1.0 - b1)
-            v[j] = np.float64(v[j]) * b2 + (1.0 - b2) * d * d
-            if amsgrad:
-                if v[j] > vmax[j]:
-                    vmax[j] = v[j]
-                s = np.float64(vmax[j])
-            else:
-                s = np.float64(v[j])
-            denom = np.sqrt(s) / bc2_sqrt + eps
-            p[j] = np.float64(p[j]) + (-step_size) * np.float64(m[j]) / denom
+        # exact rewrites that keep the loop free of branches LLVM can't hoist: -g as
+        # -1.0 * g, and p * 1.0 when there is no decoupled decay
+        sgn = -1.0 if maximize else 1.0
+        decay = 1.0 - lr * wd if decoupled and wd != 0 else 1.0
+        use_l2 = wd != 0 and not decoupled
+        if amsgrad:
+            _adam_amsgrad(p, g, m, v, _view(addr[i, 4], n, like), n, sgn, use_l2, wd, decay,
+                          1.0 - b1, b2, eps, step_size, bc2_sqrt)
+        else:
+            _adam(p, g, m, v, n, sgn, use_l2, wd, decay, 1.0 - b1, b2, eps, step_size,
+                  bc2_sqrt)
+
+
+@njit(cache=True, error_model="numpy")
+def _adam(p, g, m, v, n, sgn, use_l2, wd, decay, w, b2, eps, step_size, bc2_sqrt):
+    small = abs(w) < 0.5
+    for j in range(n):
+        p[j] = np.float64(p[j]) * decay
+        d = sgn * np.float64(g[j])
+        if use_l2:
+            d = d + wd * np.float64(p[j])
+        mj = np.float64(m[j])
+        if small:                                   # torch's lerp, both of its forms
+            m[j] = mj + w * (d - mj)
+        else:
+            m[j] = d - (d - mj) * (1.0 - w)
+        v[j] = np.float64(v[j]) * b2 + (1.0 - b2) * d * d
+        denom = np.sqrt(np.float64(v[j])) / bc2_sqrt + eps
+        p[j] = np.float64(p[j]) + (-step_size) * np.float64(m[j]) / denom
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_amsgrad(p, g, m, v, vmax, n, sgn, use_l2, wd, decay, w, b2, eps, step_size,
+                  bc2_sqrt):
+    for j in range(n):
+        p[j] = np.float64(p[j]) * decay
+        d = sgn * np.float64(g[j])
+        if use_l2:
+            d = d + wd * np.float64(p[j])
+        m[j] = _lerp(np.float64(m[j]), d, w)
+        v[j] = np.float64(v[j]) * b2 + (1.0 - b2) * d * d
+        vj = v[j]
+        if vj > vmax[j] or vj != vj:                # torch.maximum: nan propagates
+            vmax[j] = vj
+        denom = np.sqrt(np.float64(vmax[j])) / bc2_sqrt + eps
+        p[j] = np.float64(p[j]) + (-step_size) * np.float64(m[j]) / denom
 
 
 # RMSprop: hp = lr, alpha, eps, weight_decay, momentum, centered, maximize
