@@ -156,30 +156,51 @@ def rmsprop_step(addr, size, hp, like, step_like):
         sq = _view(addr[i, 2], n, like)
         lr, alpha, eps, wd, mom = hp[i, 0], hp[i, 1], hp[i, 2], hp[i, 3], hp[i, 4]
         centered, maximize = hp[i, 5] != 0, hp[i, 6] != 0
-        has_buf = mom > 0
-        buf = _view(addr[i, 3] if has_buf else addr[i, 2], n, like)
-        gavg = _view(addr[i, 4] if centered else addr[i, 2], n, like)
         st = _view(addr[i, 5], 1, step_like)
         st[0] += 1
-        for j in range(n):
-            d = np.float64(g[j])
-            if maximize:
-                d = -d
-            if wd != 0:
-                d = d + wd * np.float64(p[j])
-            sq[j] = np.float64(sq[j]) * alpha + (1.0 - alpha) * d * d
-            if centered:
-                gavg[j] = _lerp(np.float64(gavg[j]), d, 1.0 - alpha)
-                ga = np.float64(gavg[j])
-                avg = np.sqrt(np.float64(sq[j]) + (-1.0) * ga * ga)
-            else:
-                avg = np.sqrt(np.float64(sq[j]))
-            avg = avg + eps
-            if has_buf:
-                buf[j] = np.float64(buf[j]) * mom + d / avg
-                p[j] = np.float64(p[j]) + (-lr) * np.float64(buf[j])
-            else:
-                p[j] = np.float64(p[j]) + (-lr) * d / avg
+        sgn = -1.0 if maximize else 1.0
+        if mom > 0 or centered:
+            # absent state arrays get a harmless stand-in (the parameter's own gradient
+            # is never written; they are only read and written under their flag)
+            buf = _view(addr[i, 3], n, like) if mom > 0 else _view(addr[i, 1], n, like)
+            gavg = _view(addr[i, 4], n, like) if centered else _view(addr[i, 1], n, like)
+            _rmsprop_full(p, g, sq, buf, gavg, n, sgn, lr, alpha, eps, wd, mom > 0, mom,
+                          centered)
+        else:
+            _rmsprop(p, g, sq, n, sgn, lr, alpha, eps, wd)
+
+
+@njit(cache=True, error_model="numpy")
+def _rmsprop(p, g, sq, n, sgn, lr, alpha, eps, wd):
+    use_wd = wd != 0
+    for j in range(n):
+        d = sgn * np.float64(g[j])
+        if use_wd:
+            d = d + wd * np.float64(p[j])
+        sq[j] = np.float64(sq[j]) * alpha + (1.0 - alpha) * d * d
+        avg = np.sqrt(np.float64(sq[j])) + eps
+        p[j] = np.float64(p[j]) + (-lr) * d / avg
+
+
+@njit(cache=True, error_model="numpy")
+def _rmsprop_full(p, g, sq, buf, gavg, n, sgn, lr, alpha, eps, wd, has_buf, mom, centered):
+    use_wd = wd != 0
+    for j in range(n):
+        d = sgn * np.float64(g[j])
+        if use_wd:
+            d = d + wd * np.float64(p[j])
+        sq[j] = np.float64(sq[j]) * alpha + (1.0 - alpha) * d * d
+        if centered:
+            gavg[j] = _lerp(np.float64(gavg[j]), d, 1.0 - alpha)
+            ga = np.float64(gavg[j])
+            avg = np.sqrt(np.float64(sq[j]) + (-1.0) * ga * ga) + eps
+        else:
+            avg = np.sqrt(np.float64(sq[j])) + eps
+        if has_buf:
+            buf[j] = np.float64(buf[j]) * mom + d / avg
+            p[j] = np.float64(p[j]) + (-lr) * np.float64(buf[j])
+        else:
+            p[j] = np.float64(p[j]) + (-lr) * d / avg
 
 
 # Adagrad: hp = lr, lr_decay, weight_decay, eps, maximize
