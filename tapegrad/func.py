@@ -132,8 +132,8 @@ def value_and_grad(fn, argnums=0):
 
 def _quick_signature(args):
     """Cheap key for a compiled function's signature (shapes, dtypes, flags, constants)."""
-    return tuple([(a.data.shape, a.data.dtype, a._rg) if type(a) is Tensor else (type(a), a)
-                  for a in args])
+    return tuple([(a.data.shape, a.data.dtype, a._rg) if isinstance(a, Tensor)
+                  else (type(a), a) for a in args])
 
 
 class _Plan:

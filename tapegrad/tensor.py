@@ -162,6 +162,10 @@ class Tensor:
             raise TypeError(f"Tensor.data must be a numpy array or a Tensor, got "
                             f"{type(value).__name__}; use np.asarray(value) first")
         self._data = canonical(value, share=True)
+        # the tape's INPUT snapshot of this tensor holds the old value (and dtype, shape):
+        # the next op must record the new one
+        self._snap = None
+        self._snaptape = None
 
     data = property(operator.attrgetter("_data"), _set_data,
                     doc="The tensor's value as a numpy array (shared, not copied).")
@@ -288,6 +292,21 @@ class Tensor:
     @property
     def retains_grad(self):
         return self._retain and self._tape is not None
+
+    def __deepcopy__(self, memo):
+        """A new leaf with a copy of the data, the same requires_grad and a copy of .grad
+        (never the tape: a copy of a tensor is not part of any recorded graph)."""
+        if self._tape is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment; deepcopy "
+                               "x.detach() instead.")
+        new = type(self).__new__(type(self))
+        Tensor.__init__(new, self._data.copy())
+        memo[id(self)] = new
+        new._rg = self._rg
+        if self._grad is not None:
+            new._grad = self._grad.__deepcopy__(memo)
+        return new
 
     def detach(self):
         """A new leaf sharing this tensor's data, cut off from the graph."""

@@ -472,3 +472,26 @@ def test_compile_cache_limit_is_settable(monkeypatch):
         for n in (1, 2, 3, 4):
             assert arr(cf(tg.tensor(np.ones(n)))) == n
     assert len(cf.programs) == 2
+
+
+def test_assigning_data_of_another_dtype_records_the_new_value():
+    # the tape's cached INPUT record of the old value was reused: garbage gradients
+    x = tg.tensor([1.0, 1.0, 1.0], requires_grad=True)
+    (x * 2).sum()
+    x.data = np.ones(3)                       # float64 now
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0, 3.0])
+
+
+def test_deepcopy_of_a_tensor_copies_data_flag_and_grad_not_the_tape():
+    import copy
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    y = copy.deepcopy(x)
+    assert y is not x and y.requires_grad and y.grad is not x.grad
+    np.testing.assert_array_equal(y.grad.numpy(), [2.0, 4.0])
+    y.data[0] = 7.0
+    assert x.data[0] == 1.0
+    assert y._snaptape is None and y._tape is None
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(x * 2)

@@ -65,6 +65,7 @@ def test_api_md_names_every_public_name():
         mentioned.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", span))
     public = (_public(tg, own_only=False) | _public(tg.autograd, own_only=False)
               | _public(tg.utils.checkpoint, own_only=True) | _public(tg.nn.functional)
+              | _public(tg.nn, own_only=False) | _public(tg.nn.init)
               | {n for n in dir(tg.Tensor) if not n.startswith("_")} | _public(viz))
     missing = sorted(public - mentioned)
     assert not missing, f"docs/api.md does not mention: {', '.join(missing)}"
@@ -74,7 +75,12 @@ DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.crea
              "tapegrad.autograd.engine", "tapegrad.autograd.function",
              "tapegrad.autograd.gradcheck", "tapegrad.autograd.functional", "tapegrad.replay",
              "tapegrad.func", "tapegrad.viz", "tapegrad.ops.composite",
-             "tapegrad.utils.checkpoint"]
+             "tapegrad.utils.checkpoint", "tapegrad.nn.parameter", "tapegrad.nn.init",
+             "tapegrad.nn.modules.module", "tapegrad.nn.modules.container",
+             "tapegrad.nn.modules.linear", "tapegrad.nn.modules.activation",
+             "tapegrad.nn.modules.flatten", "tapegrad.nn.modules.dropout",
+             "tapegrad.nn.modules.sparse", "tapegrad.nn.modules.normalization",
+             "tapegrad.nn.modules.loss"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)

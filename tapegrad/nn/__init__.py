@@ -6,6 +6,8 @@ from .modules import (CELU, ELU, GELU, SELU, BatchNorm1d, Bilinear, Dropout, Emb
                       LogSoftmax, Module, ModuleDict, ModuleList, ParameterDict,
                       ParameterList, ReLU, ReLU6, Sequential, Sigmoid, SiLU, Softmax,
                       Softplus, Softsign, Tanh, Tanhshrink, Unflatten)
+from .modules import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,
+                      L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from .parameter import Parameter
 
 __all__ = ["functional", "init", "Parameter", "Module", "Sequential", "ModuleList",
@@ -13,4 +15,5 @@ __all__ = ["functional", "init", "Parameter", "Module", "Sequential", "ModuleLis
            "Flatten", "Unflatten", "Dropout", "Embedding", "LayerNorm", "BatchNorm1d", "ReLU",
            "ReLU6", "Tanh", "Sigmoid", "GELU", "SiLU", "LeakyReLU", "ELU", "SELU", "CELU",
            "Softplus", "Hardtanh", "LogSigmoid", "Softsign", "Tanhshrink", "Softmax",
-           "LogSoftmax"]
+           "LogSoftmax", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "CrossEntropyLoss",
+           "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]

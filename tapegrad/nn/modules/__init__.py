@@ -6,6 +6,8 @@ from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Seq
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten
 from .linear import Bilinear, Identity, Linear
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,
+                   L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from .module import Module
 from .normalization import BatchNorm1d, LayerNorm
 from .sparse import Embedding
@@ -14,4 +16,6 @@ __all__ = ["Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
            "ParameterDict", "Identity", "Linear", "Bilinear", "Flatten", "Unflatten",
            "Dropout", "Embedding", "LayerNorm", "BatchNorm1d", "ReLU", "ReLU6", "Tanh",
            "Sigmoid", "GELU", "SiLU", "LeakyReLU", "ELU", "SELU", "CELU", "Softplus",
-           "Hardtanh", "LogSigmoid", "Softsign", "Tanhshrink", "Softmax", "LogSoftmax"]
+           "Hardtanh", "LogSigmoid", "Softsign", "Tanhshrink", "Softmax", "LogSoftmax",
+           "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "CrossEntropyLoss", "NLLLoss",
+           "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]
