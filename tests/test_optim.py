@@ -278,6 +278,30 @@ def test_replaced_parameter_data_is_caught():
         opt.step()
 
 
+def test_failed_step_changes_nothing():
+    torch = torch_or_skip()
+    rng = np.random.default_rng(8)
+    ours, theirs = _params(torch, rng, np.float64, [(3,), (4,)])
+    bad = tg.zeros(2, requires_grad=True)
+    a = optim.SGD([{"params": ours}, {"params": [bad], "lr": 0.5}], lr=0.1, momentum=0.9)
+    b = torch.optim.SGD(theirs, lr=0.1, momentum=0.9)
+    bad.grad = tg.ones(2)
+    a.step()
+    bad.data = np.zeros(5, dtype=np.float32)     # its momentum buffer no longer fits
+    bad.grad = tg.ones(5)
+    _set_grads(rng, ours, theirs)
+    before = [p.data.copy() for p in ours]
+    with pytest.raises(RuntimeError, match="momentum_buffer"):
+        a.step()
+    for p, v in zip(ours, before):
+        np.testing.assert_array_equal(p.data, v)
+        assert "momentum_buffer" not in a.state[p]
+    bad.grad = None
+    a.step()                  # the first real step: the buffers start as the gradient
+    b.step()
+    _compare(ours, theirs, np.float64)
+
+
 ERRORS = [
     ("SGD", dict(lr=-1.0)), ("SGD", dict(momentum=-0.5)), ("SGD", dict(weight_decay=-1)),
     ("SGD", dict(nesterov=True)), ("SGD", dict(nesterov=True, momentum=0.9, dampening=0.1)),

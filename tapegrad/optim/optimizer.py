@@ -252,6 +252,7 @@ class _Fused(Optimizer):
     def _update(self):
         by_dtype = {}
         state = self.state
+        self._fresh = []
         for group in self.param_groups:
             for p in group["params"]:
                 g = p._grad
@@ -260,14 +261,33 @@ class _Fused(Optimizer):
                 st = state[p]
                 by_dtype.setdefault(p._data.dtype, []).append(
                     (p, g, st, self._prepare(p, group, st)))
-        for dtype, items in by_dtype.items():
-            self._launch(dtype, items)
+        # every table is built (and checked) before any kernel runs, so a bad parameter
+        # leaves all of them untouched
+        old, new = getattr(self, "_addresses", {}), {}
+        try:
+            calls = [self._table(dtype, items, old, new) for dtype, items in by_dtype.items()]
+        except BaseException:
+            for st, name in self._fresh:      # state made for this step only
+                del st[name]
+            raise
+        finally:
+            self._fresh = []
+        self._addresses = new
+        kernel = getattr(_kernels, self._kernel)
+        for args, copies in calls:
+            kernel(*args)
+            for a, tmp in copies:
+                if a is not None:
+                    a[...] = tmp
+        for items in by_dtype.values():
+            for p, _, _, _ in items:
+                _mark_modified(p)
 
-    def _launch(self, dtype, items):
-        # Addresses are cached by array identity across steps; a row with an array not seen
-        # last step is checked (C-contiguous, dtype, size) before its addresses are used.
-        old = getattr(self, "_addresses", {})
-        new = {}
+    def _table(self, dtype, items, old, new):
+        """The kernel's arguments for the parameters of one dtype, and the copies to write
+        back. Addresses are cached by array identity across steps; a row with an array not
+        seen last step is checked (C-contiguous, dtype, size) before its addresses are
+        used."""
         slots, has_step = self._slots, self._has_step
         addrs, sizes, rows, copies = [], [], [], []
         for p, g, st, row in items:
@@ -303,21 +323,13 @@ class _Fused(Optimizer):
                     copies.append((None, arrays[1]))
             sizes.append(a.size)
             rows.append(row)
-        self._addresses = new
         width = 2 + len(slots) + has_step
-        table = np.array(addrs, dtype=np.int64).reshape(len(items), width)
-        kernel = getattr(_kernels, self._kernel)
-        args = (table, np.array(sizes, dtype=np.int64), np.array(rows, dtype=np.float64),
+        args = (np.array(addrs, dtype=np.int64).reshape(len(items), width),
+                np.array(sizes, dtype=np.int64), np.array(rows, dtype=np.float64),
                 np.empty(0, dtype))
         if has_step:
-            kernel(*args, np.empty(0, np.float32))
-        else:
-            kernel(*args)
-        for a, tmp in copies:
-            if a is not None:
-                a[...] = tmp
-        for p, _, _, _ in items:
-            _mark_modified(p)
+            args += (np.empty(0, np.float32),)
+        return args, copies
 
     def _check_row(self, p, arrays, has_step):
         """Check one parameter's gradient and state arrays against it before the kernel
