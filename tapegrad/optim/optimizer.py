@@ -258,17 +258,25 @@ class _Fused(Optimizer):
                 g = p._grad
                 if g is None:
                     continue
-                st = state[p]
-                by_dtype.setdefault(p._data.dtype, []).append(
-                    (p, g, st, self._prepare(p, group, st)))
+                st = state.get(p)
+                if st is None:       # enter a state only once there is one (as PyTorch)
+                    st = {}
+                    row = self._prepare(p, group, st)
+                    if st:
+                        state[p] = st
+                else:
+                    row = self._prepare(p, group, st)
+                by_dtype.setdefault(p._data.dtype, []).append((p, g, st, row))
         # every table is built (and checked) before any kernel runs, so a bad parameter
         # leaves all of them untouched
         old, new = getattr(self, "_addresses", {}), {}
         try:
             calls = [self._table(dtype, items, old, new) for dtype, items in by_dtype.items()]
         except BaseException:
-            for st, name in self._fresh:      # state made for this step only
+            for p, st, name in self._fresh:   # state made for this step only
                 del st[name]
+                if not st:
+                    self.state.pop(p, None)
             raise
         finally:
             self._fresh = []

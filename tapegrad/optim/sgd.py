@@ -49,7 +49,7 @@ class SGD(_Fused):
         fresh = False
         if group["momentum"] != 0 and st.get("momentum_buffer") is None:
             st["momentum_buffer"] = Tensor(np.empty_like(p._data, order="C"))
-            self._fresh.append((st, "momentum_buffer"))   # removed if the step fails
+            self._fresh.append((p, st, "momentum_buffer"))   # removed if the step fails
             fresh = True
         return (group["lr"], group["momentum"], group["dampening"], group["weight_decay"],
                 bool(group["nesterov"]), bool(group["maximize"]), fresh)
