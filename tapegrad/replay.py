@@ -21,6 +21,7 @@ from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of
 from . import tape as T
 from .grad_mode import enable_grad
 from .ops import _graph, _plain
+from .ops.inplace import UnrecordedWrite
 from .tensor import Tensor
 
 _CALL = T.name_id("CompiledInput")
@@ -33,6 +34,18 @@ _CALL = T.name_id("CompiledInput")
 # function fed ever new shapes holds at most 64 programs (each its records and every
 # recorded value). Settable, like torch._dynamo.config.cache_size_limit.
 cache_size_limit = 64
+
+
+_WRITES = object()      # trace() stopped at an unrecorded in-place write
+# Bumped by nn.Module when what a recording reads may have changed identity or behaviour (a
+# parameter, buffer or submodule rebound, train/eval): every compiled function records
+# again at its next call instead of replaying a program that refers to the old tensors.
+_epoch = [0]
+
+
+def invalidate():
+    """Make every compiled function record afresh at its next call (nn.Module calls it)."""
+    _epoch[0] += 1
 
 
 class _LRU(collections.OrderedDict):
@@ -378,9 +391,19 @@ class Compiled:
     def program(self, args):
         sig = _signature(args)
         entry = self.programs.get(sig)
-        if entry is None:
-            prog, single = trace(self.fn, args)
-            if prog.opaque:
+        if entry is None or entry[2] != _epoch[0]:
+            try:
+                prog, single = trace(self.fn, args)
+            except UnrecordedWrite:    # stopped before the write: nothing happened twice
+                prog, single = _WRITES, None
+            if prog is _WRITES:
+                warnings.warn(
+                    f"compile: {getattr(self.fn, '__name__', 'fn')} changes a tensor in "
+                    f"place outside the recording (an update under no_grad, running "
+                    f"statistics), which a replay would skip, so this signature runs "
+                    f"eagerly instead of replaying.", RuntimeWarning, stacklevel=3)
+                entry = (None, single)
+            elif prog.opaque:
                 warnings.warn(
                     f"compile: {getattr(self.fn, '__name__', 'fn')} calls the custom "
                     f"autograd.Function {', '.join(prog.opaque)}, whose backward is Python "
@@ -396,10 +419,13 @@ class Compiled:
                 entry = (None, single)
             else:
                 entry = (prog, single)
-            if self.programs.add(sig, entry):
+            entry += (_epoch[0],)
+            if sig in self.programs:       # recorded again (a module changed): in place
+                self.programs[sig] = entry
+            elif self.programs.add(sig, entry):
                 self._recorded_too_often("signatures (argument shapes, dtypes, flags, "
                                          "constants)")
-        return entry
+        return entry[0], entry[1]
 
     def __call__(self, *args, **kwargs):
         if kwargs:     # keyword arguments are constants of the recording, like other

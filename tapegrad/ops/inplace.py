@@ -12,7 +12,7 @@ from ..tensor import Tensor, grad_enabled
 from .elementwise import _broadcast_error, _t, add, clamp, div, mul, sub, where
 from .movement import _gather, _index_key
 from .operands import _REAL, _bad_operand, to_dtype
-from .record import _N, _name, _plain, _record, _recording
+from .record import _N, _name, _plain, _record, _recording, _tls
 
 
 def _mark_modified(t, count=None, resave=True):
@@ -36,6 +36,21 @@ def _mark_modified(t, count=None, resave=True):
         _mark_modified(t._base)
 
 
+class UnrecordedWrite(RuntimeError):
+    """Raised while a function is traced for replay, before an in-place write the tape
+    would not record (an update under no_grad, running statistics): a replay would skip
+    it. compile catches it and runs that signature eagerly (the write then happens once)."""
+
+
+def _unrecorded_write():
+    if _tls.tape.save_all:
+        raise UnrecordedWrite(
+            "a function being recorded (compile, tapegrad.func) changed a tensor in place "
+            "outside the recording (an update under no_grad, running statistics); a replay "
+            "would skip that change. tapegrad.func cannot transform such a function: do the "
+            "update outside it, or call it eagerly")
+
+
 def _inplace(t, outofplace, numpy_inplace=None):
     """Run an in-place op: numpy in place when nothing is recorded, otherwise record the
     out-of-place result and rebase t's history onto it (as PyTorch does)."""
@@ -47,6 +62,7 @@ def _inplace(t, outofplace, numpy_inplace=None):
             "work on a clone().")
     if not on or (not t._rg and numpy_inplace is not None):
         if numpy_inplace is not None:
+            _unrecorded_write()
             try:
                 numpy_inplace(t._data)
             except TypeError as e:   # numpy's casting error (e.g. float into an int tensor)
@@ -64,6 +80,7 @@ def _inplace(t, outofplace, numpy_inplace=None):
     if res._data.shape != t._data.shape or not t._data.flags.writeable:
         raise _inplace_error(t, None, res._data.shape)
     if res._tape is None:
+        _unrecorded_write()
         np.copyto(t._data, res._data, casting="unsafe")
         _mark_modified(t)
         return t
@@ -215,6 +232,7 @@ def setitem(t, key, value):
         if t._tape is None and t._rg and grad_enabled():
             raise RuntimeError("a leaf Variable that requires grad is being used in an "
                                "in-place operation (item assignment); do it under no_grad()")
+        _unrecorded_write()
         t._data[key] = v._data
         _mark_modified(t)
         return

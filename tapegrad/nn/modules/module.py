@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ... import devices as _device
+from ... import replay as _replay
 from ...grad_mode import no_grad
 from ...tensor import Tensor, canonical_dtype, dtype_name
 from ...autograd.graph import RemovableHandle
@@ -161,6 +162,7 @@ class Module:
             raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
                             f"(tapegrad.Tensor or None required)")
         self._buffers[name] = tensor
+        _replay.invalidate()     # compiled functions must not replay the old tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -183,6 +185,7 @@ class Module:
                     f"must be created explicitly. To express '{name}' as a function of "
                     f"another Tensor, compute the value in the forward() method.")
         self._parameters[name] = param
+        _replay.invalidate()
 
     def add_module(self, name, module):
         """Register ``module`` (a Module or None) as a child under ``name``."""
@@ -194,6 +197,7 @@ class Module:
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
         self._modules[name] = module
+        _replay.invalidate()
 
     register_module = add_module
 
@@ -218,21 +222,25 @@ class Module:
                 raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' "
                                 f"(tapegrad.nn.Parameter or None expected)")
             params[name] = None
+            _replay.invalidate()
         elif isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             forget()
             modules[name] = value
+            _replay.invalidate()
         elif modules is not None and name in modules:
             if value is not None:
                 raise TypeError(f"cannot assign '{_typename(value)}' as child module "
                                 f"'{name}' (tapegrad.nn.Module or None expected)")
             modules[name] = None
+            _replay.invalidate()
         elif buffers is not None and name in buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' "
                                 f"(tapegrad.Tensor or None expected)")
             buffers[name] = value
+            _replay.invalidate()
         else:
             object.__setattr__(self, name, value)
 
@@ -252,6 +260,7 @@ class Module:
             if s is not None and name in s:
                 del s[name]
                 d["_non_persistent_buffers_set"].discard(name)
+                _replay.invalidate()
                 return
         object.__delattr__(self, name)
 
@@ -353,6 +362,8 @@ class Module:
         below it; layers like Dropout and BatchNorm behave differently. Returns self."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
+        if self.__dict__.get("training") != mode:   # layers behave otherwise: record again
+            _replay.invalidate()
         self.training = mode
         for m in self.children():      # through train(), so a subclass's override runs
             m.train(mode)
@@ -387,6 +398,7 @@ class Module:
     def _apply(self, fn):
         """Replace every parameter's and buffer's value by fn(value), keeping the
         Parameter objects (their ``.data`` changes, as in PyTorch)."""
+        _replay.invalidate()
         for m in self.modules():
             for p in m._parameters.values():
                 if p is None:
