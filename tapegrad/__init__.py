@@ -10,6 +10,7 @@ tensor([10., 10., 10.])
 """
 from . import accelerator, autograd, cuda, func, nn
 from . import utils
+from . import optim
 from .devices import device
 from .replay import compile  # noqa: A004
 from .autograd import Node
