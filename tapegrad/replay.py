@@ -37,6 +37,16 @@ cache_size_limit = 64
 
 
 _WRITES = object()      # trace() stopped at an unrecorded in-place write
+_GUARD_RETRIES = 2      # recordings per signature whose baked values changed, then eager
+
+
+def _guards_hold(prog, args):
+    """Do the values prog's recording baked in (class indices) still hold for these args?"""
+    for (kind, src), saved in prog.guards:
+        now = args[src].data if kind == "arg" else src.data
+        if now.shape != saved.shape or not np.array_equal(now, saved):
+            return False
+    return True
 # Bumped by nn.Module when what a recording reads may have changed identity or behaviour (a
 # parameter, buffer or submodule rebound, train/eval): every compiled function records
 # again at its next call instead of replaying a program that refers to the old tensors.
@@ -306,6 +316,7 @@ def trace(fn, args, kwargs=None):
     tp.limit = sys.maxsize          # no collection while tracing
     tp.inputs_log = {}
     tp.value_reads = 0
+    tp.guards = []
     old = T._tls.tape
     T._tls.tape = tp
     try:
@@ -337,6 +348,10 @@ def trace(fn, args, kwargs=None):
                                  else src.requires_grad)
         prog = Program(tp, sources, slots, tp.value_reads)
         prog.opaque = list(dict.fromkeys(tp.opaque))
+        # values baked into the recording (class indices): by argument position, or the
+        # tensor itself for one the function closes over
+        prog.guards = [(("arg", ids[id(t)]) if id(t) in ids else ("ref", t), saved)
+                       for t, saved in tp.guards]
     finally:
         T._tls.tape = old
         tp.save_all = False       # this tape is done; tensors that saw it are ordinary again
@@ -375,6 +390,7 @@ class Compiled:
         self.fn = fn
         self.programs = _LRU()   # signature -> (Program or None (runs eagerly), single)
         self._bound = _LRU()     # keyword values -> Compiled of fn with them bound
+        self._guard_misses = {}  # signature -> times its recording's baked values changed
         self._warned = False
         functools.update_wrapper(self, fn)
 
@@ -391,6 +407,21 @@ class Compiled:
     def program(self, args):
         sig = _signature(args)
         entry = self.programs.get(sig)
+        if entry is not None and entry[0] is not None and entry[0].guards \
+                and not _guards_hold(entry[0], args):
+            # the recording baked in other values (class indices): record again, and after
+            # a few such changes run eagerly (a new recording per call would cost more)
+            misses = self._guard_misses.get(sig, 0) + 1
+            self._guard_misses[sig] = misses
+            if misses > _GUARD_RETRIES:
+                warnings.warn(
+                    f"compile: {getattr(self.fn, '__name__', 'fn')} bakes integer values "
+                    f"(class indices) into its recording, and they keep changing between "
+                    f"calls, so this signature runs eagerly instead of replaying.",
+                    RuntimeWarning, stacklevel=3)
+                self.programs[sig] = (None, entry[1], entry[2])
+                return None, entry[1]
+            entry = None
         if entry is None or entry[2] != _epoch[0]:
             try:
                 prog, single = trace(self.fn, args)

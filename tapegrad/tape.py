@@ -89,6 +89,7 @@ class Tape:
         self.inputs_log = None  # while tracing: gid -> tensor of every INPUT record
         self.value_reads = 0    # while tracing: times the function read a tensor's value
         self.opaque = []        # while tracing: custom Functions called (not replayable)
+        self.guards = None      # while tracing: [(tensor, values)] the recording baked in
         self.buffer_copies = 0  # times append found a live view of buf and had to copy it
 
     # ---- ids ------------------------------------------------------------------------

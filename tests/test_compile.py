@@ -1193,14 +1193,23 @@ def test_large_matmul_replay_with_and_without_compiled_blas(sa, sb, dtype, monke
 
 
 def test_class_index_targets_are_not_baked_into_a_replay():
-    # nll_loss turns the targets into the record's index block: a replay would reuse the
-    # first call's targets, so compile must not replay it (found with CrossEntropyLoss)
+    # nll_loss turns the targets into the record's index block: a replay must not reuse
+    # the first call's targets for others (found with CrossEntropyLoss). Same targets:
+    # replayed; other targets: recorded again, then eager once they keep changing
     f = tg.compile(lambda x, t: tg.nn.functional.cross_entropy(x, t))
     logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
-    with pytest.warns(RuntimeWarning, match="read tensor values"):
-        f(tg.tensor(logits, requires_grad=True), tg.tensor([0, 2]))
-    for t in ([1, 0], [2, 2]):
+
+    def check(t):
         x = tg.tensor(logits, requires_grad=True)
         got = f(x, tg.tensor(t))
         want = tg.nn.functional.cross_entropy(tg.tensor(logits), tg.tensor(t))
         assert got.item() == pytest.approx(want.item(), rel=1e-12)
+
+    for _ in range(3):
+        check([0, 2])
+    assert next(iter(f.programs.values()))[0] is not None      # replayed
+    check([1, 0])
+    check([2, 2])
+    with pytest.warns(RuntimeWarning, match="keep changing"):
+        check([0, 1])
+    check([1, 1])

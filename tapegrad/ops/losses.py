@@ -10,9 +10,17 @@ import numpy as np
 
 from .. import kernels as K
 from ..kernels import DT_BIT, NAME_SHIFT, RG_BIT
-from ..tensor import Tensor, _dim, _note_read, float64, grad_enabled
+from ..tensor import Tensor, _dim, float64, grad_enabled
 from .operands import _float, _need_tensor
-from .record import _N, _graph, _plain, _record, _recording, _slot, _tape
+from .record import _N, _graph, _plain, _record, _recording, _slot, _tape, _tls
+
+
+def _guard(t):
+    """While a function is traced for replay, note that its recording is only valid for
+    t's current values (integer data baked into records)."""
+    tp = _tls.tape
+    if tp.save_all and tp.guards is not None:
+        tp.guards.append((t, np.array(t._data, copy=True)))
 
 _max = builtins.max     # the package defines max() with torch's meaning; this is Python's
 
@@ -88,10 +96,9 @@ def nll(x, target, weight, reduction, ignore_index):
     """nll_loss on log-probabilities x of shape (N, C) or (C,), class indices target."""
     a = x._data
     tshape = target._data.shape
-    # the class indices become the record's index block and weights: a recording would
-    # replay the first call's targets, so under compile this counts as reading a value
-    # (the signature then runs eagerly, with compile's warning)
-    _note_read(target)
+    # the class indices become the record's index block and weights: a recording replays
+    # only while they are the same (compile checks them at each call, replay.Guard)
+    _guard(target)
     tgt = target._data.astype(np.int64).reshape(-1)
     if a.ndim == 1:
         N, Cn, inner = 1, a.shape[0], 1
