@@ -11,6 +11,10 @@ tensor([10., 10., 10.])
 from . import accelerator, autograd, cuda, func, nn
 from . import utils
 from . import optim
+from . import serialization
+from .creation import (Generator, default_generator, get_rng_state, initial_seed, randperm,
+                       seed, set_rng_state)
+from .serialization import load, save
 from .devices import device
 from .replay import compile  # noqa: A004
 from .autograd import Node

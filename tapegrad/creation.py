@@ -10,6 +10,7 @@ import threading
 import numpy as np
 
 from . import devices as _device
+from . import tape as T
 from .ops import _REAL, _plain, array_from, as_tensor
 from .tensor import Tensor, canonical, canonical_dtype, get_default_dtype, int_arg
 
@@ -126,6 +127,7 @@ class Generator:
         return self
 
     def _draw(self, method, *args):
+        T.refuse_in_trace(_RANDOM)
         with self._lock:
             return getattr(self._cell[0], method)(*args)
 
@@ -183,7 +185,12 @@ def set_rng_state(new_state):
     default_generator.set_state(new_state)
 
 
+# a recording would bake the numbers in, and every replay would repeat them
+_RANDOM = "drew random numbers (dropout, rand, randn...)"
+
+
 def _draw(method, *args):
+    T.refuse_in_trace(_RANDOM)
     with _rng_lock:
         return getattr(_rng[0], method)(*args)
 

@@ -21,7 +21,6 @@ from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of
 from . import tape as T
 from .grad_mode import enable_grad
 from .ops import _graph, _plain
-from .ops.inplace import UnrecordedWrite
 from .tensor import Tensor
 
 _CALL = T.name_id("CompiledInput")
@@ -36,7 +35,7 @@ _CALL = T.name_id("CompiledInput")
 cache_size_limit = 64
 
 
-_WRITES = object()      # trace() stopped at an unrecorded in-place write
+_STOPPED = object()     # trace() stopped at something a replay cannot repeat
 _GUARD_RETRIES = 2      # recordings per signature whose baked values changed, then eager
 
 
@@ -425,14 +424,13 @@ class Compiled:
         if entry is None or entry[2] != _epoch[0]:
             try:
                 prog, single = trace(self.fn, args)
-            except UnrecordedWrite:    # stopped before the write: nothing happened twice
-                prog, single = _WRITES, None
-            if prog is _WRITES:
+            except T.NotReplayable as e:    # stopped before it happened: nothing twice
+                prog, single, what = _STOPPED, None, e.what
+            if prog is _STOPPED:
                 warnings.warn(
-                    f"compile: {getattr(self.fn, '__name__', 'fn')} changes a tensor in "
-                    f"place outside the recording (an update under no_grad, running "
-                    f"statistics), which a replay would skip, so this signature runs "
-                    f"eagerly instead of replaying.", RuntimeWarning, stacklevel=3)
+                    f"compile: {getattr(self.fn, '__name__', 'fn')} {what}, which a replay "
+                    f"would not repeat, so this signature runs eagerly instead of "
+                    f"replaying.", RuntimeWarning, stacklevel=3)
                 entry = (None, single)
             elif prog.opaque:
                 warnings.warn(

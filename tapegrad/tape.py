@@ -57,6 +57,25 @@ def name_id(name):
     return i
 
 
+class NotReplayable(RuntimeError):
+    """Raised while a function is traced for replay, before it does something a replay
+    could not repeat (``what`` says what): compile catches it and runs that signature
+    eagerly, so the thing happens once, at the eager run."""
+
+    def __init__(self, what):
+        self.what = what
+        super().__init__(
+            f"a function being recorded (compile, tapegrad.func) {what}, which a replay "
+            f"would not repeat. tapegrad.func cannot transform such a function: do that "
+            f"outside it, or call it eagerly")
+
+
+def refuse_in_trace(what):
+    """Raise NotReplayable if this thread is tracing a function for replay."""
+    if _tls.tape.save_all:
+        raise NotReplayable(what)
+
+
 def dtype_code(dtype):
     return 1 if dtype == np.float64 else 0
 

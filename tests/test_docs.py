@@ -67,6 +67,7 @@ def test_api_md_names_every_public_name():
               | _public(tg.utils.checkpoint, own_only=True) | _public(tg.nn.functional)
               | _public(tg.nn, own_only=False) | _public(tg.nn.init)
               | _public(tg.optim, own_only=False) | _public(tg.optim.lr_scheduler)
+              | _public(tg.utils.data, own_only=False)
               | {n for n in dir(tg.Tensor) if not n.startswith("_")} | _public(viz))
     missing = sorted(public - mentioned)
     assert not missing, f"docs/api.md does not mention: {', '.join(missing)}"
@@ -83,7 +84,9 @@ DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.crea
              "tapegrad.nn.modules.sparse", "tapegrad.nn.modules.normalization",
              "tapegrad.nn.modules.loss", "tapegrad.optim.optimizer", "tapegrad.optim.sgd",
              "tapegrad.optim.adam", "tapegrad.optim.rmsprop", "tapegrad.optim.adagrad",
-             "tapegrad.optim.lr_scheduler"]
+             "tapegrad.optim.lr_scheduler", "tapegrad.serialization",
+             "tapegrad.utils.data.dataset", "tapegrad.utils.data.sampler",
+             "tapegrad.utils.data.dataloader"]
 
 
 @pytest.mark.parametrize("module", DOCTESTED)

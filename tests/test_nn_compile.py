@@ -110,3 +110,16 @@ def test_train_mode_batchnorm_and_rebound_parameters_are_not_replayed_stale():
     ref.eval()
     np.testing.assert_allclose(cm(x).detach().numpy(), ref(x).detach().numpy(), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_dropout_under_compile_draws_new_masks():
+    tg.manual_seed(4)
+    model = nn.Sequential(nn.Linear(6, 6), nn.Dropout(0.5))
+    cm = tg.compile(model)
+    x = tg.randn(5, 6)
+    with pytest.warns(RuntimeWarning, match="drew random numbers"):
+        a = cm(x).detach().numpy()
+    b = cm(x).detach().numpy()
+    assert not np.array_equal(a == 0, b == 0)     # a replay would repeat the first mask
+    model.eval()
+    np.testing.assert_allclose(cm(x).detach().numpy(), model(x).detach().numpy(), rtol=1e-6)

@@ -8,11 +8,12 @@ a backward that would read the old value raises instead.
 import numpy as np
 
 from .. import kernels as K
+from .. import tape as T
 from ..tensor import Tensor, grad_enabled
 from .elementwise import _broadcast_error, _t, add, clamp, div, mul, sub, where
 from .movement import _gather, _index_key
 from .operands import _REAL, _bad_operand, to_dtype
-from .record import _N, _name, _plain, _record, _recording, _tls
+from .record import _N, _name, _plain, _record, _recording
 
 
 def _mark_modified(t, count=None, resave=True):
@@ -36,19 +37,11 @@ def _mark_modified(t, count=None, resave=True):
         _mark_modified(t._base)
 
 
-class UnrecordedWrite(RuntimeError):
-    """Raised while a function is traced for replay, before an in-place write the tape
-    would not record (an update under no_grad, running statistics): a replay would skip
-    it. compile catches it and runs that signature eagerly (the write then happens once)."""
-
-
 def _unrecorded_write():
-    if _tls.tape.save_all:
-        raise UnrecordedWrite(
-            "a function being recorded (compile, tapegrad.func) changed a tensor in place "
-            "outside the recording (an update under no_grad, running statistics); a replay "
-            "would skip that change. tapegrad.func cannot transform such a function: do the "
-            "update outside it, or call it eagerly")
+    # a write the tape does not record (an update under no_grad, running statistics):
+    # while tracing, stop before it happens
+    T.refuse_in_trace("changed a tensor in place outside the recording (an update under "
+                      "no_grad, running statistics)")
 
 
 def _inplace(t, outofplace, numpy_inplace=None):
