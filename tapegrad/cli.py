@@ -112,52 +112,95 @@ def _progress(epoch, epochs, loss, width=30):
     sys.stderr.flush()
 
 
+def _model(args, dtype):
+    """The MLP as nn layers: Linear layers with weights N(0, 1/fan_in) and zero biases from
+    tapegrad's generator (seeded), the activation between them."""
+    act = tg.nn.Tanh if args.activation == "tanh" else tg.nn.ReLU
+    sizes = [2] + [args.width] * args.layers + [2]
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = tg.nn.Linear(fan_in, fan_out, dtype=dtype)
+        with tg.no_grad():
+            lin.weight.copy_(tg.randn(fan_in, fan_out, dtype=dtype).t() / fan_in ** 0.5)
+            lin.bias.zero_()
+        layers += [lin] if i == len(sizes) - 2 else [lin, act()]
+    return tg.nn.Sequential(*layers)
+
+
+def _optimizer(args, model):
+    if args.optimizer == "adam":
+        return tg.optim.Adam(model.parameters(), lr=args.lr)
+    return tg.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+
+
+_SETTINGS = ("width", "layers", "activation", "dtype", "optimizer", "points", "seed")
+
+
+def _resume(args, model, opt):
+    """Load --resume's checkpoint into model and opt; returns the epochs it had done."""
+    try:
+        ck = tg.load(args.resume)
+    except (OSError, tg.serialization.SerializationError) as e:
+        raise SystemExit(f"tapegrad train: cannot resume from {args.resume}: {e}") from None
+    saved = ck.get("settings", {}) if isinstance(ck, dict) else {}
+    differ = [f"--{k} {saved.get(k)!r} (now {getattr(args, k)!r})" for k in _SETTINGS
+              if saved.get(k) != getattr(args, k)]
+    if differ:
+        raise SystemExit(f"tapegrad train: {args.resume} was trained with other settings: "
+                         f"{', '.join(differ)}; pass the same ones to resume")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    return int(ck["epoch"])
+
+
 def cmd_train(args):
     dtype = tg.float32 if args.dtype == "float32" else tg.float64
-    act = tg.tanh if args.activation == "tanh" else tg.relu
     X_np, y_np = two_spirals(args.points, args.seed)
     X, y = tg.tensor(X_np, dtype=dtype), tg.tensor(y_np)
     tg.manual_seed(args.seed)
-    sizes = [2] + [args.width] * args.layers + [2]
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-        params.append((tg.randn(fan_in, fan_out, dtype=dtype) / fan_in ** 0.5).requires_grad_())
-        params.append(tg.zeros(fan_out, dtype=dtype, requires_grad=True))
-    velocity = [tg.zeros_like(p) for p in params]
-
-    def forward(h):
-        for i in range(0, len(params) - 2, 2):
-            h = act(h @ params[i] + params[i + 1])
-        return h @ params[-2] + params[-1]
+    model = _model(args, dtype)
+    loss_fn = tg.nn.CrossEntropyLoss()
+    opt = _optimizer(args, model)
+    done = _resume(args, model, opt) if args.resume else 0
 
     def objective(X, y):
-        return F.cross_entropy(forward(X), y)
+        return loss_fn(model(X), y)
 
     if args.compiled:           # record the step once, replay it in compiled code after
         objective = tg.compile(objective)
 
+    how = (f"Adam lr={args.lr}" if args.optimizer == "adam"
+           else f"SGD lr={args.lr} momentum={args.momentum}")
     print(f"two spirals: {len(y_np)} points; MLP 2-{'-'.join([str(args.width)] * args.layers)}-2 "
-          f"({args.activation}, {args.dtype}); SGD lr={args.lr} momentum={args.momentum}; "
-          f"seed {args.seed}{'; compiled' if args.compiled else ''}")
+          f"({args.activation}, {args.dtype}); {how}; "
+          f"seed {args.seed}{'; compiled' if args.compiled else ''}"
+          f"{f'; resumed after epoch {done}' if done else ''}")
+    total = done + args.epochs
     every = max(1, args.epochs // (100 if sys.stderr.isatty() else 10))
     start = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(done + 1, total + 1):
+        opt.zero_grad()
         loss = objective(X, y)
         loss.backward()
-        with tg.no_grad():
-            for p, v in zip(params, velocity):
-                v.mul_(args.momentum).add_(p.grad)
-                p -= args.lr * v
-                p.grad = None
-        if epoch % every == 0 or epoch == args.epochs:
-            _progress(epoch, args.epochs, loss.item())
+        opt.step()
+        if (epoch - done) % every == 0 or epoch == total:
+            _progress(epoch, total, loss.item())
     sys.stderr.write(f"  ({time.perf_counter() - start:.1f} s)\n")
     with tg.no_grad():
-        logits = forward(X)
-        final = F.cross_entropy(logits, y).item()
+        logits = model(X)
+        final = loss_fn(logits, y).item()
         acc = (logits.argmax(dim=1) == y).float().mean().item()
     print(f"final loss {final:.4f}; training accuracy {100 * acc:.1f}% "
           f"({int(round(acc * len(y_np)))}/{len(y_np)})")
+    if args.save:
+        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": total,
+              "settings": {k: getattr(args, k) for k in _SETTINGS}}
+        try:
+            tg.save(ck, args.save)
+        except OSError as e:
+            sys.stderr.write(f"tapegrad train: cannot save {args.save}: {e.strerror}\n")
+            return 1
+        print(f"saved {args.save} (epoch {total})")
     return 0
 
 
@@ -253,8 +296,9 @@ def _parser():
     d.set_defaults(func=cmd_demo)
 
     t = sub.add_parser("train", help="train a small MLP on two spirals",
-                       description="Train an MLP on a two-spirals data set with hand-written "
-                                   "SGD (full batch) and report training accuracy.")
+                       description="Train an MLP (nn.Sequential, CrossEntropyLoss, an optim "
+                                   "optimizer) on a two-spirals data set, full batch, and "
+                                   "report training accuracy.")
     t.add_argument("--epochs", type=_positive, default=1500, help="full-batch steps (1500)")
     t.add_argument("--width", type=_positive, default=32, help="hidden units per layer (32)")
     t.add_argument("--layers", type=_positive, default=2, help="hidden layers (2)")
@@ -266,8 +310,14 @@ def _parser():
     t.add_argument("--lr", type=float, default=0.1, help="learning rate (0.1)")
     t.add_argument("--momentum", type=float, default=0.9, help="SGD momentum, 0 for none (0.9)")
     t.add_argument("--points", type=_positive, default=400, help="points, both arms (400)")
+    t.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="optim.SGD (with --momentum) or optim.Adam (sgd)")
     t.add_argument("--compiled", action="store_true",
                    help="record the loss once with tapegrad.compile and replay it each step")
+    t.add_argument("--save", metavar="PATH",
+                   help="save the model, optimizer and epoch count here afterwards")
+    t.add_argument("--resume", metavar="PATH",
+                   help="continue from a --save checkpoint for --epochs more epochs")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("graph", help="write a computational graph as Graphviz DOT",

@@ -205,3 +205,35 @@ def test_listing_is_the_tape():
     assert viz.listing() == tg.tape_listing()
     assert "mul_scalar(%0, 2)" in viz.listing() and "<MulBackward0>" in viz.listing()
     del y
+
+
+def test_train_with_adam(tmp_path):
+    p = run("train", "--optimizer", "adam", "--lr", "0.01", "--epochs", "300", "--seed", "2",
+            cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "Adam lr=0.01" in p.stdout
+    assert _accuracy(p.stdout) >= 85.0
+
+
+def _final_line(stdout):
+    return [line for line in stdout.splitlines() if line.startswith("final loss")][0]
+
+
+def test_train_save_and_resume_continues_the_same_run(tmp_path):
+    ck = tmp_path / "ck.tg"
+    base = ["train", "--dtype", "float64", "--seed", "5", "--width", "16"]
+    whole = run(*base, "--epochs", "200", cwd=tmp_path)
+    first = run(*base, "--epochs", "120", "--save", str(ck), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"saved {ck} (epoch 120)" in first.stdout
+    rest = run(*base, "--epochs", "80", "--resume", str(ck), cwd=tmp_path)
+    assert rest.returncode == 0, rest.stderr
+    assert "resumed after epoch 120" in rest.stdout
+    # the optimizer's momentum came back too: the split run ends where the whole one does
+    assert _final_line(rest.stdout) == _final_line(whole.stdout)
+    other = run(*base[:-1], "32", "--epochs", "5", "--resume", str(ck), cwd=tmp_path)
+    assert other.returncode != 0 and "other settings" in other.stderr and "--width" in other.stderr
+    (tmp_path / "junk.tg").write_bytes(b"not a checkpoint")
+    junk = run(*base, "--epochs", "5", "--resume", str(tmp_path / "junk.tg"), cwd=tmp_path)
+    assert junk.returncode != 0 and "cannot resume" in junk.stderr
+    assert "Traceback" not in junk.stderr
