@@ -115,3 +115,16 @@ def test_assigning_data_then_using_the_tensor():
         loss = (w * w).sum()        # the new value, in the value and in the gradient
         loss.backward()
         assert loss.item() == 10.0 and w.grad.tolist() == [6.0, -2.0]
+
+
+def test_tensor_type_names_and_conversions_match_torch():
+    torch = pytest.importorskip("torch")
+    for T in (tg, torch):
+        x = T.tensor([[0.5, -1.0], [2.0, 3.0]])
+        assert x.type() == "torch.FloatTensor"
+        assert x.type(T.float64).dtype == T.float64
+        assert x.type("torch.LongTensor").dtype == T.int64
+        assert x.double().type() == "torch.DoubleTensor"
+        assert (x.argmax(1) == T.tensor([0, 1])).type(T.float).sum().item() == 2.0
+    with pytest.raises(ValueError, match="invalid type"):
+        tg.ones(2).type("torch.NopeTensor")

@@ -79,6 +79,28 @@ def _bind():
     Tensor.to = to
     Tensor.type_as = lambda s, o: to_dtype(s, o.dtype)
 
+    # Tensor.type(): PyTorch's legacy type names (code compares them, so they are torch's)
+    names = {np.dtype(np.float32): "torch.FloatTensor", np.dtype(np.float64): "torch.DoubleTensor",
+             np.dtype(np.float16): "torch.HalfTensor", np.dtype(np.int64): "torch.LongTensor",
+             np.dtype(np.int32): "torch.IntTensor", np.dtype(np.int16): "torch.ShortTensor",
+             np.dtype(np.int8): "torch.CharTensor", np.dtype(np.uint8): "torch.ByteTensor",
+             np.dtype(np.bool_): "torch.BoolTensor"}
+    by_name = {n.split(".")[1]: d for d, n in names.items()}
+
+    def type_(self, dtype=None, non_blocking=False, **kwargs):
+        """With no argument, the legacy type name (``'torch.FloatTensor'``); with a dtype
+        or such a name, the tensor converted to it (``to(dtype)``)."""
+        if dtype is None:
+            return names.get(self._data.dtype, f"tapegrad.{self._data.dtype}")
+        if isinstance(dtype, str):
+            key = dtype.split(".")[-1]
+            if key not in by_name:
+                raise ValueError(f"invalid type: '{dtype}'; use a dtype such as "
+                                 f"tapegrad.float64 or a name such as 'torch.DoubleTensor'")
+            dtype = by_name[key]
+        return to_dtype(self, dtype)
+    Tensor.type = type_
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Compute the gradient of this tensor with respect to the graph's leaves.
 
