@@ -24,3 +24,20 @@ def test_learns_and_matches_torch(name):
 def test_custom_module_registers_its_scalar_parameters():
     res = load("nn_custom_module").main(tg, steps=3, verbose=False)
     assert res["names"] == ["a", "b", "c", "d"]
+
+
+def test_classifier_learns_and_matches_torch():
+    example = load("nn_classifier")
+    tg.manual_seed(0)
+    start = example.make_model(tg).state_dict()
+    weights = {k: v.detach().numpy().copy() for k, v in start.items()}
+    epochs = 1 if NO_JIT else 2
+    ours = example.main(tg, epochs=epochs, weights=weights, verbose=False)
+    assert ours["history"][-1][2] > 0.3              # 10 classes: chance is 0.1
+    torch = torch_or_skip()
+    theirs = example.main(torch, epochs=epochs, weights=weights, verbose=False)
+    np.testing.assert_allclose(np.array(ours["history"]), np.array(theirs["history"]),
+                               rtol=2e-4, atol=1e-5)
+    for k in weights:
+        np.testing.assert_allclose(ours["weights"][k], theirs["weights"][k], rtol=1e-3,
+                                   atol=1e-5)
