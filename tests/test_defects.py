@@ -429,7 +429,7 @@ def test_compile_keeps_a_bounded_lru_of_programs_and_warns_once():
             np.testing.assert_allclose(arr(out), (np.tanh(v) * v).sum(), rtol=1e-12)
             np.testing.assert_allclose(arr(x.grad), np.tanh(v) + v * (1 - np.tanh(v) ** 2),
                                        rtol=1e-12)
-            progs.extend(weakref.ref(p) for p, _ in cf.programs.values() if p is not None)
+            progs.extend(weakref.ref(e[0]) for e in cf.programs.values() if e[0] is not None)
             assert len(cf.programs) == min(n, limit)
     too_often = [w for w in caught if "cache_size_limit" in str(w.message)]
     assert len(too_often) == 1 and too_often[0].category is RuntimeWarning
@@ -457,7 +457,7 @@ def test_value_and_grad_of_a_compiled_function_keeps_its_plans_bounded():
                 np.testing.assert_allclose(arr(g), 2 * v)
     gc.collect()
     alive = [o for o in gc.get_objects() if isinstance(o, replay.Program)
-             and any(o is p for p, _ in cf.programs.values())]
+             and any(o is e[0] for e in cf.programs.values())]
     assert len(cf.programs) == limit
     plans = [c.cell_contents for c in vg.__closure__
              if isinstance(c.cell_contents, dict)]
