@@ -83,7 +83,16 @@ def log_softmax(input, dim=None):
 
 
 def linear(input, weight, bias=None):
-    """``input @ weight.T + bias``, with weight of shape (out_features, in_features)."""
+    """``input @ weight.T + bias``, with weight of shape (out_features, in_features).
+
+    A recorded transpose copies its input (and its VJP transposes back): for a batch
+    smaller than the layer, transposing the input and the result, ``(weight @ input.T).T``,
+    moves less data than transposing the weight."""
+    if weight.ndim == 2 and getattr(input, "ndim", 0) == 2:
+        rows, (out_f, in_f) = input.shape[0], weight.shape
+        if rows * (in_f + out_f) < out_f * in_f:
+            out = ops.t(ops.matmul(weight, ops.t(input)))
+            return out if bias is None else out + bias
     out = ops.matmul(input, ops.t(weight) if weight.ndim == 2 else weight)
     return out if bias is None else out + bias
 
