@@ -1,6 +1,7 @@
 """Devices as PyTorch code names them. tapegrad computes on the CPU only: ``device("cpu")``
 is the one device a tensor can live on; other device types PyTorch knows can be named (as
 ``torch.device("cuda")`` can on a machine without CUDA) but not used."""
+import numpy as np
 
 # the device types torch.device accepts, in its order
 _KNOWN = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
@@ -90,3 +91,24 @@ def check(dev, fn="this call"):
             f"use device='cpu' (or leave device out)")
     if d._index not in (None, 0):
         raise RuntimeError(f"{fn}: there is one CPU device (index 0), not '{d}'")
+
+
+def to_arguments(args, dtype, dev, what):
+    """(dtype, device) from ``to()``'s positional arguments (a dtype, a device or its name,
+    a tensor: its dtype), over the keyword values; PyTorch's errors for anything else.
+    Checks that the device is the CPU."""
+    from .tensor import Tensor
+    if len(args) > 2:
+        raise TypeError(f"to() takes at most 2 positional arguments ({len(args)} given)")
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype if dtype is None else dtype
+        elif isinstance(a, (str, device)):
+            dev = a
+        elif isinstance(a, (np.dtype, type)):
+            dtype = a
+        else:
+            raise TypeError(f"to() received an invalid combination of arguments: "
+                            f"{type(a).__name__} is neither a dtype, a device nor a tensor")
+    check(dev, what)
+    return dtype, dev

@@ -427,27 +427,22 @@ class Compiled:
             except T.NotReplayable as e:    # stopped before it happened: nothing twice
                 prog, single, what = _STOPPED, None, e.what
             if prog is _STOPPED:
-                warnings.warn(
-                    f"compile: {getattr(self.fn, '__name__', 'fn')} {what}, which a replay "
-                    f"would not repeat, so this signature runs eagerly instead of "
-                    f"replaying.", RuntimeWarning, stacklevel=3)
-                entry = (None, single)
+                why = f"{what}, which a replay would not repeat"
             elif prog.opaque:
-                warnings.warn(
-                    f"compile: {getattr(self.fn, '__name__', 'fn')} calls the custom "
-                    f"autograd.Function {', '.join(prog.opaque)}, whose backward is Python "
-                    f"code that a replay cannot run, so this signature runs eagerly instead "
-                    f"of replaying.", RuntimeWarning, stacklevel=3)
-                entry = (None, single)
+                why = (f"calls the custom autograd.Function {', '.join(prog.opaque)}, whose "
+                       f"backward is Python code that a replay cannot run")
             elif prog.value_reads:
-                warnings.warn(
-                    f"compile: {getattr(self.fn, '__name__', 'fn')} read tensor values while "
-                    f"being recorded (item(), bool(), a comparison in an if...). Its control "
-                    f"flow may depend on the data, so this signature runs eagerly instead of "
-                    f"replaying.", RuntimeWarning, stacklevel=3)
-                entry = (None, single)
+                why = ("read tensor values while being recorded (item(), bool(), a "
+                       "comparison in an if...). Its control flow may depend on the data")
             else:
+                why = None
+            if why is None:
                 entry = (prog, single)
+            else:
+                warnings.warn(f"compile: {getattr(self.fn, '__name__', 'fn')} {why}, so this "
+                              f"signature runs eagerly instead of replaying.", RuntimeWarning,
+                              stacklevel=3)
+                entry = (None, single)
             entry += (_epoch[0],)
             if sig in self.programs:       # recorded again (a module changed): in place
                 self.programs[sig] = entry

@@ -61,19 +61,7 @@ def _bind():
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)`` (its dtype and
         device), with ``dtype=``/``device=``/``copy=`` keywords, as in PyTorch: this tensor
         when nothing changes (unless ``copy``), else a converted one. Only the CPU exists."""
-        if len(args) > 2:
-            raise TypeError(f"to() takes at most 2 positional arguments ({len(args)} given)")
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype if dtype is None else dtype
-            elif isinstance(a, (str, _device.device)):
-                device = a
-            elif isinstance(a, (np.dtype, type)):
-                dtype = a
-            else:
-                raise TypeError(f"to() received an invalid combination of arguments: "
-                                f"{type(a).__name__} is neither a dtype, a device nor a tensor")
-        _device.check(device, "Tensor.to")
+        dtype, device = _device.to_arguments(args, dtype, device, "Tensor.to")
         out = self if dtype is None else to_dtype(self, dtype)
         return clone(out) if copy and out is self else out
     Tensor.to = to

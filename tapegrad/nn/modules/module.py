@@ -425,19 +425,7 @@ class Module:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(tensor)``: convert
         the floating-point parameters and buffers in place (integer buffers keep their
         dtype); returns self. Only the CPU exists."""
-        if len(args) > 2:
-            raise TypeError(f"to() takes at most 2 positional arguments ({len(args)} given)")
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype if dtype is None else dtype
-            elif isinstance(a, (str, _device.device)):
-                device = a
-            elif isinstance(a, (np.dtype, type)):
-                dtype = a
-            else:
-                raise TypeError(f"to() received an invalid combination of arguments: "
-                                f"{_typename(a)} is neither a dtype, a device nor a tensor")
-        _device.check(device, "Module.to")
+        dtype, device = _device.to_arguments(args, dtype, device, "Module.to")
         if dtype is None:
             return self
         d = canonical_dtype(dtype)
