@@ -422,8 +422,9 @@ def main(argv=None):
     print(f"measured {time.strftime('%Y-%m-%d %H:%M %Z')}, {len(runs)} runs, command: {cmd}")
     print("share of the cores other processes used during each kept run: "
           + ", ".join(f"{x:.0%}" for x in others)
-          + (f"; {len(dropped)} runs dropped as disturbed ("
-             + ", ".join(f"{x:.0%}" for x in dropped) + ")" if a.quiet else ""))
+          + (f"; {len(dropped)} runs dropped as disturbed" + (
+              " (" + ", ".join(f"{x:.0%}" for x in dropped) + ")" if dropped else "")
+             if a.quiet else ""))
     try:
         print(f"torch.optim.Adam(params) on CPU runs: {torch_default_impl()}")
     except ImportError:
