@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from helpers import torch_or_skip
+from helpers import in_fresh_thread, torch_or_skip
 
 
 def _np(t):
@@ -124,13 +124,16 @@ def test_unused_hooks_leave_backward_one_call(monkeypatch):
         return real(*a)
 
     monkeypatch.setattr(engine.K, "sweep", counted)
-    x = tg.tensor(np.ones(4), requires_grad=True)
-    y = x
-    for _ in range(50):
-        y = tg.sin(y) + 1
-    handle = y.register_hook(lambda g: None)
-    handle.remove()
-    y.sum().backward()
+
+    def body():        # a fresh thread's tape: hooked records of other tests' live graphs
+        x = tg.tensor(np.ones(4), requires_grad=True)     # would each add a segment
+        y = x
+        for _ in range(50):
+            y = tg.sin(y) + 1
+        handle = y.register_hook(lambda g: None)
+        handle.remove()
+        y.sum().backward()
+    in_fresh_thread(body)
     assert n["sweep"] == 1
 
 
