@@ -27,22 +27,17 @@ ratios tapegrad / peer of the same dtype. ``--export`` measures the committed tr
 other processes used less than that share of the cores (read from /proc/stat), waiting
 for a quiet moment before each round and redoing a disturbed one.
 """
-import argparse
 import contextlib
-import json
 import os
-import re
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pytest
 
-from bench import workloads as W
+from bench import rounds, workloads as W
 
 CG_ROUNDS = 30                 # as bench/conftest.py's backward phase of W2
 DIRECTION_SEED = 1             # the HVP's direction v: standard normal, this seed
@@ -365,99 +360,13 @@ def markdown(summary, nruns):
     return "\n".join(lines)
 
 
-def _cpu_seconds():
-    """(seconds of CPU every process on the machine has used, seconds this process's
-    finished children have used), from /proc/stat and getrusage."""
-    with open("/proc/stat") as f:
-        t = [int(x) for x in f.readline().split()[1:]]
-    busy = sum(t[:8]) - t[3] - t[4]                     # all but idle and iowait
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return busy / os.sysconf("SC_CLK_TCK"), ru.ru_utime + ru.ru_stime
-
-
-def _others(seconds):
-    """Fraction of the machine's cores other processes kept busy over `seconds`."""
-    (a, ca), t = _cpu_seconds(), time.perf_counter()
-    time.sleep(seconds)
-    (b, cb), wall = _cpu_seconds(), time.perf_counter() - t
-    return max(0.0, (b - a) - (cb - ca)) / (wall * (os.cpu_count() or 1))
-
-
 def main(argv=None):
     from bench import machine
-    ap = argparse.ArgumentParser(prog="python -m bench.test_higher_order",
-                                 description="W2 create_graph backward and W4 HVP, in "
-                                 "rounds of fresh pytest-benchmark processes, as Markdown")
-    ap.add_argument("--runs", type=int, default=5, help="rounds (fresh processes)")
-    ap.add_argument("--export", action="store_true",
-                    help="measure `git archive HEAD` in a temporary folder, not the "
-                    "working tree (other engineers' uncommitted edits stay out)")
-    ap.add_argument("--quiet", type=float, metavar="FRACTION",
-                    help="keep only runs during which other processes used less than "
-                    "this fraction of the cores (e.g. 0.05); wait for such a moment before "
-                    "each run and redo a run that was disturbed")
-    ap.add_argument("--tries", type=int, default=40, help="with --quiet: runs at most")
-    ap.add_argument("--keep", metavar="DIR", help="also keep the JSON files here")
-    a = ap.parse_args(argv)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    a = rounds.parser("python -m bench.test_higher_order", "W2 create_graph backward and W4 HVP, in rounds of fresh pytest-benchmark processes, as Markdown").parse_args(argv)
     machine.configure_threads()
-
-    def log(msg):
-        print(f"[higher-order] {msg}", file=sys.stderr, flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="tapegrad-ho-") as tmp:
-        commit = machine.tapegrad_commit()
-        if a.export:
-            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                                    capture_output=True, text=True, check=True).stdout.strip()
-            tree = os.path.join(tmp, "tree")
-            os.mkdir(tree)
-            archive = subprocess.run(["git", "archive", commit], cwd=root,
-                                     capture_output=True, check=True).stdout
-            subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
-            root = tree
-            where = subprocess.run([sys.executable, "-c", "import tapegrad; "
-                                    "print(tapegrad.__file__)"], cwd=root,
-                                   capture_output=True, text=True, check=True).stdout
-            if not where.startswith(tree):
-                sys.exit(f"the export's tapegrad is not the one imported ({where.strip()})")
-        log(f"tapegrad at {commit}; warm-up pass (compiles, checks)")
-        _run_once(root, None, False, ["--benchmark-disable"])
-        runs, others, dropped, tries = [], [], [], 0
-        while len(runs) < a.runs and tries < (a.tries if a.quiet else a.runs):
-            tries += 1
-            if a.quiet:
-                while _others(2.0) >= a.quiet:
-                    time.sleep(5)
-            out = os.path.join(a.keep or tmp, f"higher-order-{tries}.json")
-            log(f"run {len(runs) + 1}/{a.runs} (try {tries})")
-            (c0, k0), t0 = _cpu_seconds(), time.perf_counter()
-            _run_once(root, out, reverse=len(runs) % 2 == 1)
-            (c1, k1), wall = _cpu_seconds(), time.perf_counter() - t0
-            busy = max(0.0, (c1 - c0) - (k1 - k0)) / (wall * (os.cpu_count() or 1))
-            if a.quiet and busy >= a.quiet:
-                dropped.append(busy)
-                log(f"dropped: other processes used {busy:.0%} of the cores")
-                continue
-            others.append(busy)
-            with open(out) as f:
-                runs.append(json.load(f))
-    if not runs:
-        sys.exit("no run was quiet enough")
-    after = machine.tapegrad_commit() if not a.export else commit
-    print(f"tapegrad at git {commit}" + (" (exported committed tree)" if a.export else "")
-          + ("" if after == commit else f"; it changed to {after} during the run"))
-    cmd = f"python -m bench.test_higher_order --runs {a.runs}" + " --export" * a.export + (
-        f" --quiet {a.quiet:g}" if a.quiet else "")
-    print(f"measured {time.strftime('%Y-%m-%d %H:%M %Z')}, {len(runs)} runs, command: {cmd}")
-    print("share of the cores other processes used during each kept run: "
-          + ", ".join(f"{x:.0%}" for x in others)
-          + (f"; {len(dropped)} runs dropped as disturbed ("
-             + ", ".join(f"{x:.0%}" for x in dropped) + ")" if a.quiet else ""))
-    info = machine.describe()
-    if a.export:       # describe() reads the working tree's commit, not the export's
-        info = re.sub(r"tapegrad (\S+) \(git [^)]*\)", rf"tapegrad \1 (git {commit})", info)
-    print(info.replace("\n", "  \n"))
+    runs, kept, dropped, commit = rounds.measure(a, "higher-order", _run_once)
+    rounds.header(a, "bench.test_higher_order", runs, kept, dropped, commit)
+    rounds.machine_line(a, commit)
     print(markdown(summarize(runs), len(runs)))
     return 0
 

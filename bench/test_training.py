@@ -32,21 +32,17 @@ order reversed every other round, ``--export`` measures ``git archive HEAD``, ``
 keeps only rounds the rest of the machine left alone) and prints the medians and the
 per-round ratios tapegrad / peer of the same dtype (above 1: tapegrad slower).
 """
-import argparse
-import json
 import os
-import re
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 import pytest
 
 from bench import workloads as W
-from bench.test_higher_order import _cpu_seconds, _ms, _others, _same
+from bench import rounds
+from bench.test_higher_order import _ms, _same
 
 SEED = 0
 BATCH, CLASSES = 64, 10
@@ -357,82 +353,15 @@ def markdown(summary, nruns):
 
 def main(argv=None):
     from bench import machine
-    ap = argparse.ArgumentParser(prog="python -m bench.test_training",
-                                 description="W7's training step and W4's Adam step, in "
-                                 "rounds of fresh pytest-benchmark processes, as Markdown")
-    ap.add_argument("--runs", type=int, default=5, help="rounds (fresh processes)")
-    ap.add_argument("--export", action="store_true",
-                    help="measure `git archive HEAD` in a temporary folder, not the "
-                    "working tree (other engineers' uncommitted edits stay out)")
-    ap.add_argument("--quiet", type=float, metavar="FRACTION",
-                    help="keep only runs during which other processes used less than "
-                    "this fraction of the cores (e.g. 0.05); wait for such a moment before "
-                    "each run and redo a run that was disturbed")
-    ap.add_argument("--tries", type=int, default=40, help="with --quiet: runs at most")
-    ap.add_argument("--keep", metavar="DIR", help="also keep the JSON files here")
-    a = ap.parse_args(argv)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    a = rounds.parser("python -m bench.test_training", "W7's training step and W4's Adam step, in rounds of fresh pytest-benchmark processes, as Markdown").parse_args(argv)
     machine.configure_threads()
-
-    def log(msg):
-        print(f"[training] {msg}", file=sys.stderr, flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="tapegrad-train-") as tmp:
-        commit = machine.tapegrad_commit()
-        if a.export:
-            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                                    capture_output=True, text=True, check=True).stdout.strip()
-            tree = os.path.join(tmp, "tree")
-            os.mkdir(tree)
-            archive = subprocess.run(["git", "archive", commit], cwd=root,
-                                     capture_output=True, check=True).stdout
-            subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
-            root = tree
-            where = subprocess.run([sys.executable, "-c", "import tapegrad; "
-                                    "print(tapegrad.__file__)"], cwd=root,
-                                   capture_output=True, text=True, check=True).stdout
-            if not where.startswith(tree):
-                sys.exit(f"the export's tapegrad is not the one imported ({where.strip()})")
-        log(f"tapegrad at {commit}; warm-up pass (compiles, checks)")
-        _run_once(root, None, False, ["--benchmark-disable"])
-        runs, others, dropped, tries = [], [], [], 0
-        while len(runs) < a.runs and tries < (a.tries if a.quiet else a.runs):
-            tries += 1
-            if a.quiet:
-                while _others(2.0) >= a.quiet:
-                    time.sleep(5)
-            out = os.path.join(a.keep or tmp, f"training-{tries}.json")
-            log(f"run {len(runs) + 1}/{a.runs} (try {tries})")
-            (c0, k0), t0 = _cpu_seconds(), time.perf_counter()
-            _run_once(root, out, reverse=len(runs) % 2 == 1)
-            (c1, k1), wall = _cpu_seconds(), time.perf_counter() - t0
-            busy = max(0.0, (c1 - c0) - (k1 - k0)) / (wall * (os.cpu_count() or 1))
-            if a.quiet and busy >= a.quiet:
-                dropped.append(busy)
-                log(f"dropped: other processes used {busy:.0%} of the cores")
-                continue
-            others.append(busy)
-            with open(out) as f:
-                runs.append(json.load(f))
-    if not runs:
-        sys.exit("no run was quiet enough")
-    print(f"tapegrad at git {commit}" + (" (exported committed tree)" if a.export else ""))
-    cmd = f"python -m bench.test_training --runs {a.runs}" + " --export" * a.export + (
-        f" --quiet {a.quiet:g}" if a.quiet else "")
-    print(f"measured {time.strftime('%Y-%m-%d %H:%M %Z')}, {len(runs)} runs, command: {cmd}")
-    print("share of the cores other processes used during each kept run: "
-          + ", ".join(f"{x:.0%}" for x in others)
-          + (f"; {len(dropped)} runs dropped as disturbed" + (
-              " (" + ", ".join(f"{x:.0%}" for x in dropped) + ")" if dropped else "")
-             if a.quiet else ""))
+    runs, kept, dropped, commit = rounds.measure(a, "training", _run_once)
+    rounds.header(a, "bench.test_training", runs, kept, dropped, commit)
     try:
         print(f"torch.optim.Adam(params) on CPU runs: {torch_default_impl()}")
     except ImportError:
         pass
-    info = machine.describe()
-    if a.export:
-        info = re.sub(r"tapegrad (\S+) \(git [^)]*\)", rf"tapegrad \1 (git {commit})", info)
-    print(info.replace("\n", "  \n"))
+    rounds.machine_line(a, commit)
     print(markdown(summarize(runs), len(runs)))
     return 0
 
