@@ -234,9 +234,11 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                         i = o * inner + j
                         ia = j if bc & 1 else i
                         ib = j if bc & 2 else i
-                        x = V[va + ia] if va >= 0 else 0.0
-                        y = V[vb + ib] if vb >= 0 else 0.0
-                        o_ = V[vo + i] if vo >= 0 else 0.0
+                        # an input whose value was not saved (its partial is not
+                        # needed) reads a numpy zero: without JIT, 0.0 / 0.0 would raise
+                        x = V[va + ia] if va >= 0 else np.float64(0.0)
+                        y = V[vb + ib] if vb >= 0 else np.float64(0.0)
+                        o_ = V[vo + i] if vo >= 0 else np.float64(0.0)
                         da, db = _db(op, G[go + i], x, y, o_, 0.0)
                         if wa:
                             G[ga + ia] += da
@@ -250,9 +252,9 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
             for i in range(n):
                 ia = ma[i] if bc & 1 else i
                 ib = mb[i] if bc & 2 else i
-                x = V[va + ia] if va >= 0 else 0.0
-                y = V[vb + ib] if vb >= 0 else 0.0
-                o = V[vo + i] if vo >= 0 else 0.0
+                x = V[va + ia] if va >= 0 else np.float64(0.0)   # (as above)
+                y = V[vb + ib] if vb >= 0 else np.float64(0.0)
+                o = V[vo + i] if vo >= 0 else np.float64(0.0)
                 cnd = V[vc + (mc[i] if bc & 4 else i)] if vc >= 0 else 0.0
                 da, db = _db(op, G[go + i], x, y, o, cnd)
                 if wa:
