@@ -16,12 +16,14 @@ import warnings
 import numpy as np
 
 from .autograd import engine as ag
+from .compiled_call import record_call
 from . import kernels as K
 from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of
 from . import tape as T
 from .grad_mode import enable_grad
 from .ops import _graph, _plain
-from .tensor import Tensor
+from .ops.record import _tape
+from .tensor import Tensor, grad_enabled
 
 _CALL = T.name_id("CompiledInput")
 
@@ -89,6 +91,7 @@ _UFUNCS = {K.TANH: np.tanh, K.EXP: np.exp, K.LOG: np.log, K.SIN: np.sin, K.COS: 
            K.SIGMOID: _sigmoid_into}
 
 
+_POOL = 4     # values buffers a program keeps for its compiled nodes (Program.give_values)
 _NO_PLAN = (np.empty(0, np.int64), np.empty((0, K.NPLAN), np.int64))   # chains not decoded yet
 
 
@@ -144,6 +147,8 @@ class Program:
         self._R_all = None
         self._freed = np.zeros(self.n, np.uint8)
         self._chains = {}     # output slot -> sweep.plan_chains of the sweep from it
+        self._node_chains = {}   # seeded slots -> the same, for a compiled node's sweep
+        self._pool = []       # values buffers of calls whose backward is done (take_values)
         self._scratch = threading.local()
         self._shapes = [_record_shape(self.R, r) for r in range(self.n)]
         # (dtype code, offset, size) of every input, for loading values without views
@@ -236,6 +241,45 @@ class Program:
                    self.iar, start,
                    lambda r: (self._view(vals, int(R[r, K.A])), self._view(vals, int(R[r, K.B]))),
                    lambda r: RuntimeError("a replayed program has no in-place state"))
+        return grads, touched
+
+    def take_values(self):
+        """A (float32, float64) values pair for a call whose reverse sweep runs later (a
+        compiled node's): one that a finished call gave back, else a copy of the
+        recording's, constants in place."""
+        try:
+            return self._pool.pop()
+        except IndexError:
+            return (self.vals[0].copy(), self.vals[1].copy())
+
+    def give_values(self, vals):
+        """Take back a call's values once its backward is done (a few are kept)."""
+        if len(self._pool) < _POOL:
+            self._pool.append(vals)
+
+    def node_reverse(self, vals, seeds):
+        """One call's reverse sweep from seeds [(slot, array)], for its compiled node: on
+        the recorded requires_grad flags, so only what needs a gradient gets one; one
+        compiled call with the decoded scalar chains (the sweep value_and_grad runs) when
+        no record needs Python. Returns (grads, touched) in this thread's scratch."""
+        if not self.single_call:
+            return self.reverse(vals, seeds)
+        R, d = self.R, self.dt
+        sc = self.scratch()
+        grads, touched = sc.grads, sc.touched
+        touched[:] = 0
+        start = 0
+        for slot, g in seeds:
+            ag._acc(grads[d], self.goff, R, touched, slot, g)
+            start = max(start, slot)
+        key = tuple(slot for slot, _ in seeds)
+        status, r = K.program_reverse(R, self.F, vals[d], grads[d], self.goff, touched,
+                                      self._freed, ag._REDS, self.iar,
+                                      *self._node_chains.get(key, _NO_PLAN), start, d, GEMM)
+        if status != K.ST_DONE:
+            raise RuntimeError(f"replay stopped at record {r} (status {status})")
+        if key not in self._node_chains:     # later sweeps from these seeds reach the same
+            self._node_chains[key] = K.plan_chains(R, self.goff, touched, self.n, d)
         return grads, touched
 
     def kernel_args(self, vals, sc, out):
@@ -471,14 +515,23 @@ class Compiled:
         if prog is None:
             return self.fn(*args)
         arrays = [a.data if isinstance(a, Tensor) else None for a in args]
+        graph = grad_enabled() and (any(isinstance(a, Tensor) and a.requires_grad
+                                        for a in args) or _any_ref_rg(prog))
+        tp = T._tls.tape
+        if graph and tp.save_all:     # recording an enclosing compile or func transform:
+            vals = prog.scratch().vals    # its records join that recording
+            prog.load(arrays, vals)
+            prog.forward(vals)
+            outs = _attach(prog, vals, args)
+            return outs[0] if single else tuple(outs)
+        if graph:                     # one node on the caller's tape, holding its values
+            vals = prog.take_values()
+            prog.load(arrays, vals)
+            prog.forward(vals)
+            return record_call(_tape(), prog, vals, self.fn, args, single)
         vals = prog.scratch().vals
         prog.load(arrays, vals)
         prog.forward(vals)
-        if any(isinstance(a, Tensor) and a.requires_grad for a in args) or _any_ref_rg(prog):
-            from .tensor import grad_enabled
-            if grad_enabled():
-                outs = _attach(prog, vals, args)
-                return outs[0] if single else tuple(outs)
         outs = [_plain(prog.output_value(vals, i).copy()) for i in range(len(prog.outputs))]
         return outs[0] if single else tuple(outs)
 
@@ -488,7 +541,8 @@ def _any_ref_rg(prog):
 
 
 def _attach(prog, vals, args):
-    """Append the replayed records to this thread's tape; returns the output tensors.
+    """Append the replayed records to the tape being recorded (an enclosing compile or func
+    transform), so that its program contains them; returns the output tensors.
 
     Each INPUT record of the program becomes an identity record reading the input's slot
     on this tape (a leaf's INPUT record, or the record of an argument with history), so

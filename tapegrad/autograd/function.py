@@ -353,26 +353,12 @@ def _finish(cls, ctx, args, out, record):
             loc = _slot(tp, a)
             slots.append(loc)
             ctx._inputs[i] = (tuple(a._data.shape), a._data.dtype, tp.gid(loc))
-    block = np.zeros(4 + 3 * len(slots), np.int64)
-    block[0] = len(slots)
-    block[4::3] = slots
-    io = tp.store_index(block)
     name = T.name_id(ctx.name())
-    hub = -1
-    for j in diff:
+    gids = node_records(tp, ctx, name, slots, [outs[j]._data for j in diff])
+    for j, gid in zip(diff, gids):
         o = outs[j]
         d = o._data
-        dt = d.dtype == np.float64
-        op = K.PYFN if hub < 0 else K.PYOUT
-        word = op | dt * K.DT_BIT | K.RG_BIT | name << K.NAME_SHIFT
-        if hub < 0:
-            gid = tp.append(word, -1, -1, -1, io, block.size, d, False)
-            hub = tp.n - 1
-        else:
-            gid = tp.append(word, hub, -1, -1, 0, 0, d, False)
         ctx._outputs[j] = (tuple(d.shape), d.dtype, gid)
-        ctx._gids.add(gid)
-        tp.pyfns[gid] = ctx
         if id(o) in dirty:         # an input modified in place: its history moves here
             old = (o._tape, o._gid)
             o._tape, o._gid, o._fn, o._rg, o._snap = tp, gid, name, True, None
@@ -386,6 +372,31 @@ def _finish(cls, ctx, args, out, record):
     ctx._tape = tp
     ctx._saved = _saved_entries(ctx, outs, diff)
     return outs[0] if single else tuple(outs)
+
+
+def node_records(tp, node, name, slots, datas):
+    """Append the records of a node whose backward runs in Python (a custom Function's, a
+    compiled call's) to tape tp: a PYFN for the first output, whose index block lists the
+    input slots `slots`, then a PYOUT pointing at it for each further output (`datas`, the
+    outputs' arrays). Each record's node is `node` (in ``tp.pyfns``); returns their gids."""
+    block = np.zeros(4 + 3 * len(slots), np.int64)
+    block[0] = len(slots)
+    block[4::3] = slots
+    io = tp.store_index(block)
+    hub = -1
+    gids = []
+    for d in datas:
+        word = ((K.PYFN if hub < 0 else K.PYOUT) | (d.dtype == np.float64) * K.DT_BIT
+                | K.RG_BIT | name << K.NAME_SHIFT)
+        if hub < 0:
+            gid = tp.append(word, -1, -1, -1, io, block.size, d, False)
+            hub = tp.n - 1
+        else:
+            gid = tp.append(word, hub, -1, -1, 0, 0, d, False)
+        node._gids.add(gid)
+        tp.pyfns[gid] = node
+        gids.append(gid)
+    return gids
 
 
 def _saved_entries(ctx, outs, diff):

@@ -11,7 +11,8 @@
     chains       decoded scalar chains for replayed programs
     forward      replay's forward sweep
     tangent      forward mode's tangent sweep
-    program      a compiled program's forward and backward in one call
+    program      a compiled program's reverse sweep, and its forward and backward in one
+                 call
     memory       gradient layout, liveness, compaction and relocation of tapes
     cachekey     keys Numba's cache on all of these files at once
 
@@ -31,11 +32,11 @@ from .reverse import sweep  # noqa: E402,F401
 from .chains import NPLAN, plan_chains  # noqa: E402,F401
 from .forward import NUMPY_UFUNC, forward, to_numpy  # noqa: E402,F401
 from .tangent import tangent  # noqa: E402,F401
-from .program import value_and_grad  # noqa: E402,F401
+from .program import program_reverse, value_and_grad  # noqa: E402,F401
 from .memory import compact, grad_offsets, mark_live, relocate  # noqa: E402,F401
 
 __all__ = schema.__all__ + opcodes.__all__ + [
     "_bin", "_db", "_du", "_du1", "_un", "unary_values", "vjp_values", "GEMM", "MM_BLAS",
     "MM_LOOPS", "MM_NUMPY",
     "SMALL_MM", "_mm_dims", "sweep", "NPLAN", "plan_chains", "NUMPY_UFUNC", "forward", "to_numpy",
-    "tangent", "value_and_grad", "compact", "grad_offsets", "mark_live", "relocate"]
+    "tangent", "program_reverse", "value_and_grad", "compact", "grad_offsets", "mark_live", "relocate"]

@@ -1,0 +1,117 @@
+"""A replayed call as one node of the caller's graph (PyTorch's ``CompiledFunctionBackward``).
+
+When a compiled function replays and its result needs gradients, the call appends one
+record to the caller's tape: a PYFN record for its first floating output and a PYOUT for
+each further one (the records custom Functions use, made by ``function.node_records``),
+whose node is a ``CompiledFunctionBackward``. The node holds the program, this call's values
+(a buffer in the program's own layout, handed back to the program once the call's backward
+is done, so a training loop reuses one buffer), and the call's inputs.
+
+``backward()`` sweeps the caller's tape down to that record, which hands it to Python once;
+the node runs the program's own reverse sweep (``Program.node_reverse``: one compiled call
+with the decoded scalar chains, as ``value_and_grad``) from the outputs' gradients and
+returns the gradients of the program's inputs, which the engine adds into their slots on
+the caller's tape: they flow on into the graph the inputs came from, into leaves' ``.grad``,
+and through further compiled calls. Nothing per record of the program is copied to the
+caller's tape.
+
+Under ``create_graph=True`` the node runs the function again eagerly on the same inputs
+and differentiates that recording with ``create_graph=True`` (as checkpointing does), so
+the gradients it returns can be differentiated again.
+"""
+from .autograd.function import _FunctionNode, _second_time, node_records
+from .grad_mode import enable_grad
+from .ops import _graph, _plain, _slot
+from . import tape as T
+from .tensor import Tensor
+
+_NAME = T.name_id("CompiledFunctionBackward")
+
+
+class CompiledFunctionBackward(_FunctionNode):
+    """The ``grad_fn`` of a compiled call's outputs: the whole replayed program, one node."""
+
+    def __init__(self, prog, vals, fn, args, sources):
+        super().__init__()
+        self._prog, self._vals, self._fn, self._args = prog, vals, fn, args
+        self._sources = sources      # per input: (program slot, the tensor)
+        self._out_slots = []         # per recorded output: its program slot
+        self._out_index = []         # per recorded output: its position in fn's outputs
+
+    def run(self, grads, create_graph):
+        """Gradients of the call's inputs from its outputs' (arrays, Tensors or None):
+        [(input index, Tensor)] for those the sweep reached."""
+        if self._released:
+            raise _second_time()
+        hooked = "_prehooks" in self.__dict__ or "_posthooks" in self.__dict__
+        if hooked or create_graph:
+            gos = [g if g is None or isinstance(g, Tensor) else _plain(g) for g in grads]
+        else:
+            gos = grads
+        if hooked:
+            gos = self._call_prehooks(gos)
+        if create_graph:
+            res = self._recorded(gos)
+        else:
+            prog = self._prog
+            seeds = [(s, g._data if isinstance(g, Tensor) else g)
+                     for s, g in zip(self._out_slots, gos) if g is not None]
+            if not seeds:
+                return []
+            buf, touched = prog.node_reverse(self._vals, seeds)
+            res = []
+            for slot, _ in self._sources:
+                g = prog.grad_of(buf, touched, slot)
+                # the engine adds these into its buffers at once; hooks may keep them
+                res.append(None if g is None else _plain(g.copy() if hooked else g))
+        if hooked:
+            res = self._call_posthooks(res, gos)
+        return [(i, g) for i, g in enumerate(res) if g is not None]
+
+    def _recorded(self, gos):
+        """create_graph: the function's eager recording on the same inputs, differentiated
+        with create_graph=True."""
+        from .autograd import engine
+        with enable_grad():
+            out = self._fn(*self._args)
+        outs = [out] if isinstance(out, Tensor) else list(out)
+        pairs = [(outs[j], g) for j, g in zip(self._out_index, gos) if g is not None]
+        ins = [t for _, t in self._sources]
+        return list(engine.grad([o for o, _ in pairs], ins, [g for _, g in pairs],
+                                create_graph=True, allow_unused=True))
+
+    def _release(self):
+        if self._vals is not None:
+            self._prog.give_values(self._vals)
+        self._vals = self._args = self._fn = None
+        self._sources = [(s, None) for s, _ in self._sources]
+        self._released = True
+
+
+def record_call(tp, prog, vals, fn, args, single):
+    """The output tensors of one replayed call (values in vals), recorded on tape tp as one
+    node: a record per floating output, reading the slots of the inputs that require grad."""
+    sources = []
+    slots = []
+    for slot, (kind, src) in prog.sources:
+        t = args[src] if kind == "arg" else src
+        if t.requires_grad:
+            slots.append(_slot(tp, t))
+            sources.append((slot, t))
+    node = CompiledFunctionBackward(prog, vals, fn, args, sources)
+    node._inputs = [(tuple(t._data.shape), t._data.dtype, tp.gid(loc))
+                    for (_, t), loc in zip(sources, slots)]
+    node._tape = tp
+    datas = [prog.output_value(vals, i).copy() for i in range(len(prog.outputs))]
+    diff = [i for i, d in enumerate(datas) if d.dtype.kind == "f"]
+    gids = node_records(tp, node, _NAME, slots, [datas[i] for i in diff])
+    outs = [_plain(d) for d in datas]
+    node._outputs = []
+    for i, gid in zip(diff, gids):
+        d = datas[i]
+        outs[i] = _graph(d, tp, gid, _NAME)
+        outs[i]._ctx = node
+        node._outputs.append((tuple(d.shape), d.dtype, gid))
+        node._out_slots.append(prog.outputs[i])
+        node._out_index.append(i)
+    return outs[0] if single else tuple(outs)
