@@ -19,6 +19,9 @@ Under ``create_graph=True`` the node runs the function again eagerly on the same
 and differentiates that recording with ``create_graph=True`` (as checkpointing does), so
 the gradients it returns can be differentiated again.
 """
+
+from .autograd import hooks as _hooks
+from .autograd.anomaly_mode import state as _anomaly
 from .autograd.function import _FunctionNode, _second_time, node_records
 from .grad_mode import enable_grad
 from .ops import _graph, _plain, _slot
@@ -31,12 +34,13 @@ _NAME = T.name_id("CompiledFunctionBackward")
 class CompiledFunctionBackward(_FunctionNode):
     """The ``grad_fn`` of a compiled call's outputs: the whole replayed program, one node."""
 
-    def __init__(self, prog, vals, fn, args, sources):
+    def __init__(self, prog, frame, fn, args, sources):
         super().__init__()
-        self._prog, self._vals, self._fn, self._args = prog, vals, fn, args
+        self._prog, self._frame, self._fn, self._args = prog, frame, fn, args
         self._sources = sources      # per input: (program slot, the tensor)
         self._out_slots = []         # per recorded output: its program slot
         self._out_index = []         # per recorded output: its position in fn's outputs
+        self._alone = False          # may backward_alone take over (record_call says)
 
     def run(self, grads, create_graph):
         """Gradients of the call's inputs from its outputs' (arrays, Tensors or None):
@@ -58,7 +62,7 @@ class CompiledFunctionBackward(_FunctionNode):
                      for s, g in zip(self._out_slots, gos) if g is not None]
             if not seeds:
                 return []
-            buf, touched = prog.node_reverse(self._vals, seeds)
+            buf, touched = prog.node_reverse(self._frame.vals, seeds)
             res = []
             for slot, _ in self._sources:
                 g = prog.grad_of(buf, touched, slot)
@@ -67,6 +71,34 @@ class CompiledFunctionBackward(_FunctionNode):
         if hooked:
             res = self._call_posthooks(res, gos)
         return [(i, g) for i, g in enumerate(res) if g is not None]
+
+    def backward_alone(self, out):
+        """``out.backward()`` when nothing but this node lies between out and leaves: out is
+        its only output and a scalar, every input is a leaf, and nothing asks for Python
+        on the way (hooks, anomaly mode, retain_grad). Then the program's sweep runs from
+        out and its gradients go straight into the leaves' ``.grad``, as the engine would
+        put them. Returns False (the engine's general path runs) otherwise."""
+        tp = self._tape
+        if (not self._alone or self._released or out._gid != self._outputs[0][2]
+                or out._tape is not tp or tp.hooks or tp.retained or _hooks._LEAF
+                or _anomaly.enabled or tp.sweeping or "_prehooks" in self.__dict__
+                or "_posthooks" in self.__dict__):
+            return False
+        loc = tp.local(out._gid)
+        freed = tp.freed_flags()
+        if loc < 0 or freed[loc]:
+            return False            # the engine raises its error
+        G, touched = self._prog.scalar_reverse(self._frame.vals, self._out_slots[0])
+        for (o, n, shape, slot), (_, t) in zip(self._prog.grad_at(self._sources), self._sources):
+            if touched[slot]:
+                g = G[o:o + n].reshape(shape)
+                if t._grad is None:
+                    t._grad = _plain(g.copy())
+                else:
+                    t._grad._data += g
+        freed[loc] = 1
+        self._release()
+        return True
 
     def _recorded(self, gos):
         """create_graph: the function's eager recording on the same inputs, differentiated
@@ -81,37 +113,44 @@ class CompiledFunctionBackward(_FunctionNode):
                                 create_graph=True, allow_unused=True))
 
     def _release(self):
-        if self._vals is not None:
-            self._prog.give_values(self._vals)
-        self._vals = self._args = self._fn = None
+        if self._frame is not None:
+            self._prog.give_frame(self._frame)
+        self._frame = self._args = self._fn = None
         self._sources = [(s, None) for s, _ in self._sources]
         self._released = True
 
 
-def record_call(tp, prog, vals, fn, args, single):
-    """The output tensors of one replayed call (values in vals), recorded on tape tp as one
-    node: a record per floating output, reading the slots of the inputs that require grad."""
-    sources = []
-    slots = []
-    for slot, (kind, src) in prog.sources:
-        t = args[src] if kind == "arg" else src
-        if t.requires_grad:
-            slots.append(_slot(tp, t))
-            sources.append((slot, t))
-    node = CompiledFunctionBackward(prog, vals, fn, args, sources)
-    node._inputs = [(tuple(t._data.shape), t._data.dtype, tp.gid(loc))
+def record_call(tp, prog, frame, fn, args, single):
+    """The output tensors of one replayed call (its values in frame), recorded on tape tp as
+    one node: a record per floating output, reading the slots of the inputs that require
+    grad."""
+    sources = [(slot, args[i]) for slot, i in prog.rg_arg_slots]
+    if prog.refs:
+        sources += [(slot, t) for slot, t in prog.ref_slots if t._rg]
+    slots = [_slot(tp, t) for _, t in sources]
+    node = CompiledFunctionBackward(prog, frame, fn, args, sources)
+    node._inputs = [(t._data.shape, t._data.dtype, tp.gid(loc))
                     for (_, t), loc in zip(sources, slots)]
     node._tape = tp
-    datas = [prog.output_value(vals, i).copy() for i in range(len(prog.outputs))]
-    diff = [i for i, d in enumerate(datas) if d.dtype.kind == "f"]
-    gids = node_records(tp, node, _NAME, slots, [datas[i] for i in diff])
-    outs = [_plain(d) for d in datas]
-    node._outputs = []
+    outs = []
+    diff = []
+    for i, v in enumerate(frame.outs):
+        d = v.copy()
+        if d.dtype.kind == "f":
+            diff.append(i)
+        outs.append(d)
+    gids = node_records(tp, node, _NAME, slots, [outs[i] for i in diff])
+    outputs, out_slots = node._outputs, node._out_slots
     for i, gid in zip(diff, gids):
-        d = datas[i]
-        outs[i] = _graph(d, tp, gid, _NAME)
-        outs[i]._ctx = node
-        node._outputs.append((tuple(d.shape), d.dtype, gid))
-        node._out_slots.append(prog.outputs[i])
+        d = outs[i]
+        o = outs[i] = _graph(d, tp, gid, _NAME)
+        o._ctx = node
+        outputs.append((d.shape, d.dtype, gid))
+        out_slots.append(prog.outputs[i])
         node._out_index.append(i)
+    for i, d in enumerate(outs):
+        if not isinstance(d, Tensor):
+            outs[i] = _plain(d)
+    node._alone = (len(gids) == 1 and outs[diff[0]]._data.size == 1 and prog.single_call
+                   and all(t._tape is None for _, t in sources))
     return outs[0] if single else tuple(outs)

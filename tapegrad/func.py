@@ -12,7 +12,7 @@ import numpy as np
 
 from . import kernels as K
 from .kernels import GEMM
-from .replay import _LRU, Compiled, ref_value, trace
+from .replay import _LRU, Compiled, _quick_signature, ref_value, trace
 from .ops import _plain
 from .tensor import Tensor
 
@@ -128,12 +128,6 @@ def value_and_grad(fn, argnums=0):
         prog.forward(run.vals)
         return run.outputs(), _pack(run.reverse(_scalar_seed(run), nums), argnums)
     return wrapped
-
-
-def _quick_signature(args):
-    """Cheap key for a compiled function's signature (shapes, dtypes, flags, constants)."""
-    return tuple([(a.data.shape, a.data.dtype, a._rg) if isinstance(a, Tensor)
-                  else (type(a), a) for a in args])
 
 
 class _Plan:

@@ -18,7 +18,7 @@ import numpy as np
 from .autograd import engine as ag
 from .compiled_call import record_call
 from . import kernels as K
-from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of
+from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of, rg_of
 from . import tape as T
 from .grad_mode import enable_grad
 from .ops import _graph, _plain
@@ -91,7 +91,7 @@ _UFUNCS = {K.TANH: np.tanh, K.EXP: np.exp, K.LOG: np.log, K.SIN: np.sin, K.COS: 
            K.SIGMOID: _sigmoid_into}
 
 
-_POOL = 4     # values buffers a program keeps for its compiled nodes (Program.give_values)
+_POOL = 4     # frames a program keeps for its compiled nodes (Program.give_frame)
 _NO_PLAN = (np.empty(0, np.int64), np.empty((0, K.NPLAN), np.int64))   # chains not decoded yet
 
 
@@ -113,6 +113,15 @@ def ref_value(t, n):
 def _record_shape(R, r):
     w = int(R[r, K.OPW])
     return tuple(int(v) for v in R[r, K.SH:K.SH + ndim_of(w)])
+
+
+class _Frame:
+    """One call's values buffers (float32, float64) in a program's layout, with views of
+    where its inputs are written and its outputs read."""
+    __slots__ = ("vals", "loads", "outs")
+
+    def __init__(self, vals, loads, outs):
+        self.vals, self.loads, self.outs = vals, loads, outs
 
 
 class Program:
@@ -148,12 +157,23 @@ class Program:
         self._freed = np.zeros(self.n, np.uint8)
         self._chains = {}     # output slot -> sweep.plan_chains of the sweep from it
         self._node_chains = {}   # seeded slots -> the same, for a compiled node's sweep
-        self._pool = []       # values buffers of calls whose backward is done (take_values)
+        self._pool = []       # frames of calls whose backward is done (take_frame)
         self._scratch = threading.local()
         self._shapes = [_record_shape(self.R, r) for r in range(self.n)]
         # (dtype code, offset, size) of every input, for loading values without views
         self._load = [(dtype_of(int(self.R[slot, K.OPW])), int(self.R[slot, K.VOFF]),
                        int(self.R[slot, K.SIZE]), kind, src) for slot, (kind, src) in sources]
+        # does a call need a graph: an argument it reads requires grad (fixed by the
+        # signature), or a captured tensor does now
+        self.rg_args = any(kind == "arg" and rg_of(int(self.R[slot, K.OPW]))
+                           for slot, (kind, _) in sources)
+        self.refs = [src for _, (kind, src) in sources if kind == "ref"]
+        # a compiled node's inputs: (slot, argument index) of the arguments that require
+        # grad, (slot, tensor) of the captured tensors (that may, at each call)
+        self.rg_arg_slots = [(slot, src) for slot, (kind, src) in sources
+                             if kind == "arg" and rg_of(int(self.R[slot, K.OPW]))]
+        self.ref_slots = [(slot, src) for slot, (kind, src) in sources if kind == "ref"]
+        self._grad_at = {}
 
     def R_all(self):
         """The records with every argument marked as requiring grad (for func transforms)."""
@@ -177,6 +197,7 @@ class Program:
         sc = self._scratch
         if not hasattr(sc, "vals"):
             sc.vals = (self.vals[0].copy(), self.vals[1].copy())
+            sc.frame = self.frame(sc.vals)
             sc.grads = (np.empty(self.gsizes[0], np.float32), np.empty(self.gsizes[1], np.float64))
             sc.touched = np.empty(self.n, np.uint8)
         return sc
@@ -243,19 +264,43 @@ class Program:
                    lambda r: RuntimeError("a replayed program has no in-place state"))
         return grads, touched
 
-    def take_values(self):
-        """A (float32, float64) values pair for a call whose reverse sweep runs later (a
-        compiled node's): one that a finished call gave back, else a copy of the
-        recording's, constants in place."""
+    def frame(self, vals=None):
+        """A _Frame over `vals` (default: a copy of the recording's values)."""
+        if vals is None:
+            vals = (self.vals[0].copy(), self.vals[1].copy())
+        loads = [(vals[d][o:o + n].reshape(self._shapes[slot]) if kind == "arg"
+                  else vals[d][o:o + n], kind, src)
+                 for (slot, _), (d, o, n, kind, src) in zip(self.sources, self._load)]
+        return _Frame(vals, loads, [self._view(vals, s) for s in self.outputs])
+
+    def take_frame(self):
+        """The frame of a call whose reverse sweep runs later (a compiled node's): one that
+        a finished call gave back, else a new one."""
         try:
             return self._pool.pop()
         except IndexError:
-            return (self.vals[0].copy(), self.vals[1].copy())
+            return self.frame()
 
-    def give_values(self, vals):
-        """Take back a call's values once its backward is done (a few are kept)."""
+    def give_frame(self, frame):
+        """Take back a call's frame once its backward is done (a few are kept)."""
         if len(self._pool) < _POOL:
-            self._pool.append(vals)
+            self._pool.append(frame)
+
+    def run(self, frame, args):
+        """Replay forward on frame: load the arguments (`args`, tensors where the program
+        has inputs) and the captured tensors' current values, then run every record."""
+        for view, kind, src in frame.loads:
+            if kind == "arg":
+                view[...] = args[src]._data
+            else:
+                view[...] = ref_value(src, view.size).reshape(-1)
+        if self.single_call:
+            status, r = K.forward(self.R, self.F, frame.vals[self.dt], self.iar, 0, self.n,
+                                  self.dt, GEMM)
+            if status != K.ST_DONE:
+                raise RuntimeError(f"replay stopped at record {r} (status {status})")
+        else:
+            self.forward(frame.vals)
 
     def node_reverse(self, vals, seeds):
         """One call's reverse sweep from seeds [(slot, array)], for its compiled node: on
@@ -281,6 +326,35 @@ class Program:
         if key not in self._node_chains:     # later sweeps from these seeds reach the same
             self._node_chains[key] = K.plan_chains(R, self.goff, touched, self.n, d)
         return grads, touched
+
+    def scalar_reverse(self, vals, out):
+        """node_reverse from scalar slot `out` seeded with 1, for a single_call program:
+        (this dtype's gradient buffer, touched) in this thread's scratch."""
+        d = self.dt
+        sc = self.scratch()
+        G, touched = sc.grads[d], sc.touched
+        touched[:] = 0
+        G[self.goff[out]] = 1
+        touched[out] = 1
+        key = (out,)
+        status, r = K.program_reverse(self.R, self.F, vals[d], G, self.goff, touched,
+                                      self._freed, ag._REDS, self.iar,
+                                      *self._node_chains.get(key, _NO_PLAN), out, d, GEMM)
+        if status != K.ST_DONE:
+            raise RuntimeError(f"replay stopped at record {r} (status {status})")
+        if key not in self._node_chains:
+            self._node_chains[key] = K.plan_chains(self.R, self.goff, touched, self.n, d)
+        return G, touched
+
+    def grad_at(self, sources):
+        """[(offset, size, shape, slot)] of the gradients of sources [(slot, _)] in a
+        single-dtype gradient buffer."""
+        key = tuple(slot for slot, _ in sources)
+        at = self._grad_at.get(key)
+        if at is None:
+            at = self._grad_at[key] = [(int(self.goff[s]), int(self.R[s, K.SIZE]),
+                                        self._shapes[s], s) for s in key]
+        return at
 
     def kernel_args(self, vals, sc, out):
         """sweep.value_and_grad's arguments before (dt, gemm): values from `vals`, gradients
@@ -402,6 +476,12 @@ def trace(fn, args, kwargs=None):
 
 
 # ---- compile ------------------------------------------------------------------------------------
+def _quick_signature(args):
+    """Cheap key for a compiled function's signature (shapes, dtypes, flags, constants)."""
+    return tuple([(a._data.shape, a._data.dtype, a._rg) if isinstance(a, Tensor)
+                  else (type(a), a) for a in args])
+
+
 def _signature(args):
     sig = []
     for a in args:
@@ -432,6 +512,7 @@ class Compiled:
     def __init__(self, fn):
         self.fn = fn
         self.programs = _LRU()   # signature -> (Program or None (runs eagerly), single)
+        self._recent = _LRU()    # _quick_signature -> (Program, single, epoch) that replays
         self._bound = _LRU()     # keyword values -> Compiled of fn with them bound
         self._guard_misses = {}  # signature -> times its recording's baked values changed
         self._warned = False
@@ -511,28 +592,32 @@ class Compiled:
                 if self._bound.add(key, inner):
                     self._recorded_too_often("sets of keyword values", 3)
             return inner(*args)
-        prog, single = self.program(args)
-        if prog is None:
-            return self.fn(*args)
-        arrays = [a.data if isinstance(a, Tensor) else None for a in args]
-        graph = grad_enabled() and (any(isinstance(a, Tensor) and a.requires_grad
-                                        for a in args) or _any_ref_rg(prog))
-        tp = T._tls.tape
-        if graph and tp.save_all:     # recording an enclosing compile or func transform:
-            vals = prog.scratch().vals    # its records join that recording
-            prog.load(arrays, vals)
+        try:                    # a signature seen last time: skip working it out again
+            hit = self._recent.get(_quick_signature(args))
+        except TypeError:       # an unhashable argument: program() says what is wrong
+            hit = None
+        if hit is not None and hit[2] == _epoch[0]:
+            prog, single = hit[0], hit[1]
+        else:
+            prog, single = self.program(args)
+            if prog is None:
+                return self.fn(*args)
+            if not prog.guards:          # guarded programs check their values each call
+                self._recent.add(_quick_signature(args), (prog, single, _epoch[0]))
+        graph = grad_enabled() and (prog.rg_args or any(t._rg for t in prog.refs))
+        if graph and T._tls.tape.save_all:     # recording an enclosing compile or func
+            vals = prog.scratch().vals           # transform: the records join that recording
+            prog.load([a.data if isinstance(a, Tensor) else None for a in args], vals)
             prog.forward(vals)
             outs = _attach(prog, vals, args)
             return outs[0] if single else tuple(outs)
-        if graph:                     # one node on the caller's tape, holding its values
-            vals = prog.take_values()
-            prog.load(arrays, vals)
-            prog.forward(vals)
-            return record_call(_tape(), prog, vals, self.fn, args, single)
-        vals = prog.scratch().vals
-        prog.load(arrays, vals)
-        prog.forward(vals)
-        outs = [_plain(prog.output_value(vals, i).copy()) for i in range(len(prog.outputs))]
+        if graph:                     # one node on the caller's tape, holding its frame
+            frame = prog.take_frame()
+            prog.run(frame, args)
+            return record_call(_tape(), prog, frame, self.fn, args, single)
+        frame = prog.scratch().frame
+        prog.run(frame, args)
+        outs = [_plain(v.copy()) for v in frame.outs]
         return outs[0] if single else tuple(outs)
 
 

@@ -479,6 +479,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     """
     if retain_graph is None:
         retain_graph = create_graph
+    if grad_tensors is None and inputs is None and not retain_graph:
+        t = tensors[0] if isinstance(tensors, (list, tuple)) and len(tensors) == 1 else tensors
+        node = getattr(t, "_ctx", None) if isinstance(t, Tensor) else None
+        if node is not None and node.backward_alone(t):   # a compiled call's output
+            return
     outs, gts, seeds = _outputs_and_seeds(tensors, grad_tensors, "backward")
     if inputs is not None:
         ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]

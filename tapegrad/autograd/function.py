@@ -146,6 +146,11 @@ class _FunctionNode(FunctionCtx, HookMixin):
     def __repr__(self):
         return f"<{type(self).__module__}.{self.name()} object at {hex(id(self))}>"
 
+    def backward_alone(self, out):
+        """A shortcut for ``out.backward()`` that a node may take (the compiled node's);
+        custom Functions take the engine's general path."""
+        return False
+
     # ---- saved values -------------------------------------------------------------------
     def _output_tensor(self, j):
         shape, dtype, gid = self._outputs[j]
