@@ -260,6 +260,37 @@ class Compiled(TorchLike):
         return float(loss.item()), {k: _f64(t.detach().numpy()) for k, t in out.items()}
 
 
+class Node(TorchLike):
+    """tapegrad replayed on the path a PyTorch user writes: ``fc = tapegrad.compile(f)``,
+    then ``loss = fc(*params); loss.backward()`` with ``.grad`` reset first (W6: the same
+    SGD step as eager). The call is one node of the eager graph (tapegrad/compiled_call.py).
+    Forward+backward only."""
+
+    def __init__(self, wl, dtype):
+        super().__init__(wl, dtype, "tapegrad")
+        names = list(self.p)
+        self.fc = self.T.compile(lambda *ps: wl.loss(self.o, dict(zip(names, ps)), self.c))
+
+    def run(self):
+        for t in self.params:
+            t.grad = None
+        loss = self.fc(*self.params)
+        loss.backward()
+        if self.wl.train:
+            with self.T.no_grad():
+                for t in self.params:
+                    t -= LR * t.grad
+        return loss
+
+    def forward(self):
+        raise NotImplementedError("the replayed systems time forward+backward only")
+
+    def result(self):
+        loss = self.run()
+        out = self.p if self.wl.train else {k: t.grad for k, t in self.p.items()}
+        return float(loss.item()), {k: _f64(t.detach().numpy()) for k, t in out.items()}
+
+
 class Jax(Case):
     """``jax.jit(jax.value_and_grad(f))``; compiled on first use (call ``warm`` first).
     Forward alone is ``jit(vjp)`` (value and residuals), backward alone ``jit`` of
@@ -267,6 +298,9 @@ class Jax(Case):
 
     def __init__(self, wl, dtype):
         import jax
+        # float64 needs x64; switched on for the whole process, since a context around
+        # each timed call would be timed too. Arrays made float32 stay float32 under it.
+        jax.config.update("jax_enable_x64", True)
         self.jax = jax
         p, c = wl.data()
         self.p = {k: jax.numpy.asarray(v, dtype) for k, v in p.items()}
@@ -458,9 +492,12 @@ SYSTEMS = {s.name: s for s in [
     System("tapegrad-f64", "tapegrad", "float64", lambda w: TorchLike(w, "float64", "tapegrad")),
     System("compiled-f32", "tapegrad", "float32", lambda w: Compiled(w, "float32"), ("fb",)),
     System("compiled-f64", "tapegrad", "float64", lambda w: Compiled(w, "float64"), ("fb",)),
+    System("node-f32", "tapegrad", "float32", lambda w: Node(w, "float32"), ("fb",)),
+    System("node-f64", "tapegrad", "float64", lambda w: Node(w, "float64"), ("fb",)),
     System("torch-f32", "torch", "float32", lambda w: TorchLike(w, "float32", "torch")),
     System("torch-f64", "torch", "float64", lambda w: TorchLike(w, "float64", "torch")),
     System("jax-f32", "jax", "float32", lambda w: Jax(w, np.float32)),
+    System("jax-f64", "jax", "float64", lambda w: Jax(w, np.float64)),
     System("autograd-f64", "autograd", "float64", lambda w: HipsAutograd(w, np.float64)),
     System("numpy-f32", "numpy", "float32", lambda w: Numpy(w, np.float32)),
     System("numpy-f64", "numpy", "float64", lambda w: Numpy(w, np.float64)),
