@@ -41,6 +41,7 @@ class CompiledFunctionBackward(_FunctionNode):
         self._out_slots = []         # per recorded output: its program slot
         self._out_index = []         # per recorded output: its position in fn's outputs
         self._alone = False          # may backward_alone take over (record_call says)
+        self._held = 0               # bytes of the frame, counted in the tape's held
 
     def run(self, grads, create_graph):
         """Gradients of the call's inputs from its outputs' (arrays, Tensors or None):
@@ -115,7 +116,9 @@ class CompiledFunctionBackward(_FunctionNode):
     def _release(self):
         if self._frame is not None:
             self._prog.give_frame(self._frame)
-        self._frame = self._args = self._fn = None
+            self._tape.hold_bytes(-self._held)
+            self._held = 0
+        self._frame = self._args = self._fn = self._prog = None
         self._sources = [(s, None) for s, _ in self._sources]
         self._released = True
 
@@ -132,6 +135,8 @@ def record_call(tp, prog, frame, fn, args, single):
     node._inputs = [(t._data.shape, t._data.dtype, tp.gid(loc))
                     for (_, t), loc in zip(sources, slots)]
     node._tape = tp
+    node._held = prog.frame_nbytes
+    tp.hold_bytes(prog.frame_nbytes)
     outs = []
     diff = []
     for i, v in enumerate(frame.outs):

@@ -174,6 +174,7 @@ class Program:
                              if kind == "arg" and rg_of(int(self.R[slot, K.OPW]))]
         self.ref_slots = [(slot, src) for slot, (kind, src) in sources if kind == "ref"]
         self._grad_at = {}
+        self.frame_nbytes = self.vals[0].nbytes + self.vals[1].nbytes
 
     def R_all(self):
         """The records with every argument marked as requiring grad (for func transforms)."""

@@ -34,6 +34,10 @@ _PACKERS = tuple(struct.Struct(K.packer_format(nd)).pack for nd in range(K.MAXD 
 _VOFF_BYTE = K.VOFF * 8
 _Q = struct.Struct("q")
 _MIN_LIMIT = 4096
+# Bytes that records may hold outside the arena (a compiled node's frame: the program's
+# values for one call) before the tape collects at its next op; after a collection, twice
+# what is still reachable.
+_MIN_HELD = 64 << 20
 _NO_GIDS = np.empty(0, np.int64)
 
 # grad_fn names, indexed by the name id stored in each record
@@ -99,6 +103,8 @@ class Tape:
         self.dirty = {}      # gid -> (record count when modified in place, version)
         self.pyrefs = {}     # gid -> arrays a Python-side VJP reads (matmul operands)
         self.pyfns = {}      # gid -> the ctx (grad_fn) of a custom Function's output record
+        self.held = 0        # bytes those nodes hold outside the arena (hold_bytes)
+        self.held_limit = _MIN_HELD
         self.hooks = {}      # gid -> autograd.hooks.RecordHooks of a hooked record
         self.traces = {}     # gid -> forward stack of the record (only in anomaly mode)
         self.limit = _MIN_LIMIT
@@ -310,6 +316,8 @@ class Tape:
         for d in (self.pyfns, self.hooks, self.traces):
             if d:
                 d.clear()
+        self.held = 0
+        self.held_limit = _MIN_HELD
         self.limit = _MIN_LIMIT
 
     def collect(self):
@@ -366,7 +374,18 @@ class Tape:
                   self.traces):
             for g in [g for g in d if g not in alive]:
                 del d[g]
+        self.held = sum(getattr(node, "_held", 0) for node in {id(v): v for v in
+                                                              self.pyfns.values()}.values())
+        self.held_limit = max(_MIN_HELD, 2 * self.held)
         self.limit = max(_MIN_LIMIT, 2 * k)
+
+    def hold_bytes(self, nbytes):
+        """A record's node took `nbytes` outside the arena (negative: gave them back).
+        Past held_limit, the tape collects at its next op, so memory that unreachable
+        nodes hold stays bounded however few records they add."""
+        self.held = max(self.held + nbytes, 0)
+        if self.held > self.held_limit:
+            self.limit = 0
 
     # ---- reading ----------------------------------------------------------------------------
     def settle(self):

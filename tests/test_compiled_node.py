@@ -311,3 +311,28 @@ def test_a_compiled_call_inside_a_compiled_function_joins_its_program():
         np.testing.assert_allclose(x.grad.numpy(),
                                    6 * (1 - np.tanh([0.2, 1.0]) ** 2), rtol=1e-13)
     assert next(iter(outer.programs.values()))[0] is not None   # it replays, not eager
+
+
+def test_frames_of_unreachable_calls_are_reclaimed_before_they_pile_up():
+    """Each call's node holds a frame (the program's values: 2.4 MB here). A loop that
+    keeps only its last output never lets the tape's live count reach zero, so reclaiming
+    waits for a collection; the frames' bytes must trigger one long before 4,096 records."""
+    import tracemalloc
+    x = tg.tensor(np.linspace(-1, 1, 100_000), requires_grad=True)
+    fc = tg.compile(lambda x: (x.tanh() * x).exp().sum())
+    out = fc(x)
+    frame = next(iter(fc.programs.values()))[0].frame_nbytes
+    assert frame > 2_000_000
+    tp = tapegrad.tape.current()
+    tracemalloc.start()
+    try:
+        for _ in range(120):          # without the bound: 120 frames, about 290 MB
+            out = fc(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert tp.held <= tp.held_limit + frame
+    assert peak < 110 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MB"
+    out.backward()
+    np.testing.assert_allclose(x.grad.numpy()[:3], (lambda v: np.exp(np.tanh(v) * v) * (
+        np.tanh(v) + v * (1 - np.tanh(v) ** 2)))(np.linspace(-1, 1, 100_000)[:3]), rtol=1e-12)
