@@ -8,7 +8,7 @@ from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, COS, DEAD, EXP, EXTREME, FIRST
     INPUT, LOG, LOGSOFTMAX, MATMUL, MEAN, MULC, NEG, NLL, RESHAPE, SCATTER, SIGMOID, SIN,
     SOFTMAX, ST_BADOP, ST_DEAD, ST_DONE, ST_PYTHON, SUM, TANH, TRANSPOSE, UNARY_END, UVJP,
     WHERE)
-from .elementwise import _bin, _du1, _lit, _un, tanh32, VEC
+from .elementwise import _bin, _du1, _lit, _un, tanh32, tanh64, VEC
 from .maps import _bcast_map, _reduce_map, _transpose
 from .fused import _bce
 from .blas import _gemm, _mm, _mm_dims, _NO_TRANS, MM_BLAS, MM_LOOPS
@@ -189,7 +189,7 @@ def forward(R, F, V, iar, start, stop, dt, gemm):
                         V[_U(vo) + i] = tanh32(V[_U(va) + i])
                 else:
                     for i in range(_U(n)):
-                        V[_U(vo) + i] = np.tanh(V[_U(va) + i])
+                        V[_U(vo) + i] = tanh64(V[_U(va) + i])
             elif op == NEG:
                 for i in range(_U(n)):
                     V[_U(vo) + i] = c0 - V[_U(va) + i]
