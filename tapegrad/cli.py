@@ -1,4 +1,4 @@
-"""The ``tapegrad`` command: demo, train, graph and bench subcommands."""
+"""The ``tapegrad`` command: demo, train, graph, info and bench subcommands."""
 import argparse
 import importlib
 import os
@@ -272,6 +272,25 @@ def cmd_bench(args):
     return result if isinstance(result, int) else 0
 
 
+# ---- info ------------------------------------------------------------------------------------
+def cmd_info(args):
+    """Versions, the BLAS that compiled code calls, and where compiled kernels are cached."""
+    import numba
+
+    from tapegrad import kernels as K
+    from tapegrad.kernels import cachekey
+    print(f"tapegrad {tg.__version__} ({os.path.dirname(tg.__file__)})")
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__}")
+    blas = ("numpy's bundled OpenBLAS, called from compiled code" if K.GEMM.any()
+            else "numpy's matmul (no bundled OpenBLAS found, or NUMBA_DISABLE_JIT)")
+    print(f"matrix products: {blas}")
+    where = cachekey.cache_location(K.sweep)
+    print(f"compiled kernels cached in: {where or 'nowhere (NUMBA_DISABLE_JIT)'}")
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        print("  (chosen by NUMBA_CACHE_DIR)")
+    return 0
+
+
 # ---- entry point -----------------------------------------------------------------------------
 def _positive(text):
     try:
@@ -330,6 +349,12 @@ def _parser():
     g.add_argument("--format", choices=("svg", "png"), help="also draw FILE.svg or FILE.png")
     g.add_argument("--seed", type=int, default=0, help="random seed (0)")
     g.set_defaults(func=cmd_graph)
+
+    i = sub.add_parser("info", help="versions, BLAS, and where compiled code is cached",
+                       description="Print tapegrad's, numpy's and Numba's versions, the BLAS "
+                                   "that compiled code calls, and the folder where the "
+                                   "compiled kernels are cached.")
+    i.set_defaults(func=cmd_info)
 
     b = sub.add_parser("bench", help="run the benchmark report (python -m bench)",
                        description="Hand over to the benchmark report in bench/report.py; "

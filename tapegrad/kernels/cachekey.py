@@ -10,11 +10,15 @@ The locator wraps whichever of Numba's own locators would have served the functi
 the cache stays where Numba puts it: ``__pycache__`` beside the file, or NUMBA_CACHE_DIR)
 and changes only the stamp. It is consulted only for files of this package; every other
 function in the process is cached as Numba always does. (``NUMBA_CACHE_LOCATOR_CLASSES``,
-if set, replaces Numba's list, and this one with it.)
+if set, replaces Numba's list, and this one with it.) When no locator of Numba's can write
+(a read-only install and no writable user cache folder), ``TempDirLocator`` uses a folder
+of the system's temporary directory and says so once.
 """
 import glob
 import hashlib
 import os
+import tempfile
+import warnings
 
 from numba.core import caching
 
@@ -56,13 +60,57 @@ class KernelSourcesLocator(caching._CacheLocator):
     def from_function(cls, py_func, py_file):
         if os.path.dirname(os.path.abspath(py_file)) != _DIR:
             return None
-        for other in caching.CacheImpl._locator_classes:
+        for other in caching.CacheImpl._locator_classes + [TempDirLocator]:
             if other is cls:
                 continue
             inner = other.from_function(py_func, py_file)
             if inner is not None:
+                if other is TempDirLocator:
+                    _say_where(inner.get_cache_path())
                 return cls(inner)
         return None
+
+
+class TempDirLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
+    """The last resort: a folder of the system's temporary directory, when neither the
+    package's own folder (a read-only install) nor Numba's user-wide cache folder is
+    writable. Numba would otherwise refuse to decorate the kernels at all."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        uid = os.getuid() if hasattr(os, "getuid") else "user"
+        self._cache_path = os.path.join(tempfile.gettempdir(), f"tapegrad-numba-cache-{uid}",
+                                        self.get_suitable_cache_subpath(py_file))
+
+    def get_cache_path(self):
+        return self._cache_path
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        self = cls(py_func, py_file)
+        try:
+            self.ensure_cache_path()
+        except OSError:
+            return None
+        return self
+
+
+_SAID = []
+
+
+def _say_where(path):
+    if not _SAID:
+        _SAID.append(path)
+        warnings.warn(f"tapegrad: neither its install folder nor Numba's user cache folder is "
+                      f"writable, so compiled kernels are cached in {os.path.dirname(path)} "
+                      f"(set NUMBA_CACHE_DIR to choose a folder)", RuntimeWarning, stacklevel=2)
+
+
+def cache_location(dispatcher):
+    """The folder where Numba caches `dispatcher` (a kernel compiled with cache=True)."""
+    impl = getattr(getattr(dispatcher, "_cache", None), "_impl", None)
+    return None if impl is None else impl.locator.get_cache_path()
 
 
 def install():
