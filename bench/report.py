@@ -180,7 +180,9 @@ REPLAYED = ("compiled", "node")
 NODE_OVER_VG = 1.2     # node time / compiled time, at most, on COMPILED_TARGETS' workloads
 RECORD_US = 1.0
 REPLAY_NS = 10.0      # W3 replayed forward+backward, per recorded op
-LATENCY_S = {"tapegrad, warm Numba cache": 0.5, "tapegrad, empty Numba cache": 10.0}
+LATENCY_S = {"tapegrad, warm Numba cache": 0.5, "tapegrad, empty Numba cache": 5.0}
+REPLAY_COLD_S = 5.0     # the first replayed W2 with an empty Numba cache, at most
+REPLAY_COLD_OVER_JAX = 2.0   # ... and at most this times JAX's first W2 call
 
 
 def compiled_ratios(times):
@@ -240,7 +242,18 @@ def targets(stats, lat, cratios=None):
             continue
         s = statistics.median(lat[label])
         rows.append((name, f"{s:.2f} s", f"<= {goal:g} s", s <= goal, _gap(goal / s)))
-    mine, jax = "tapegrad W2 replay, warm Numba cache", "jax W2 jit"
+    cold, jax = "tapegrad W2 replay, empty Numba cache", "jax W2 jit"
+    if cold in lat:
+        c = statistics.median(lat[cold])
+        rows.append(("W2 recorded and compiled for replay, first call, empty Numba cache",
+                     f"{c:.2f} s", f"<= {REPLAY_COLD_S:g} s", c <= REPLAY_COLD_S,
+                     _gap(REPLAY_COLD_S / c)))
+        if jax in lat:
+            r = c / statistics.median(lat[jax])
+            rows.append(("W2 first replay with an empty Numba cache / jax.jit first call",
+                         f"{r:.1f}", f"<= {REPLAY_COLD_OVER_JAX:g}", r <= REPLAY_COLD_OVER_JAX,
+                         _gap(REPLAY_COLD_OVER_JAX / r)))
+    mine = "tapegrad W2 replay, warm Numba cache"
     if mine in lat and jax in lat:
         r = statistics.median(lat[jax]) / statistics.median(lat[mine])
         rows.append(("W2 recorded and compiled for replay, first call, warm Numba cache: "
