@@ -29,6 +29,17 @@ from .ops import (abs, add, argmax, argmin, cat, clamp, clone, cos, div, dot, eq
 from .ops import lerp, max, min, square  # noqa: A004
 from .ops.composite import (amax, amin, cumprod, cumsum, diagonal, einsum, flip, gather, index_select, logsumexp, masked_fill, norm, outer, prod, roll, scatter_add, std, tril, trace, triu, var)  # noqa: E501
 from . import ops as _ops
+from .ops import arithmetic as _arithmetic, predicates as _predicates
+from .ops import selection as _selection, shapes as _shapes
+for _m in (_predicates, _selection, _shapes, _arithmetic):    # where: the one-argument form too
+    globals().update({_name: getattr(_m, _name) for _name in _m.__all__})
+from .ops.selection import return_types
+from .creation import bernoulli, empty_like, multinomial, normal, randint_like
+moveaxis = _shapes.movedim
+swapdims = _shapes.swapaxes
+divide = div
+multiply = mul
+subtract = sub
 globals().update({_name: getattr(_ops, _name) for _name in _ops.REGISTRY_OPS})   # rules.py
 from .tensor import (Size, Tensor, bool_, float16, float32, float64, get_default_dtype,
                      int32, int64, is_tensor, set_default_dtype)
