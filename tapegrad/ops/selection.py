@@ -38,11 +38,12 @@ class return_types:  # noqa: N801 - torch.return_types
     mode = _return_type("mode")
 
 
-def _tensor(x, fn, what="input"):
+def _tensor(x, fn, what="input", read=True):
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}(): argument '{what}' (position 1) must be Tensor, not "
                         f"{type(x).__name__}")
-    _note_read(x)
+    if read:
+        _note_read(x)
     return x
 
 
@@ -303,7 +304,7 @@ def take_along_dim(input, indices, dim=None):
     """``input``'s values at ``indices`` along ``dim`` (the two broadcast against each other
     in the other dims); without ``dim`` both are flattened first. Differentiable in
     ``input``: the gradient adds back at the positions taken."""
-    x = _tensor(input, "take_along_dim")
+    x = _tensor(input, "take_along_dim", read=False)   # only the indices are read
     if not isinstance(indices, Tensor):
         raise TypeError(f"take_along_dim(): argument 'indices' (position 2) must be Tensor, "
                         f"not {type(indices).__name__}")
