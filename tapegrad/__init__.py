@@ -45,6 +45,10 @@ from .tensor import (Size, Tensor, bool_, float16, float32, float64, get_default
                      int32, int64, is_tensor, set_default_dtype)
 from .tape import current as _current_tape
 
+import numpy as _np
+uint8, int8, int16 = _np.dtype(_np.uint8), _np.dtype(_np.int8), _np.dtype(_np.int16)
+short = int16
+half = float16
 bool = bool_  # noqa: A001 - torch.bool
 float = float32  # noqa: A001 - torch.float
 double = float64

@@ -539,7 +539,8 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_gra
         if d.kind != "f":
             raise RuntimeError(f"normal expects floating point mean and std, got {d}")
     if np.any(np.asarray(s) < 0):
-        raise RuntimeError(f"normal expects all elements of std >= 0.0")
+        raise RuntimeError(f"normal expects std >= 0.0, but found std "
+                           f"{np.min(np.asarray(s)):g}")
     z = draw("standard_normal", shape, generator=generator)
     return _leaf(np.asarray(m + s * z).astype(d), requires_grad)
 
@@ -583,10 +584,16 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         total = r.sum()
         if total <= 0:
             raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
-        if not replacement and np.count_nonzero(r) < n:
-            raise RuntimeError("invalid multinomial distribution (with replacement=False, not "
-                               "enough non-negative category to sample)")
-        out[i] = draw("choice", r.size, n, replacement, r / total, generator=generator)
+        if replacement:
+            out[i] = draw("choice", r.size, n, True, r / total, generator=generator)
+            continue
+        # without replacement: an exponential race, each category's time -log(u) / weight;
+        # the first n to finish are drawn in that order. Categories of weight 0 never
+        # finish, and come last in a random order once the others are used up (as torch)
+        u = draw("random", (2, r.size), generator=generator)
+        with np.errstate(divide="ignore"):
+            t = -np.log1p(-u[0]) / r
+        out[i] = np.lexsort((u[1], t))[:n]
     return _plain(out.reshape(w.shape[:-1] + (n,)))
 
 

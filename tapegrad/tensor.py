@@ -411,10 +411,10 @@ class Tensor:
         return str(self)
 
     def __reduce_ex__(self, protocol):
-        """Pickling keeps the value, ``requires_grad`` and ``.grad``, not the graph: a
-        recorded tensor unpickles as a leaf, as in PyTorch."""
+        """Pickling keeps the value and ``requires_grad``, not the graph nor ``.grad``: a
+        recorded tensor unpickles as a leaf, as in PyTorch (``deepcopy`` copies ``.grad``)."""
         _note_read(self)
-        return (_rebuild, (self._data.copy(), self._rg, self._grad))
+        return (_rebuild, (self._data.copy(), self._rg))
 
     def __float__(self):
         return float(self.item())
@@ -441,10 +441,9 @@ class Tensor:
     __str__ = __repr__
 
 
-def _rebuild(data, requires_grad, grad):
+def _rebuild(data, requires_grad):
     t = Tensor(data)
     t._rg = bool(requires_grad)
-    t._grad = grad
     return t
 
 

@@ -385,7 +385,7 @@ def meshgrid(*tensors, indexing=None):
                       "the indexing argument.", UserWarning, stacklevel=2)
         indexing = "ij"
     if indexing not in ("ij", "xy"):
-        raise ValueError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but "
+        raise RuntimeError(f"meshgrid: indexing must be one of \"xy\" or \"ij\", but "
                          f"received: {indexing}")
     ts = []
     for k, t in enumerate(tensors):
