@@ -10,32 +10,24 @@ values while recording (``_note_read``): under ``compile`` a function that calls
 eagerly, with compile's warning, since the positions (and for ``nonzero``/``unique`` the
 shapes) depend on the values.
 """
-from collections import namedtuple
-
 import numpy as np
 
 from .. import ops
 from ..tensor import Tensor, _dim, _note_read, int_arg
 from .operands import _REAL
 from .record import _plain
-
-
-def _return_type(name, fields=("values", "indices")):
-    """A named tuple shown as PyTorch shows its return types (``sort(values=..., ...)``)."""
-    cls = namedtuple(name, fields)
-    cls.__module__ = "tapegrad.return_types"
-    cls.__repr__ = lambda s: (f"tapegrad.return_types.{name}(\n" + ",\n".join(
-        f"{f}={v!r}" for f, v in zip(fields, s)) + ")")
-    return cls
+from .reductions import _MAX, _MIN, return_type
 
 
 class return_types:  # noqa: N801 - torch.return_types
     """The named tuples the selection ops return (``values, indices``), by op name."""
-    sort = _return_type("sort")
-    topk = _return_type("topk")
-    kthvalue = _return_type("kthvalue")
-    median = _return_type("median")
-    mode = _return_type("mode")
+    sort = return_type("sort")
+    topk = return_type("topk")
+    kthvalue = return_type("kthvalue")
+    median = return_type("median")
+    mode = return_type("mode")
+    max = _MAX  # noqa: A003 - max/min(dim) of reductions.py
+    min = _MIN  # noqa: A003
 
 
 def _tensor(x, fn, what="input", read=True):
