@@ -33,19 +33,36 @@ def _operands(x, y, fn):
                     ops.as_tensor(y) if not isinstance(y, Tensor) else y)
 
 
+def _floor_operands(x, y):
+    """The two arrays of x // y in PyTorch's result dtype: two tensors promote as for any
+    float math; a Python number keeps the tensor's dtype (a float number makes an integer
+    tensor the default float dtype)."""
+    if isinstance(x, Tensor) and isinstance(y, Tensor):
+        x, y = _promote(x, y)
+        for t in (x, y):
+            _note_read(t)
+        return x._data, y._data
+    t, v = (x, y) if isinstance(x, Tensor) else (y, x)
+    _note_read(t)
+    a = t._data
+    v = v.item() if isinstance(v, (np.generic, np.ndarray)) else v
+    if a.dtype.kind in "iub" and isinstance(v, float):
+        a = a.astype(get_default_dtype())
+    return (a, v) if t is x else (v, a)
+
+
 def floor_divide(input, other):
     """``input / other`` rounded down (Python's ``//``), in the operands' common dtype; an
     integer division by zero raises. Not differentiable."""
-    x, y = _operands(input, other, "floor_divide")
-    for t in (x, y):
-        _note_read(t)
-    a, b = x._data, y._data
-    if a.dtype.kind in "iu" and b.dtype.kind in "iu":
-        if (b == 0).any():
+    _operands(input, other, "floor_divide")          # the type checks
+    a, b = _floor_operands(input, other)
+    ka, kb = np.asarray(a).dtype.kind, np.asarray(b).dtype.kind
+    if ka in "iub" and kb in "iub":
+        if np.any(np.asarray(b) == 0):
             raise RuntimeError("ZeroDivisionError")
+        if ka == "b" and kb == "b":
+            a = np.asarray(a).astype(np.int64)
         return _plain(np.asarray(np.floor_divide(a, b)))
-    if a.dtype == np.bool_:
-        a = a.astype(b.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         return _plain(np.asarray(np.floor_divide(a, b)))
 
@@ -72,7 +89,9 @@ def copysign(input, other):
         raise TypeError(f"copysign(): argument 'other' must be Tensor or Number, not "
                         f"{type(other).__name__}")
     if x._data.dtype not in _FLOATS:
-        x = ops.to_dtype(x, s.dtype if s.dtype in _FLOATS else get_default_dtype())
+        x = ops.to_dtype(x, get_default_dtype())
+    if isinstance(other, Tensor) and s.dtype in _FLOATS:
+        x, _ = _promote(x, other)                    # float32 with float64 gives float64
     m = np.abs(x._data)
     out_neg = np.signbit(np.broadcast_to(s, np.broadcast_shapes(s.shape, m.shape)))
     mag = ops.abs(x)

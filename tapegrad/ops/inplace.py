@@ -261,16 +261,31 @@ def _store(a, v):
     np.copyto(a, v, casting="unsafe")
 
 
+# the functions whose value on an integer tensor is an integer (PyTorch keeps the dtype): on
+# integer tensors their in-place forms compute in the integers, never through a float
+_ON_INTEGERS = dict(sign=np.sign, relu=lambda a: np.maximum(a, 0), floor=lambda a: a,
+                    ceil=lambda a: a, round=lambda a: a, trunc=lambda a: a)
+
+
 def _inplace_form(name, op):
     """``t.<name>_(*args)``: t = op(t, *args) in place, recorded on a graph through
     ``_inplace`` (version counter, history moved onto the result), numpy otherwise."""
+    on_ints = _ON_INTEGERS.get(name)
+
+    def numpy_form(args, kwargs):
+        def write(a):
+            if on_ints is not None and a.dtype.kind in "iu":
+                np.copyto(a, on_ints(a))
+            else:
+                _store(a, op(_plain(a), *args, **kwargs)._data)
+        return write
+
     def f(self, *args, **kwargs):
         if not isinstance(self, Tensor):
             raise TypeError(f"{name}_(): self must be a Tensor, not {type(self).__name__}")
         needs = any(_needs_grad(v) for v in list(args) + list(kwargs.values()))
         return _inplace(self, lambda x: op(x, *args, **kwargs),
-                        None if needs else lambda a: _store(a, op(_plain(a), *args,
-                                                                  **kwargs)._data))
+                        None if needs else numpy_form(args, kwargs))
     f.__name__ = f.__qualname__ = name + "_"
     f.__doc__ = (f"In-place ``{name}``: the tensor is overwritten with the result and "
                  f"returned; on a graph the version-counter rules of every in-place op apply.")

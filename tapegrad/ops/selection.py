@@ -316,9 +316,9 @@ def take_along_dim(input, indices, dim=None):
         raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same "
                            f"number of dimensions, but got {nd} dimensions for input, and "
                            f"{idx.ndim} dimensions for indices")
-    d = _dim(dim, nd)
     if nd == 0:
-        return ops.take(x, np.zeros((), np.int64), ())
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    d = _dim(dim, nd)
     rest_a = a_shape[:d] + (1,) + a_shape[d + 1:]
     rest_i = idx.shape[:d] + (1,) + idx.shape[d + 1:]
     try:
