@@ -13,7 +13,7 @@ sum of all of them (so that each piece's gradient is distinct).
 """
 import numpy as np
 
-from test_ops_gradcheck import _rng, away, case, distinct, pos, rnd
+from test_ops_gradcheck import away, case, distinct, pos, rnd
 
 # rows that read values while recording (the order found by sorting, the NaN and
 # infinity masks): under compile they run eagerly, as max(dim) does
@@ -99,7 +99,7 @@ case("narrow-(2,3,4)-dim-1", lambda T, x: x.narrow(-1, 0, 2), rnd(2, 3, 4))
 case("select-(3,4)-dim1", lambda T, x: x.select(1, 2), rnd(3, 4))
 case("select-(2,3,2)-dim-1-neg", lambda T, x: T.select(x, -1, -1), rnd(2, 3, 2))
 
-# ---- copies ---------------------------------------------------------------------------------------
+# ---- copies --------------------------------------------------------------------------------------
 case("repeat-(2,3)-2,2", lambda T, x: x.repeat(2, 2), rnd(2, 3))
 case("repeat-(3)-2,1,2", lambda T, x: x.repeat(2, 1, 2), rnd(3))
 case("repeat-(2,2)-tuple", lambda T, x: x.repeat((1, 3)), rnd(2, 2))
@@ -182,7 +182,8 @@ case("copysign-(4)-number-method", lambda T, x: x.copysign(-1.0), away(4, margin
 # NaN and infinities come from constants added to x: a NaN made from x itself (log of a
 # negative) would make its gradient NaN in torch and here alike
 _SPECIAL = [[0.0, float("nan"), 0.0], [float("inf"), 0.0, -float("inf")]]
-eager("nan_to_num-(2,3)", lambda T, x: T.nan_to_num(x + T.tensor(_SPECIAL), nan=0.5, posinf=2.0, neginf=-1.0),
+eager("nan_to_num-(2,3)",
+      lambda T, x: T.nan_to_num(x + T.tensor(_SPECIAL), nan=0.5, posinf=2.0, neginf=-1.0),
       rnd(2, 3))
 eager("nan_to_num-(2,3)-method",
       lambda T, x: (x + T.tensor(_SPECIAL)).nan_to_num(posinf=1.0, neginf=-3.0), rnd(2, 3))
@@ -205,7 +206,7 @@ case("addcmul-(2,3)", lambda T, x, y, z: T.addcmul(x, y, z, value=0.5), rnd(2, 3
 case("addcdiv-(2,3)-method", lambda T, x, y, z: x.addcdiv(y, z, value=-2.0), rnd(2, 3),
      rnd(2, 3), away(2, 3, margin=0.5))
 
-# ---- in-place forms, on a recorded tensor (a leaf that requires grad may not be changed) -----------
+# ---- in-place forms, on a recorded tensor (a leaf that requires grad may not be changed) ----------
 _UNARY_INPLACE = {
     "exp_": rnd, "log_": pos, "sqrt_": pos, "abs_": lambda *s: away(*s), "neg_": rnd,
     "sin_": rnd, "cos_": rnd, "tanh_": rnd, "sigmoid_": rnd, "relu_": lambda *s: away(*s),

@@ -284,7 +284,8 @@ def test_ties_selection_values_like_torch():
                lambda T, x: T.kthvalue(x, 2, dim=1).values,
                lambda T, x: T.median(x),
                lambda T, x: T.median(T.tensor([1.0, float("nan"), 0.0]), 0),
-               lambda T, x: T.mode(T.tensor([[1.0, 2.0, 2.0, 1.0, 3.0], [3.0, 1.0, 1.0, 3.0, 0.0]])),
+               lambda T, x: T.mode(T.tensor([[1.0, 2.0, 2.0, 1.0, 3.0],
+                                             [3.0, 1.0, 1.0, 3.0, 0.0]])),
                lambda T, x: T.max(x, 1),
                lambda T, x: T.unique(x, return_inverse=True, return_counts=True),
                lambda T, x: T.unique(x.long(), dim=1),
@@ -477,10 +478,12 @@ def test_predicates_match_torch():
                lambda T: (T.is_nonzero(T.tensor([2.0])), T.tensor(0).is_nonzero()),
                lambda T: (T.is_floating_point(T.ones(1, dtype=T.float64)),
                           T.tensor([True]).is_floating_point()),
-               lambda T: (T.logical_not(T.tensor([0, 2])), T.logical_and(T.tensor([1, 0]), T.tensor([1, 1])),
+               lambda T: (T.logical_not(T.tensor([0, 2])),
+                          T.logical_and(T.tensor([1, 0]), T.tensor([1, 1])),
                           T.logical_or(T.tensor([0.0, 0.0]), T.tensor([1.0, 0.0])),
                           T.logical_xor(T.tensor([True, True]), T.tensor([True, False]))),
-               lambda T: (~T.tensor([True, False]), T.tensor([True, False]) & T.tensor([True, True]),
+               lambda T: (~T.tensor([True, False]),
+                          T.tensor([True, False]) & T.tensor([True, True]),
                           T.tensor([1, 4]) | 2, T.tensor([True, False]) ^ True, ~T.tensor([3]))):
         assert_same(*both(fn))
 
@@ -547,7 +550,7 @@ def test_samplers_refuse_bad_input_as_torch():
         assert "Traceback" not in str(ours.value)
 
 
-# ---- shapes and arithmetic beyond the table -------------------------------------------------------
+# ---- shapes and arithmetic beyond the table ------------------------------------------------------
 def test_shapes_and_arithmetic_match_torch():
     for fn in (lambda T: T.arange(7).chunk(3), lambda T: T.arange(6).chunk(4),
                lambda T: T.arange(5).split(2), lambda T: T.zeros(0, 2).split(2),
@@ -639,7 +642,8 @@ _ERRORS = [
      "Boolean value of Tensor with no values is ambiguous"),
     (lambda T: bool(T.ones(2)), RuntimeError,
      "Boolean value of Tensor with more than one value is ambiguous"),
-    (lambda T: bool(T.ones(0)), RuntimeError, "Boolean value of Tensor with no values is ambiguous"),
+    (lambda T: bool(T.ones(0)), RuntimeError,
+     "Boolean value of Tensor with no values is ambiguous"),
     (lambda T: T.isclose(T.ones(1), T.ones(1, dtype=T.float64)), RuntimeError, ""),
     (lambda T: T.allclose(T.ones(2), T.ones(3)), RuntimeError, ""),
     (lambda T: T.isnan([1.0]), TypeError, ""),
@@ -695,11 +699,116 @@ def test_errors_have_torchs_type(k):
     assert type(ours.value).__module__ == "builtins"     # never numpy's or numba's
 
 
+# bad arguments of every kind: tapegrad raises the exception type torch raises, never a numpy
+# or numba error
+def _X(T):
+    return T.ones(2, 3)
+
+
+_BAD_CALLS = {
+    "sort-str": lambda T: T.sort("a"),
+    "sort-dim-float": lambda T: T.sort(_X(T), 0.5),
+    "topk-float-k": lambda T: T.topk(_X(T), 1.5),
+    "topk-neg": lambda T: T.topk(_X(T), -1),
+    "kth-0": lambda T: T.kthvalue(_X(T), 0),
+    "median-dim-bad": lambda T: T.median(_X(T), 5),
+    "mode-dim-bad": lambda T: T.mode(_X(T), 5),
+    "unique-dim-bad": lambda T: T.unique(_X(T), dim=3),
+    "nonzero-list": lambda T: T.nonzero([1, 0]),
+    "chunk-str": lambda T: _X(T).chunk("a"),
+    "split-float": lambda T: _X(T).split(1.5),
+    "split-neg": lambda T: _X(T).split([-1, 3]),
+    "narrow-float": lambda T: _X(T).narrow(0, 0.5, 1),
+    "narrow-start": lambda T: _X(T).narrow(0, 5, 1),
+    "narrow-neglen": lambda T: _X(T).narrow(0, 0, -1),
+    "narrow-0d": lambda T: T.tensor(1.0).narrow(0, 0, 1),
+    "select-oob": lambda T: _X(T).select(0, 5),
+    "repeat-float": lambda T: _X(T).repeat(1.5, 2),
+    "repeat-neg": lambda T: _X(T).repeat(-1, 2),
+    "tile-float": lambda T: T.tile(_X(T), (1.5,)),
+    "ri-neg": lambda T: T.repeat_interleave(_X(T), -1),
+    "ri-len": lambda T: T.repeat_interleave(_X(T), T.tensor([1, 2]), dim=1),
+    "diag-float": lambda T: T.diag(T.ones(3), 0.5),
+    "diag-0d": lambda T: T.diag(T.tensor(1.0)),
+    "diag_embed-dim": lambda T: T.diag_embed(T.ones(3), 0, 0, 5),
+    "block-list": lambda T: T.block_diag([1, 2]),
+    "meshgrid-list": lambda T: T.meshgrid([1, 2], indexing="ij"),
+    "meshgrid-dtypes": lambda T: T.meshgrid(T.ones(2), T.arange(2), indexing="ij"),
+    "broadcast_to-bad": lambda T: T.broadcast_to(_X(T), (4, 3)),
+    "broadcast_to-fewer": lambda T: T.broadcast_to(_X(T), (3,)),
+    "cross-nothree": lambda T: T.cross(T.ones(2, 2), T.ones(2, 2)),
+    "cross-ndim": lambda T: T.cross(T.ones(3), T.ones(2, 3), dim=0),
+    "kron-list": lambda T: T.kron([1.0], T.ones(2)),
+    "tensordot-neg": lambda T: T.tensordot(_X(T), _X(T), -1),
+    "tensordot-big": lambda T: T.tensordot(_X(T), _X(T), 3),
+    "tensordot-len": lambda T: T.tensordot(_X(T), _X(T), ([0, 1], [0])),
+    "cdist-neg-p": lambda T: T.cdist(_X(T), _X(T), p=-1.0),
+    "cdist-int": lambda T: T.cdist(T.ones(2, 3, dtype=T.int64), T.ones(2, 3, dtype=T.int64)),
+    "bmm-float-int": lambda T: T.bmm(T.ones(1, 2, 2), T.ones(1, 2, 2, dtype=T.int64)),
+    "addmm-bad-input": lambda T: T.addmm(T.ones(3, 3), T.ones(2, 2), T.ones(2, 2)),
+    "floordiv-str": lambda T: _X(T) // "a",
+    "floordiv-none": lambda T: T.floor_divide(_X(T), None),
+    "copysign-str": lambda T: T.copysign(_X(T), "a"),
+    "nan_to_num-str": lambda T: T.nan_to_num("a"),
+    "nansum-dim-bad": lambda T: T.nansum(_X(T), 5),
+    "diff-neg": lambda T: T.diff(_X(T), n=-1),
+    "diff-dim-bad": lambda T: T.diff(_X(T), dim=4),
+    "isclose-list": lambda T: T.isclose(_X(T), [1.0]),
+    "allclose-neg": lambda T: T.allclose(_X(T), _X(T), rtol=-1),
+    "equal-list": lambda T: T.equal(_X(T), [1.0]),
+    "any-dim-bad": lambda T: _X(T).any(dim=3),
+    "count-dim-bad": lambda T: T.count_nonzero(_X(T), dim=3),
+    "is_nonzero-list": lambda T: T.is_nonzero([1]),
+    "new_zeros-float": lambda T: _X(T).new_zeros(1.5),
+    "new_full-str": lambda T: _X(T).new_full((2,), "a"),
+    "new_tensor-str": lambda T: _X(T).new_tensor("abc"),
+    "empty_like-list": lambda T: T.empty_like([1]),
+    "randint_like-float": lambda T: T.randint_like(_X(T), 1.5),
+    "normal-nothing": lambda T: T.normal(0.0, 1.0),
+    "bernoulli-list": lambda T: T.bernoulli([0.5]),
+    "multinomial-int": lambda T: T.multinomial(T.tensor([1, 2]), 1),
+    "multinomial-0": lambda T: T.multinomial(T.ones(2), 0),
+    "searchsorted-list": lambda T: T.searchsorted([1, 2], T.ones(2)),
+    "searchsorted-opp": lambda T: T.searchsorted(T.ones(2), T.ones(2), right=True, side="left"),
+    "bucketize-list": lambda T: T.bucketize(T.ones(2), [1.0]),
+    "take_along-list": lambda T: T.take_along_dim(_X(T), [[0]], 1),
+    "exp_-list": lambda T: T.Tensor.exp_([1.0]),
+    "pow_-str": lambda T: _X(T).pow_("a"),
+    "lerp_-shape": lambda T: _X(T).lerp_(T.ones(4), 0.5),
+    "addcmul_-bcast": lambda T: T.ones(3).addcmul_(T.ones(2, 3), T.ones(3)),
+    "format-bad": lambda T: format(T.tensor(1.0), "q"),
+    "index-float": lambda T: [1, 2][T.tensor(1.0)],
+    "movedim-oob": lambda T: T.movedim(_X(T), 0, 5),
+    "swapaxes-oob": lambda T: T.swapaxes(_X(T), 0, 5),
+    "mH-1d": lambda T: T.ones(3).mH,
+    "view_as-list": lambda T: _X(T).view_as([1]),
+    "chunk-0d": lambda T: T.tensor(1.0).chunk(2),
+    "split-0d": lambda T: T.tensor(1.0).split(1),
+    "unbind-dim": lambda T: _X(T).unbind(4),
+    "split-size0": lambda T: _X(T).split(0),
+    "invert-float": lambda T: ~_X(T),
+    "logical_not-list": lambda T: T.logical_not([1]),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", sorted(_BAD_CALLS))
+def test_bad_arguments_raise_torchs_exception_type(name):
+    torch = torch_or_skip()
+    with pytest.raises(Exception) as theirs:
+        _BAD_CALLS[name](torch)
+    with pytest.raises(type(theirs.value)) as ours:
+        _BAD_CALLS[name](tg)
+    assert type(ours.value).__module__ == "builtins", type(ours.value)
+    assert tg.ones(2).sum().item() == 2.0
+
+
 # ---- the Python protocol -------------------------------------------------------------------------
 def test_format_index_len_iteration_hash():
     loss = tg.tensor(0.123456)
     assert f"{loss:.4f}" == "0.1235" and f"{loss:>8.2e}" == "1.23e-01"
-    assert f"{tg.tensor(3):03d}" == "003" and format(tg.tensor([1.0, 2.0])) == str(tg.tensor([1.0, 2.0]))
+    assert f"{tg.tensor(3):03d}" == "003"
+    assert format(tg.tensor([1.0, 2.0])) == str(tg.tensor([1.0, 2.0]))
     assert [10, 20, 30][tg.tensor(2)] == 30 and list(range(10))[tg.tensor(1):tg.tensor(3)] == [1, 2]
     assert "abc"[tg.tensor([1])] == "b"
     with pytest.raises(TypeError):

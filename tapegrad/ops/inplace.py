@@ -261,6 +261,10 @@ def _store(a, v):
     np.copyto(a, v, casting="unsafe")
 
 
+class _BadArgument(Exception):
+    """Carries an op's TypeError for a bad argument past _inplace's casting handler."""
+
+
 # the functions whose value on an integer tensor is an integer (PyTorch keeps the dtype): on
 # integer tensors their in-place forms compute in the integers, never through a float
 _ON_INTEGERS = dict(sign=np.sign, relu=lambda a: np.maximum(a, 0), floor=lambda a: a,
@@ -276,16 +280,23 @@ def _inplace_form(name, op):
         def write(a):
             if on_ints is not None and a.dtype.kind in "iu":
                 np.copyto(a, on_ints(a))
-            else:
-                _store(a, op(_plain(a), *args, **kwargs)._data)
+                return
+            try:
+                v = op(_plain(a), *args, **kwargs)._data
+            except TypeError as e:      # a bad argument: not the casting error _inplace words
+                raise _BadArgument(e) from None
+            _store(a, v)
         return write
 
     def f(self, *args, **kwargs):
         if not isinstance(self, Tensor):
             raise TypeError(f"{name}_(): self must be a Tensor, not {type(self).__name__}")
         needs = any(_needs_grad(v) for v in list(args) + list(kwargs.values()))
-        return _inplace(self, lambda x: op(x, *args, **kwargs),
-                        None if needs else numpy_form(args, kwargs))
+        try:
+            return _inplace(self, lambda x: op(x, *args, **kwargs),
+                            None if needs else numpy_form(args, kwargs))
+        except _BadArgument as e:
+            raise e.args[0] from None
     f.__name__ = f.__qualname__ = name + "_"
     f.__doc__ = (f"In-place ``{name}``: the tensor is overwritten with the result and "
                  f"returned; on a graph the version-counter rules of every in-place op apply.")

@@ -187,8 +187,9 @@ def _bitwise(np_fn, sym):
             return NotImplemented
         a, b = _input(x, sym), _other(y, sym)
         if a.dtype.kind == "f" or b.dtype.kind == "f":
+            bad = a.dtype if a.dtype.kind == "f" else b.dtype
             raise RuntimeError(f"unsupported operand for {sym}: bitwise operators take bool or "
-                            f"integer tensors, not {dtype_name(a.dtype if a.dtype.kind == 'f' else b.dtype)}")
+                               f"integer tensors, not {dtype_name(bad)}")
         return _plain(np.asarray(np_fn(a, b)))
     return f
 
@@ -197,7 +198,7 @@ def bitwise_not(input):
     """``~input``: logical not of a bool tensor, bitwise not of an integer one."""
     a = _input(input, "bitwise_not")
     if a.dtype in _FLOATS or a.dtype.kind == "f":
-        raise RuntimeError("~ (bitwise_not) is only supported for integer and bool tensors, not "
+        raise TypeError("~ (bitwise_not) is only supported for integer and bool tensors, not "
                         f"{dtype_name(a.dtype)}")
     return _plain(np.invert(a))
 

@@ -39,6 +39,9 @@ def bmm(input, mat2):
         raise RuntimeError("batch1 must be a 3D tensor")
     if b._data.ndim != 3:
         raise RuntimeError("batch2 must be a 3D tensor")
+    if a._data.dtype != b._data.dtype:
+        raise RuntimeError(f"bmm(): expected both batches to have the same dtype, but got "
+                           f"{a._data.dtype} and {b._data.dtype}")
     (bs, _, m), shape2 = a._data.shape, b._data.shape
     if shape2[:2] != (bs, m):
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
