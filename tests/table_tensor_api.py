@@ -59,6 +59,10 @@ eager("mode-(4,3)-dim0-keep-method", lambda T, x: x.mode(0, keepdim=True)[0], di
 eager("max-(3,4)-dim1-values", lambda T, x: T.max(x, 1).values, distinct(3, 4))
 eager("min-(3,4)-dim0-keep-values", lambda T, x: x.min(dim=0, keepdim=True).values,
       distinct(3, 4))
+_MASK = np.array([[True, False, True, True], [False, False, True, False], [True] * 4])
+case("masked_select-(3,4)", lambda T, x: T.masked_select(x, T.tensor(_MASK)), rnd(3, 4))
+case("masked_select-(4)-broadcast-method", lambda T, x: x.masked_select(T.tensor(_MASK[:2])),
+     rnd(4))
 _IDX = np.array([[2, 0, 1, 3], [1, 1, 0, 2], [3, 2, 2, 0]])
 case("take_along_dim-(3,4)-dim1", lambda T, x: T.take_along_dim(x, T.tensor(_IDX), 1), rnd(3, 4))
 case("take_along_dim-(4,4)-dim0-method",

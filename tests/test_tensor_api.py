@@ -324,7 +324,8 @@ def test_non_differentiable_results_do_not_require_grad(fn):
 def test_value_dependent_shapes_run_eagerly_under_compile():
     def f(x):
         idx = x.nonzero(as_tuple=True)
-        return x[idx].sum() + tg.unique(x).sum() + x[tg.where(x > 1.0)].sum()
+        return (x[idx].sum() + tg.unique(x).sum() + x[tg.where(x > 1.0)].sum()
+                + x.masked_select(x < 2.5).sum())
     cf = tg.compile(f)
     for k, data in enumerate(([0.0, 1.5, 2.0, 0.0], [3.0, 0.0, 0.0, 0.0], [3.0, 2.0, 2.0, 5.0])):
         x = tg.tensor(data, requires_grad=True)
@@ -615,6 +616,8 @@ def test_shapes_and_arithmetic_match_torch():
                lambda T: T.bucketize(T.tensor([[0.5, 3.0], [5.0, 9.0]]), T.tensor([1.0, 3.0, 5.0])),
                lambda T: T.bucketize(3.0, T.tensor([1.0, 3.0, 5.0]), right=True),
                lambda T: T.argwhere(T.tensor([[0, 2], [3, 0]])),
+               lambda T: T.masked_select(T.tensor([[1, 2], [3, 4]]), T.tensor([False, True])),
+               lambda T: T.arange(3.0).masked_select(T.tensor([[True], [False]])),
                lambda T: T.nonzero(T.tensor(5), as_tuple=True),
                lambda T: T.where(T.tensor([0, 1, 2])),
                lambda T: T.ones(2, 3).mH.shape):
@@ -682,6 +685,8 @@ _ERRORS = [
     (lambda T: iter(T.tensor(1.0)), TypeError, "iteration over a 0-d tensor"),
     (lambda T: T.tensor([1.0]) & T.tensor([True]), RuntimeError, ""),
     (lambda T: T.ones(1).mT, RuntimeError, "tensor.mT is only supported on matrices"),
+    (lambda T: T.masked_select(T.ones(2), T.tensor([1, 0])), RuntimeError, ""),
+    (lambda T: T.masked_select(T.ones(2), T.tensor([True, False, True])), RuntimeError, ""),
 ]
 
 

@@ -125,7 +125,7 @@ def _bind_tensor_api():
     methods.update(predicates.LOGICAL_DUNDERS)
     methods.update({name: getattr(selection, name) for name in (
         "sort", "argsort", "topk", "kthvalue", "median", "mode", "unique", "nonzero",
-        "argwhere", "take_along_dim")})
+        "masked_select", "argwhere", "take_along_dim")})
     methods["where"] = selection._where_method
     methods.update({name: getattr(shapes, name) for name in (
         "bmm", "baddbmm", "addmm", "narrow", "select", "split", "chunk", "unbind",

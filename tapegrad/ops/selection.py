@@ -1,14 +1,17 @@
 """Sorting and selection: sort, argsort, topk, kthvalue, median, mode, unique, nonzero,
-argwhere, where (the one-argument form), searchsorted, bucketize and take_along_dim.
+masked_select, argwhere, where (the one-argument form), searchsorted, bucketize and
+take_along_dim.
 
 The order of the elements is read from the values with numpy (a stable sort), once, while
 recording; the selected values are then one recorded gather (``take``) of the input at the
 chosen positions, so their gradient flows back to those positions, as PyTorch's does. The
 indices, and everything ``argsort``, ``unique``, ``nonzero``, ``searchsorted`` and
-``bucketize`` return, are plain integer tensors outside any graph. Every op here reads
-values while recording (``_note_read``): under ``compile`` a function that calls one runs
-eagerly, with compile's warning, since the positions (and for ``nonzero``/``unique`` the
-shapes) depend on the values.
+``bucketize`` return, are plain integer tensors outside any graph.
+
+These ops read values while recording (``_note_read``): under ``compile`` a function that
+applies one to its arguments runs eagerly, with compile's warning, since the positions (and
+for ``nonzero``/``unique`` the shapes) depend on the values. ``take_along_dim`` and
+``masked_select`` read only their indices or mask, as ``gather`` and indexing do.
 """
 import numpy as np
 
@@ -214,6 +217,22 @@ def nonzero(input, *, as_tuple=False):
     return _plain(np.argwhere(a).astype(np.int64))
 
 
+def masked_select(input, mask):
+    """The elements of ``input`` where the bool ``mask`` holds (the two broadcast), as a
+    1-d tensor; differentiable in ``input``. Its length depends on the mask's values."""
+    x = _tensor(input, "masked_select", read=False)
+    m = _tensor(mask, "masked_select", "mask")._data
+    if m.dtype != np.bool_:
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask, got {m.dtype}")
+    try:
+        shape = np.broadcast_shapes(x._data.shape, m.shape)
+    except ValueError:
+        raise RuntimeError(f"The size of tensor a ({list(x._data.shape)}) must match the size "
+                           f"of tensor b ({list(m.shape)}): they do not broadcast") from None
+    src = np.broadcast_to(_imap(x._data.shape), shape)
+    return ops.take(x, src[np.broadcast_to(m, shape)])
+
+
 def argwhere(input):
     """``nonzero(input)``: the positions of the non-zero elements, one row each."""
     return nonzero(input)
@@ -346,4 +365,4 @@ def _bounds(idx, size, d):
 
 
 __all__ = ["sort", "argsort", "topk", "kthvalue", "median", "mode", "unique", "nonzero",
-           "argwhere", "where", "searchsorted", "bucketize", "take_along_dim"]
+           "masked_select", "argwhere", "where", "searchsorted", "bucketize", "take_along_dim"]
