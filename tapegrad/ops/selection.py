@@ -243,8 +243,6 @@ def where(condition, input=None, other=None):
     ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``."""
     if input is None and other is None:
         return nonzero(_tensor(condition, "where", "condition"), as_tuple=True)
-    if input is None or other is None:
-        raise TypeError("where(): pass both 'input' and 'other', or neither")
     return ops.where(condition, input, other)
 
 
