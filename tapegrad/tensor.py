@@ -423,7 +423,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
-        if self._data.dtype.kind not in "iu" or self._data.size != 1:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:   # bool: 0 or 1, as torch
             raise TypeError("only integer tensors of a single element can be used as an index")
         return int(self.item())
 

@@ -815,7 +815,7 @@ def test_format_index_len_iteration_hash():
     assert f"{tg.tensor(3):03d}" == "003"
     assert format(tg.tensor([1.0, 2.0])) == str(tg.tensor([1.0, 2.0]))
     assert [10, 20, 30][tg.tensor(2)] == 30 and list(range(10))[tg.tensor(1):tg.tensor(3)] == [1, 2]
-    assert "abc"[tg.tensor([1])] == "b"
+    assert "abc"[tg.tensor([1])] == "b" and [1, 2][tg.tensor(True)] == 2
     with pytest.raises(TypeError):
         [1, 2][tg.tensor(1.0)]
     x = tg.arange(6).reshape(3, 2)
