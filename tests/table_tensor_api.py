@@ -170,12 +170,15 @@ case("tensordot-(3,4)x(4,2)-1", lambda T, x, y: T.tensordot(x, y, dims=1), rnd(3
 case("tensordot-(2,3,2)x(2,3)-lists",
      lambda T, x, y: T.tensordot(x, y, dims=([0, 1], [0, 1])), rnd(2, 3, 2), rnd(2, 3))
 case("tensordot-(3)x(2)-0", lambda T, x, y: T.tensordot(x, y, dims=0), rnd(3), rnd(2))
-case("cdist-(3,2)x(4,2)", lambda T, x, y: T.cdist(x, y), rnd(3, 2), rnd(4, 2) + 5.0)
+# torch has no second derivative of cdist (its double backward raises), so these rows are
+# marked torch=False: their first gradients are compared with torch's in test_tensor_api.py
+case("cdist-(3,2)x(4,2)", lambda T, x, y: T.cdist(x, y), rnd(3, 2), rnd(4, 2) + 5.0, torch=False)
 case("cdist-(2,3,2)x(2,2,2)-batched", lambda T, x, y: T.cdist(x, y), rnd(2, 3, 2),
-     rnd(2, 2, 2) + 5.0)
+     rnd(2, 2, 2) + 5.0, torch=False)
 case("cdist-(3,2)x(2,2)-p1", lambda T, x, y: T.cdist(x, y, p=1.0), away(3, 2, margin=0.3),
-     away(2, 2, margin=0.3) + 5.0)
-case("cdist-(2,3)x(3,3)-p3", lambda T, x, y: T.cdist(x, y, p=3.0), rnd(2, 3), rnd(3, 3) + 5.0)
+     away(2, 2, margin=0.3) + 5.0, torch=False)
+case("cdist-(2,3)x(3,3)-p3", lambda T, x, y: T.cdist(x, y, p=3.0), rnd(2, 3), rnd(3, 3) + 5.0,
+     torch=False)
 
 # ---- arithmetic ----------------------------------------------------------------------------------
 case("true_divide-(2,3)x(3)", lambda T, x, y: T.true_divide(x, y), rnd(2, 3),

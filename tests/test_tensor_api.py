@@ -624,6 +624,21 @@ def test_shapes_and_arithmetic_match_torch():
         assert_same(*both(fn))
 
 
+@pytest.mark.parametrize("p", [2.0, 1.0, 3.0, float("inf")])
+def test_cdist_gradients_match_torch(p):
+    # the op table's cdist rows skip torch (it has no second derivative of cdist)
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4)) + 3.0
+    u = rng.standard_normal((2, 3, 5))
+
+    def f(T):
+        x, y = T.tensor(a, requires_grad=True), T.tensor(b, requires_grad=True)
+        d = T.cdist(x, y, p=p)
+        (d * T.tensor(u)).sum().backward()
+        return d.detach(), x.grad, y.grad
+    assert_same(*both(f), rtol=1e-10, atol=1e-12)
+
+
 # ---- errors: PyTorch's exception types, and its words where ours are the same -------------------
 _ERRORS = [
     (lambda T: T.ones(2, 3).chunk(0), RuntimeError, "chunk expects `chunks` to be greater than 0"),
