@@ -53,7 +53,12 @@ def _floor_operands(x, y):
 
 def floor_divide(input, other):
     """``input / other`` rounded down (Python's ``//``), in the operands' common dtype; an
-    integer division by zero raises. Not differentiable."""
+    integer division by zero raises. Not differentiable.
+
+    >>> import tapegrad as torch
+    >>> torch.tensor([7, -7]) // 2
+    tensor([ 3, -4])
+    """
     _operands(input, other, "floor_divide")          # the type checks
     a, b = _floor_operands(input, other)
     ka, kb = np.asarray(a).dtype.kind, np.asarray(b).dtype.kind

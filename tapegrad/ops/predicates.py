@@ -101,7 +101,12 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-    """Whether ``isclose`` holds everywhere (a Python bool)."""
+    """Whether ``isclose`` holds everywhere (a Python bool).
+
+    >>> import tapegrad as torch
+    >>> torch.allclose(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0 + 1e-7]))
+    True
+    """
     return builtins.bool(np.all(_close("allclose", input, other, rtol, atol, equal_nan)))
 
 

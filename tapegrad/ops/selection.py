@@ -70,7 +70,16 @@ def _order(a, d, descending):
 def sort(input, dim=-1, descending=False, stable=False):
     """The values along ``dim`` in order (ascending unless ``descending``) and the positions
     they came from, as ``(values, indices)``. Ties keep their order (the sort is always
-    stable); NaN sorts above every number."""
+    stable); NaN sorts above every number.
+
+    >>> import tapegrad as torch
+    >>> x = torch.tensor([3.0, 1.0, 2.0], requires_grad=True)
+    >>> values, indices = x.sort()
+    >>> indices
+    tensor([1, 2, 0])
+    >>> (values * torch.tensor([1.0, 10.0, 100.0])).sum().backward(); x.grad
+    tensor([100.,   1.,  10.])
+    """
     x = _tensor(input, "sort")
     was0d = x._data.ndim == 0
     y = _as_1d(x)
@@ -209,7 +218,13 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
 
 def nonzero(input, *, as_tuple=False):
     """The positions of the non-zero elements: an int64 tensor of shape (count, ndim), or
-    with ``as_tuple`` one 1-d tensor per dim. The shape depends on the values."""
+    with ``as_tuple`` one 1-d tensor per dim. The shape depends on the values.
+
+    >>> import tapegrad as torch
+    >>> torch.tensor([[0, 3], [5, 0]]).nonzero()
+    tensor([[0, 1],
+            [1, 0]])
+    """
     x = _tensor(input, "nonzero")
     a = x._data
     if as_tuple:

@@ -151,7 +151,12 @@ def split(tensor, split_size_or_sections, dim=0):
 
 def chunk(input, chunks, dim=0):
     """At most ``chunks`` pieces of equal size along ``dim`` (the last may be smaller, and
-    there may be fewer when the size does not divide)."""
+    there may be fewer when the size does not divide).
+
+    >>> import tapegrad as torch
+    >>> torch.arange(5).chunk(2)
+    (tensor([0, 1, 2]), tensor([3, 4]))
+    """
     x = _tensor(input, "chunk")
     chunks = int_arg(chunks, "chunk(): chunks")
     if chunks <= 0:
@@ -332,7 +337,13 @@ def diag_embed(input, offset=0, dim1=-2, dim2=-1):
 
 def diag(input, diagonal=0):
     """A 1-d input: the square matrix with it on diagonal ``diagonal``. A 2-d input: that
-    diagonal of it, as a 1-d tensor."""
+    diagonal of it, as a 1-d tensor.
+
+    >>> import tapegrad as torch
+    >>> torch.diag(torch.tensor([1, 2]))
+    tensor([[1, 0],
+            [0, 2]])
+    """
     x = _tensor(input, "diag")
     k = int_arg(diagonal, "diag(): diagonal")
     nd = x._data.ndim
