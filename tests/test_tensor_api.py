@@ -304,6 +304,22 @@ def test_sort_gradient_goes_to_the_positions_it_came_from():
     np.testing.assert_array_equal(y.grad.numpy(), [[1.0, 0.0], [0.0, 1.0]])
 
 
+@pytest.mark.parametrize("call", [
+    lambda T, x: x.sort(dim=0).values, lambda T, x: x.topk(2).values,
+    lambda T, x: x.kthvalue(2, 1, keepdim=True).values, lambda T, x: x.median(),
+    lambda T, x: T.median(x, 0).values, lambda T, x: x.mode(1).values,
+    lambda T, x: T.take_along_dim(x, T.tensor([[0], [2]]), 1),
+    lambda T, x: x.masked_select(x > 0), lambda T, x: T.sort(x[0, 0]).values,
+    lambda T, x: x.repeat(2, 1), lambda T, x: x.tile(2), lambda T, x: T.diag(x[0]),
+    lambda T, x: T.diag_embed(x), lambda T, x: T.bmm(x[None], x.t()[None])])
+def test_single_record_ops_have_torchs_grad_fn_name(call):
+    names = []
+    for T in (tg, torch_or_skip()):
+        out = call(T, T.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -2.0]], requires_grad=True))
+        names.append(out.grad_fn.name())
+    assert names[0] == names[1]
+
+
 # ---- not differentiable --------------------------------------------------------------------------
 @pytest.mark.parametrize("fn", [
     lambda x: x.argsort(), lambda x: x.nonzero(), lambda x: tg.unique(x), lambda x: x.isnan(),

@@ -18,7 +18,7 @@ import numpy as np
 from .. import ops
 from ..tensor import Tensor, _dim, _note_read, int_arg
 from .operands import _REAL
-from .record import _plain
+from .record import _name, _plain
 from .reductions import _MAX, _MIN, return_type
 
 
@@ -46,15 +46,21 @@ def _imap(shape):
     return np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)
 
 
-def _pick(x, d, idx):
-    """x's elements at positions idx (an int array) along dim d: one recorded gather."""
-    flat = np.take_along_axis(_imap(x._data.shape), idx, axis=d)
-    return ops.take(x, flat.reshape(-1), flat.shape)
+_N = {k: _name(f"{k}Backward0") for k in ("Sort", "Topk", "Kthvalue", "Median", "Mode",
+                                            "Gather", "MaskedSelect")}
+_N["MedianDim"] = _name("MedianBackward1")
 
 
-def _as_1d(x):
-    """A 0-d tensor viewed as one element (the ops below treat it as a 1-d slice)."""
-    return ops.reshape(x, (1,)) if x._data.ndim == 0 else x
+def _pick(x, shape, d, idx, out_shape, name):
+    """x's elements at positions idx (an int array) along dim d of `shape` (x's shape, or
+    (1,) for a 0-d x), shaped `out_shape`: one recorded gather, with torch's grad_fn name."""
+    flat = np.take_along_axis(_imap(shape), idx, axis=d)
+    return ops.take(x, flat.reshape(-1), out_shape, fn=_N[name])
+
+
+def _as_1d(a):
+    """A 0-d array viewed as one element (the ops below treat it as a 1-d slice)."""
+    return a.reshape(1) if a.ndim == 0 else a
 
 
 def _order(a, d, descending):
@@ -81,14 +87,11 @@ def sort(input, dim=-1, descending=False, stable=False):
     tensor([100.,   1.,  10.])
     """
     x = _tensor(input, "sort")
-    was0d = x._data.ndim == 0
-    y = _as_1d(x)
-    d = _dim(dim, y._data.ndim)
-    idx = _order(y._data, d, descending)
-    values = _pick(y, d, idx)
-    if was0d:
-        return return_types.sort(ops.reshape(values, ()), _plain(np.asarray(0, np.int64)))
-    return return_types.sort(values, _plain(idx.astype(np.int64)))
+    a = _as_1d(x._data)
+    d = _dim(dim, a.ndim)
+    idx = _order(a, d, descending)
+    values = _pick(x, a.shape, d, idx, x._data.shape, "Sort")
+    return return_types.sort(values, _plain(idx.reshape(x._data.shape).astype(np.int64)))
 
 
 def argsort(input, dim=-1, descending=False, stable=False):
@@ -109,41 +112,40 @@ def _k_arg(k, n, fn, lo):
     return k
 
 
-def _keep(values, idx, d, keepdim, was0d):
-    """Results of a reduction over dim d (kept as size 1 so far)."""
-    if was0d:
-        return ops.reshape(values, ()), _plain(np.asarray(0, np.int64))
-    if not keepdim:
-        shape = values._data.shape[:d] + values._data.shape[d + 1:]
-        values = ops.reshape(values, shape)
-        idx = idx.reshape(shape)
-    return values, _plain(idx.astype(np.int64))
+def _reduced(x, a, d, idx, keepdim, name):
+    """(values, indices) of a reduction over dim d of a (x's array, 1-d for a 0-d x) that
+    picked the positions idx (dim d kept, of size 1)."""
+    if x._data.ndim == 0:
+        shape = ()
+    elif keepdim:
+        shape = idx.shape
+    else:
+        shape = idx.shape[:d] + idx.shape[d + 1:]
+    return (_pick(x, a.shape, d, idx, shape, name),
+            _plain(idx.reshape(shape).astype(np.int64)))
 
 
 def topk(input, k, dim=-1, largest=True, sorted=True):  # noqa: A002
     """The ``k`` largest (or, with ``largest=False``, smallest) values along ``dim`` and
     their positions, largest first."""
     x = _tensor(input, "topk")
-    was0d = x._data.ndim == 0
-    y = _as_1d(x)
-    d = _dim(dim, y._data.ndim)
-    k = _k_arg(k, y._data.shape[d], "topk", 0)
-    idx = np.take(_order(y._data, d, largest), np.arange(k), axis=d)
-    values = _pick(y, d, idx)
-    if was0d and k == 1:
-        return return_types.topk(ops.reshape(values, ()), _plain(np.asarray(0, np.int64)))
-    return return_types.topk(values, _plain(idx.astype(np.int64)))
+    a = _as_1d(x._data)
+    d = _dim(dim, a.ndim)
+    k = _k_arg(k, a.shape[d], "topk", 0)
+    idx = np.take(_order(a, d, largest), np.arange(k), axis=d)
+    shape = () if x._data.ndim == 0 and k == 1 else idx.shape
+    return return_types.topk(_pick(x, a.shape, d, idx, shape, "Topk"),
+                             _plain(idx.reshape(shape).astype(np.int64)))
 
 
 def kthvalue(input, k, dim=-1, keepdim=False):
     """The ``k``-th smallest value along ``dim`` (k counts from 1) and its position."""
     x = _tensor(input, "kthvalue")
-    was0d = x._data.ndim == 0
-    y = _as_1d(x)
-    d = _dim(dim, y._data.ndim)
-    k = _k_arg(k, y._data.shape[d], "kthvalue", 1)
-    idx = np.take(_order(y._data, d, False), [k - 1], axis=d)
-    return return_types.kthvalue(*_keep(_pick(y, d, idx), idx, d, keepdim, was0d))
+    a = _as_1d(x._data)
+    d = _dim(dim, a.ndim)
+    k = _k_arg(k, a.shape[d], "kthvalue", 1)
+    idx = np.take(_order(a, d, False), [k - 1], axis=d)
+    return return_types.kthvalue(*_reduced(x, a, d, idx, keepdim, "Kthvalue"))
 
 
 def _median_positions(a, d):
@@ -165,25 +167,21 @@ def median(input, dim=None, keepdim=False):
     if dim is None:
         if x._data.size == 0:
             return _plain(np.asarray(np.nan, x._data.dtype))
-        flat = ops.reshape(x, (-1,))
-        idx = _median_positions(flat._data, 0)
-        return ops.reshape(_pick(flat, 0, idx), ())
-    was0d = x._data.ndim == 0
-    y = _as_1d(x)
-    d = _dim(dim, y._data.ndim)
-    if y._data.shape[d] == 0:
+        a = x._data.reshape(-1)
+        return _pick(x, a.shape, 0, _median_positions(a, 0), (), "Median")
+    a = _as_1d(x._data)
+    d = _dim(dim, a.ndim)
+    if a.shape[d] == 0:
         raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size.")
-    idx = _median_positions(y._data, d)
-    return return_types.median(*_keep(_pick(y, d, idx), idx, d, keepdim, was0d))
+    idx = _median_positions(a, d)
+    return return_types.median(*_reduced(x, a, d, idx, keepdim, "MedianDim"))
 
 
 def mode(input, dim=-1, keepdim=False):
     """The most frequent value along ``dim`` (the smallest of equally frequent ones) and the
     position of its last occurrence."""
     x = _tensor(input, "mode")
-    was0d = x._data.ndim == 0
-    y = _as_1d(x)
-    a = y._data
+    a = _as_1d(x._data)
     d = _dim(dim, a.ndim)
     if a.shape[d] == 0:
         raise IndexError(f"mode(): Expected reduction dim {d} to have non-zero size.")
@@ -196,7 +194,7 @@ def mode(input, dim=-1, keepdim=False):
         hits = np.flatnonzero(row == best) if best == best else np.flatnonzero(row != row)
         pos[r] = hits[-1]
     idx = np.expand_dims(pos.reshape(moved.shape[:-1]), d)
-    return return_types.mode(*_keep(_pick(y, d, idx), idx, d, keepdim, was0d))
+    return return_types.mode(*_reduced(x, a, d, idx, keepdim, "Mode"))
 
 
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
@@ -245,7 +243,7 @@ def masked_select(input, mask):
         raise RuntimeError(f"The size of tensor a ({list(x._data.shape)}) must match the size "
                            f"of tensor b ({list(m.shape)}): they do not broadcast") from None
     src = np.broadcast_to(_imap(x._data.shape), shape)
-    return ops.take(x, src[np.broadcast_to(m, shape)])
+    return ops.take(x, src[np.broadcast_to(m, shape)], fn=_N["MaskedSelect"])
 
 
 def argwhere(input):
@@ -342,7 +340,7 @@ def take_along_dim(input, indices, dim=None):
         n = x._data.size
         flat = idx.reshape(-1).astype(np.int64)
         _bounds(flat, n, 0)
-        return ops.take(x, np.where(flat < 0, flat + n, flat))
+        return ops.take(x, np.where(flat < 0, flat + n, flat), fn=_N["Gather"])
     nd = x._data.ndim
     if idx.ndim != nd:
         raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same "
@@ -367,7 +365,7 @@ def take_along_dim(input, indices, dim=None):
               for i, c in enumerate(coords)]
     coords[d] = ib
     flat = np.ravel_multi_index(np.broadcast_arrays(*coords), a_shape)
-    return ops.take(x, flat.reshape(-1), out_shape)
+    return ops.take(x, flat.reshape(-1), out_shape, fn=_N["Gather"])
 
 
 def _bounds(idx, size, d):

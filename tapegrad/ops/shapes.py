@@ -17,6 +17,9 @@ import numpy as np
 from .. import ops
 from ..tensor import Tensor, _dim, _note_read, int_arg
 from .composite import _imap, _take, norm
+from .record import _name
+
+_REPEAT, _DIAG_EMBED = _name("RepeatBackward0"), _name("DiagEmbedBackward0")
 
 
 def _tensor(x, fn, what="input"):
@@ -195,7 +198,12 @@ def repeat(input, *sizes):
                            "of dimensions of tensor")
     if any(r < 0 for r in reps):
         raise RuntimeError(f"Trying to create tensor with negative dimension: {list(reps)}")
-    return _take(x, _tile_map(x._data.shape, reps))
+    return _repeat(x, reps)
+
+
+def _repeat(x, reps):
+    m = _tile_map(x._data.shape, reps)
+    return ops.take(x, m.reshape(-1), m.shape, fn=_REPEAT)
 
 
 def tile(input, dims):
@@ -204,7 +212,7 @@ def tile(input, dims):
     reps = _sizes((dims,) if isinstance(dims, (tuple, list)) else (dims,), "tile")
     if any(r < 0 for r in reps):
         raise RuntimeError(f"Trying to create tensor with negative dimension: {list(reps)}")
-    return _take(x, _tile_map(x._data.shape, reps))
+    return _repeat(x, reps)
 
 
 def _tile_method(self, *dims):
@@ -314,7 +322,7 @@ def _mT(self):
 def _embed(x, out_shape, offset, d1, d2):
     """x (shape rest + (n,)) scattered onto diagonal `offset` of dims d1, d2 of out_shape."""
     flat = np.diagonal(_imap(out_shape), offset, d1, d2)
-    return ops.scatter(x, flat.reshape(-1), out_shape)
+    return ops.scatter(x, flat.reshape(-1), out_shape, fn=_DIAG_EMBED)
 
 
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
