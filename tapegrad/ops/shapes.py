@@ -56,7 +56,8 @@ def _scaled_sum(fn, input, prod, beta, alpha):
     """beta * input + alpha * prod; with beta == 0 input is ignored (its NaNs too)."""
     out = prod if alpha == 1 else prod * alpha
     try:
-        np.broadcast_shapes(input._data.shape, out._data.shape)
+        if np.broadcast_shapes(input._data.shape, out._data.shape) != out._data.shape:
+            raise ValueError
     except ValueError:
         raise RuntimeError(f"{fn}: the input of shape {list(input._data.shape)} does not "
                            f"broadcast to the product's shape {list(out._data.shape)}") from None
