@@ -265,10 +265,10 @@ class _BadArgument(Exception):
     """Carries an op's TypeError for a bad argument past _inplace's casting handler."""
 
 
-# the functions whose value on an integer tensor is an integer (PyTorch keeps the dtype): on
-# integer tensors their in-place forms compute in the integers, never through a float
-_ON_INTEGERS = dict(sign=np.sign, relu=lambda a: np.maximum(a, 0), floor=lambda a: a,
-                    ceil=lambda a: a, round=lambda a: a, trunc=lambda a: a)
+# relu's value on an integer tensor is an integer (PyTorch keeps the dtype), unlike the
+# other activations: its in-place form computes in the integers (sign, floor, ... do so
+# out of place already, registry.py)
+_ON_INTEGERS = dict(relu=lambda a: np.maximum(a, 0))
 
 
 def _inplace_form(name, op):
