@@ -34,7 +34,7 @@ from .ops import selection as _selection, shapes as _shapes
 for _m in (_predicates, _selection, _shapes, _arithmetic):    # where: the one-argument form too
     globals().update({_name: getattr(_m, _name) for _name in _m.__all__})
 from .ops.selection import return_types
-from .creation import bernoulli, empty_like, multinomial, normal, randint_like
+from .creation import bernoulli, empty_like, logspace, multinomial, normal, numel, randint_like
 moveaxis = _shapes.movedim
 swapdims = _shapes.swapaxes
 divide = div

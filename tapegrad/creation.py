@@ -491,6 +491,23 @@ def rand_like(t, dtype=None, requires_grad=False, device=None, generator=None):
 
 
 
+def logspace(start, end, steps, base=10.0, dtype=None, requires_grad=False, device=None):
+    """``base ** linspace(start, end, steps)``."""
+    _device.check(device, "logspace")
+    start = _number(start, "logspace", "start")
+    end = _number(end, "logspace", "end")
+    steps = int_arg(steps, "logspace(): argument 'steps'")
+    if steps < 0:
+        raise RuntimeError(f"number of steps must be non-negative, got {steps}")
+    d = _dt(dtype)
+    return _leaf(np.power(float(base), np.linspace(start, end, steps)).astype(d), requires_grad)
+
+
+def numel(input):
+    """The number of elements of ``input``."""
+    return _tensor_arg(input, "numel").numel()
+
+
 def empty_like(t, dtype=None, requires_grad=False, device=None):
     """An uninitialised tensor with ``t``'s shape and dtype (unless ``dtype``)."""
     _device.check(device, "empty_like")

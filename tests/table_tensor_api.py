@@ -130,6 +130,22 @@ case("meshgrid-xy-(2)x(3)x(2)",
      lambda T, x, y, z: weighted(T, T.meshgrid([x, y, z], indexing="xy")), rnd(2), rnd(3),
      rnd(2))
 
+case("vstack-(3)x(2,3)", lambda T, x, y: T.vstack([x, y]), rnd(3), rnd(2, 3))
+case("hstack-(2,1)x(2,3)", lambda T, x, y: T.hstack((x, y)), rnd(2, 1), rnd(2, 3))
+case("hstack-(2)x(3)", lambda T, x, y: T.hstack([x, y]), rnd(2), rnd(3))
+case("column_stack-(3)x(3,2)", lambda T, x, y: T.column_stack([x, y]), rnd(3), rnd(3, 2))
+case("dstack-(2,2)x(2,2,1)", lambda T, x, y: T.dstack([x, y]), rnd(2, 2), rnd(2, 2, 1))
+case("atleast_2d-(3)", lambda T, x: T.atleast_2d(x) * T.ones(2, 1), rnd(3))
+case("atleast_3d-pair", lambda T, x, y: weighted(T, T.atleast_3d(x, y)), rnd(), rnd(2, 2))
+case("unflatten-(2,6)-dim1", lambda T, x: x.unflatten(1, (2, -1)) * T.arange(3.0), rnd(2, 6))
+case("tensor_split-(7)-3", lambda T, x: weighted(T, T.tensor_split(x, 3)), rnd(7))
+case("tensor_split-(2,5)-indices-dim1", lambda T, x: weighted(T, x.tensor_split([1, 4], 1)),
+     rnd(2, 5))
+case("hsplit-(2,4)-2", lambda T, x: weighted(T, T.hsplit(x, 2)), rnd(2, 4))
+case("vsplit-(4,2)-list", lambda T, x: weighted(T, x.vsplit([1, 3])), rnd(4, 2))
+case("fliplr-(2,3)", lambda T, x: T.fliplr(x) * T.arange(3.0), rnd(2, 3))
+case("flipud-(3,2)-method", lambda T, x: x.flipud() * T.arange(2.0), rnd(3, 2))
+
 # ---- moving dims ---------------------------------------------------------------------------------
 case("movedim-(2,3,4)-0,-1", lambda T, x: T.movedim(x, 0, -1), rnd(2, 3, 4))
 case("movedim-(2,3,4)-pair-method", lambda T, x: x.movedim((0, 1), (2, 0)), rnd(2, 3, 4))
@@ -201,6 +217,22 @@ eager("nanmean-(2,3)-dim0", lambda T, x: T.nanmean(x + T.tensor([[0.0, float("na
                                                                  [0.0, 0.0, float("nan")]]), 0),
       rnd(2, 3))
 eager("nanmean-(3,2)-method", lambda T, x: x.nanmean(), rnd(3, 2))
+case("clamp_min-(2,3)", lambda T, x: T.clamp_min(x, 0.1), away(2, 3, points=(0.1,)))
+case("clamp_max-(4)-method", lambda T, x: x.clamp_max(-0.2), away(4, points=(-0.2,)))
+case("frac-(2,3)", lambda T, x: T.frac(x * 3.0), away(2, 3, points=(-2 / 3, -1 / 3, 0.0, 1 / 3,
+                                                                   2 / 3), margin=0.05,
+                                                       lo=-0.9, hi=0.9))
+case("deg2rad-(3)", lambda T, x: T.deg2rad(x), rnd(3))
+case("rad2deg-(3)-method", lambda T, x: x.rad2deg(), rnd(3))
+case("dist-(2,3)x(3)", lambda T, x, y: T.dist(x, y), rnd(2, 3), rnd(3))
+case("dist-(4)-p1", lambda T, x, y: T.dist(x, y, p=1), rnd(4), rnd(4) + 5.0)
+case("var_mean-(2,3)-dim1", lambda T, x: weighted(T, T.var_mean(x, 1)), rnd(2, 3))
+case("std_mean-(3,2)-keep", lambda T, x: weighted(T, T.std_mean(x, 0, keepdim=True)),
+     rnd(3, 2))
+case("std_mean-(4)-correction0", lambda T, x: weighted(T, T.std_mean(x, correction=0)),
+     rnd(4))
+eager("aminmax-(3,4)-dim1", lambda T, x: weighted(T, T.aminmax(x, dim=1)), distinct(3, 4))
+case("aminmax-(2,3)-all-method", lambda T, x: weighted(T, x.aminmax()), distinct(2, 3))
 case("diff-(5)", lambda T, x: T.diff(x), rnd(5))
 case("diff-(3,4)-n2-dim1", lambda T, x: T.diff(x, n=2, dim=1), rnd(3, 4))
 case("diff-(3,2)-dim0-method", lambda T, x: x.diff(dim=0), rnd(3, 2))
@@ -213,7 +245,7 @@ case("addcmul-(2,3)", lambda T, x, y, z: T.addcmul(x, y, z, value=0.5), rnd(2, 3
 case("addcdiv-(2,3)-method", lambda T, x, y, z: x.addcdiv(y, z, value=-2.0), rnd(2, 3),
      rnd(2, 3), away(2, 3, margin=0.5))
 
-# ---- in-place forms, on a recorded tensor (a leaf that requires grad may not be changed) ----------
+# ---- in-place forms, on a recorded tensor (a leaf that requires grad may not be changed) ---------
 _UNARY_INPLACE = {
     "exp_": rnd, "log_": pos, "sqrt_": pos, "abs_": lambda *s: away(*s), "neg_": rnd,
     "sin_": rnd, "cos_": rnd, "tanh_": rnd, "sigmoid_": rnd, "relu_": lambda *s: away(*s),

@@ -658,6 +658,53 @@ def test_cdist_gradients_match_torch(p):
     assert_same(*both(f), rtol=1e-10, atol=1e-12)
 
 
+def test_more_everyday_functions_match_torch():
+    for fn in (lambda T: T.isin(T.tensor([1, 2, 3, 2]), T.tensor([2, 5])),
+               lambda T: T.isin(T.tensor([[1.0, 2.0]]), 2.0, invert=True),
+               lambda T: T.bincount(T.tensor([0, 1, 1, 4])),
+               lambda T: T.tensor([2, 2]).bincount(minlength=4),
+               lambda T: T.bincount(T.tensor([0, 1, 1]), weights=T.tensor([0.5, 1.0, 2.0])),
+               lambda T: T.histc(T.tensor([1.0, 2.0, 1.0, 2.5, 9.0]), bins=4, min=0, max=3),
+               lambda T: T.tensor([1.0, 2.0, 1.0]).histc(bins=3),
+               lambda T: T.triu_indices(3, 4, 1), lambda T: T.tril_indices(3, 3, -1),
+               lambda T: T.logspace(0, 2, 3), lambda T: T.logspace(0, 3, 4, base=2.0),
+               lambda T: T.numel(T.ones(2, 3)), lambda T: T.ones(2, dtype=T.float64).nelement(),
+               lambda T: (T.ones(2, dtype=T.float64).element_size(),
+                          T.ones(2, dtype=T.int32).element_size()),
+               lambda T: (T.ones(2, 3, 4).stride(), T.ones(2, 3).stride(0),
+                          T.ones(2, 3).t().stride(), T.ones(3, 1).expand(3, 4).stride()),
+               lambda T: T.aminmax(T.tensor([[3, 1], [2, 5]]), dim=0),
+               lambda T: T.tensor([[3.0, 1.0], [2.0, 5.0]]).aminmax(keepdim=False),
+               lambda T: T.atleast_1d(T.tensor(1.0)), lambda T: T.atleast_2d(T.ones(3)).shape,
+               lambda T: T.atleast_3d(T.ones(3)).shape, lambda T: T.atleast_3d(T.ones(2, 3)).shape,
+               lambda T: [t.shape for t in T.atleast_2d(T.tensor(1.0), T.ones(2, 2, 2))],
+               lambda T: T.vstack([T.tensor([1, 2]), T.tensor([3, 4])]),
+               lambda T: T.hstack([T.tensor([1]), T.tensor([2, 3])]),
+               lambda T: T.column_stack([T.tensor([1, 2]), T.tensor([[3], [4]])]),
+               lambda T: T.dstack([T.tensor([1, 2]), T.tensor([3, 4])]),
+               lambda T: T.arange(6).unflatten(0, (-1, 2)),
+               lambda T: T.arange(7).tensor_split(3),
+               lambda T: T.arange(7).tensor_split([2, -2, 10]),
+               lambda T: T.arange(6).reshape(2, 3).hsplit([1]),
+               lambda T: T.arange(8).hsplit(4),
+               lambda T: T.vsplit(T.arange(8).reshape(4, 2), 2),
+               lambda T: T.fliplr(T.arange(6).reshape(2, 3)),
+               lambda T: T.flipud(T.arange(3)),
+               lambda T: (T.clamp_min(T.tensor([-1, 2]), 0), T.tensor([-1.0, 2.0]).clamp_max(0.5)),
+               lambda T: (T.frac(T.tensor([-1.5, 2.25])), T.deg2rad(T.tensor([180.0])),
+                          T.rad2deg(T.tensor([1.0]))),
+               lambda T: (T.dist(T.tensor([0.0, 0.0]), T.tensor([3.0, 4.0])),
+                          T.dist(T.tensor([0.0, 0.0]), T.tensor([3.0, 4.0]), p=float("inf"))),
+               lambda T: (T.var_mean(T.tensor([1.0, 2.0, 4.0])),
+                          T.std_mean(T.tensor([[1.0, 2.0], [4.0, 0.0]]), dim=1, unbiased=False)),
+               lambda T: (T.zeros(3).clamp_min_(1.0), T.tensor([1.5, -0.5]).frac_()),
+               lambda T: T.tensor([1.5]).deg2rad_()):
+        assert_same(*both(fn))
+    for T in (tg, torch_or_skip()):
+        r = T.aminmax(T.tensor([3.0, -1.0]))
+        assert r.min.item() == -1.0 and r.max.item() == 3.0 and r[0] is r.min
+
+
 # ---- errors: PyTorch's exception types, and its words where ours are the same -------------------
 _ERRORS = [
     (lambda T: T.ones(2, 3).chunk(0), RuntimeError, "chunk expects `chunks` to be greater than 0"),
@@ -830,6 +877,17 @@ _BAD_CALLS = {
     "split-size0": lambda T: _X(T).split(0),
     "invert-float": lambda T: ~_X(T),
     "logical_not-list": lambda T: T.logical_not([1]),
+    "bincount-neg": lambda T: T.bincount(T.tensor([-1, 2])),
+    "bincount-2d": lambda T: T.bincount(T.ones(2, 2, dtype=T.int64)),
+    "histc-bins0": lambda T: T.histc(T.ones(2), bins=0),
+    "unflatten-bad": lambda T: T.arange(6).unflatten(0, (4, 2)),
+    "tensor_split-0": lambda T: T.arange(6).tensor_split(0),
+    "hsplit-indivisible": lambda T: T.arange(6).hsplit(4),
+    "vsplit-1d": lambda T: T.arange(6).vsplit(2),
+    "fliplr-1d": lambda T: T.arange(3).fliplr(),
+    "aminmax-empty": lambda T: T.aminmax(T.ones(0)),
+    "isin-lists": lambda T: T.isin([1], [1]),
+    "vstack-tensor": lambda T: T.vstack(T.ones(2)),
 }
 
 

@@ -26,9 +26,9 @@ differentiate the records. One job per module:
     selection    sort, argsort, topk, kthvalue, median, mode, unique, nonzero, where(cond),
                  searchsorted, bucketize, take_along_dim (gradients through the gather)
     shapes       bmm, addmm, chunk, split, unbind, narrow, repeat, tile, diag, diag_embed,
-                 block_diag, meshgrid, broadcast_*, cross, kron, tensordot, cdist...
+                 block_diag, meshgrid, broadcast_*, cross, kron, tensordot, cdist, vstack...
     arithmetic   floor_divide (//), copysign, nan_to_num, nansum, nanmean, diff, addcmul,
-                 addcdiv
+                 addcdiv, clamp_min/max, frac, dist, var_mean, std_mean
     methods      the Tensor methods and operators, bound by ``_bind()``
 
 The modules import each other by name (``from .record import _record``), never through

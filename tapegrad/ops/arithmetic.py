@@ -1,5 +1,6 @@
 """Arithmetic composed from the recorded ops: floor_divide (``//``), true_divide, copysign,
-nan_to_num, nansum, nanmean, diff, addcmul and addcdiv.
+nan_to_num, nansum, nanmean, diff, addcmul, addcdiv, clamp_min/clamp_max, frac,
+deg2rad/rad2deg, dist, var_mean and std_mean.
 
 ``floor_divide`` is not differentiable (PyTorch has no derivative for it either): its result
 is a plain tensor. ``copysign``, ``nan_to_num``, ``nansum`` and ``nanmean`` read values
@@ -191,5 +192,61 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
     return ops.add(_tensor(input, "addcdiv"), q if value == 1 else q * value)
 
 
+def clamp_min(input, min):  # noqa: A002
+    """``clamp(input, min=min)``."""
+    return ops.clamp(_tensor(input, "clamp_min"), min=min)
+
+
+def clamp_max(input, max):  # noqa: A002
+    """``clamp(input, max=max)``."""
+    return ops.clamp(_tensor(input, "clamp_max"), max=max)
+
+
+def frac(input):
+    """The fractional part, ``input - trunc(input)`` (gradient 1, as PyTorch's)."""
+    x = _tensor(input, "frac")
+    if x._data.dtype not in _FLOATS:
+        raise RuntimeError(f"frac is only implemented for floating point tensors, got "
+                           f"{dtype_name(x._data.dtype)}")
+    return x - ops.trunc(x)
+
+
+def deg2rad(input):
+    """Degrees to radians."""
+    return ops.mul(_tensor(input, "deg2rad"), float(np.pi / 180.0))
+
+
+def rad2deg(input):
+    """Radians to degrees."""
+    return ops.mul(_tensor(input, "rad2deg"), float(180.0 / np.pi))
+
+
+def dist(input, other, p=2):
+    """The p-norm of ``input - other`` (the two broadcast)."""
+    from .composite import norm
+    return norm(ops.sub(_tensor(input, "dist"), _tensor(other, "dist", "other")), float(p))
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(var(...), mean(...))`` over the same dims, as one pair."""
+    from .composite import var
+    x = _tensor(input, "var_mean")
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return (var(x, dim, unbiased, keepdim, correction=correction),
+            ops.mean(x, dim=dim, keepdim=keepdim))
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """``(std(...), mean(...))`` over the same dims, as one pair."""
+    from .composite import std
+    x = _tensor(input, "std_mean")
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return (std(x, dim, unbiased, keepdim, correction=correction),
+            ops.mean(x, dim=dim, keepdim=keepdim))
+
+
 __all__ = ["floor_divide", "true_divide", "copysign", "nan_to_num", "nansum", "nanmean",
-           "diff", "addcmul", "addcdiv"]
+           "diff", "addcmul", "addcdiv", "clamp_min", "clamp_max", "frac", "deg2rad",
+           "rad2deg", "dist", "var_mean", "std_mean"]

@@ -315,7 +315,9 @@ def inplace_forms():
     others = dict(pow=E.pow, lerp=E.lerp, addcmul=arithmetic.addcmul,
                   addcdiv=arithmetic.addcdiv, copysign=arithmetic.copysign,
                   nan_to_num=arithmetic.nan_to_num, masked_fill=composite.masked_fill,
-                  true_divide=ops.div)
+                  true_divide=ops.div, clamp_min=arithmetic.clamp_min,
+                  clamp_max=arithmetic.clamp_max, frac=arithmetic.frac,
+                  deg2rad=arithmetic.deg2rad, rad2deg=arithmetic.rad2deg)
     forms = {f"{n}_": _inplace_form(n, f) for n, f in {**unary, **others}.items()}
     forms["clip_"] = clamp_
     forms["negative_"] = forms["neg_"]

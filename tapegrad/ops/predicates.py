@@ -166,6 +166,17 @@ def is_nonzero(input):
     return builtins.bool(a.reshape(()) != 0)
 
 
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """True where an element of ``elements`` occurs in ``test_elements`` (a tensor or a
+    number); ``invert`` negates."""
+    if not isinstance(elements, Tensor) and not isinstance(test_elements, Tensor):
+        raise TypeError("isin(): at least one of 'elements' and 'test_elements' must be a "
+                        "Tensor")
+    a = _other(elements, "isin")
+    b = _other(test_elements, "isin")
+    return _plain(np.asarray(np.isin(a, b, invert=invert)))
+
+
 # ---- logical operators ---------------------------------------------------------------------------
 def logical_not(input):
     """True where ``input`` is zero."""
@@ -216,4 +227,4 @@ LOGICAL_DUNDERS = dict(__and__=_and, __rand__=lambda s, o: _and(s, o), __or__=_o
 
 __all__ = ["isnan", "isinf", "isfinite", "isposinf", "isneginf", "isclose", "allclose",
            "equal", "any", "all", "count_nonzero", "is_floating_point", "is_nonzero",
-           "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_not"]
+           "isin", "logical_not", "logical_and", "logical_or", "logical_xor", "bitwise_not"]

@@ -29,6 +29,7 @@ class return_types:  # noqa: N801 - torch.return_types
     kthvalue = return_type("kthvalue")
     median = return_type("median")
     mode = return_type("mode")
+    aminmax = return_type("aminmax", ("min", "max"))
     max = _MAX  # noqa: A003 - max/min(dim) of reductions.py
     min = _MIN  # noqa: A003
 
@@ -195,6 +196,56 @@ def mode(input, dim=-1, keepdim=False):
         pos[r] = hits[-1]
     idx = np.expand_dims(pos.reshape(moved.shape[:-1]), d)
     return return_types.mode(*_reduced(x, a, d, idx, keepdim, "Mode"))
+
+
+def aminmax(input, *, dim=None, keepdim=False):
+    """``(min, max)`` over all elements, or along ``dim``, as a named tuple; each
+    differentiable as ``amin``/``amax`` (tied elements share the gradient)."""
+    from .composite import amax, amin
+    x = _tensor(input, "aminmax", read=False)
+    if x._data.size == 0:
+        raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the "
+                           "operation has no identity.")
+    d = () if dim is None else dim
+    return return_types.aminmax(amin(x, d, keepdim), amax(x, d, keepdim))
+
+
+def bincount(input, weights=None, minlength=0):
+    """How often each value 0, 1, ... occurs in the 1-d non-negative integer ``input`` (or
+    the sum of ``weights`` at its positions); at least ``minlength`` long. Not
+    differentiable."""
+    a = _tensor(input, "bincount")._data
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if a.size and a.min() < 0:
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    w = None if weights is None else _tensor(weights, "bincount", "weights")._data
+    if w is not None and w.shape != a.shape:
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    out = np.bincount(a, weights=w, minlength=int_arg(minlength, "bincount(): minlength"))
+    return _plain(out.astype(np.int64) if w is None else
+                  out.astype(w.dtype if w.dtype.kind == "f" else np.float64))
+
+
+def histc(input, bins=100, min=0, max=0):  # noqa: A002
+    """A histogram of ``bins`` equal bins between ``min`` and ``max`` (both 0: the data's
+    own range); values outside are left out. Not differentiable."""
+    a = _tensor(input, "histc")._data
+    if a.dtype.kind != "f":
+        raise RuntimeError(f"torch.histogram: input tensor and bins tensors should have the "
+                           f"same dtype, but got input {a.dtype} and bins float")
+    bins = int_arg(bins, "histc(): bins")
+    if bins <= 0:
+        raise RuntimeError("bins must be > 0")
+    lo, hi = float(min), float(max)
+    if lo == hi and a.size:
+        lo, hi = float(a.min()), float(a.max())
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    if lo > hi:
+        raise RuntimeError("max must be larger than min")
+    counts, _ = np.histogram(a[(a >= lo) & (a <= hi)], bins=bins, range=(lo, hi))
+    return _plain(counts.astype(a.dtype))
 
 
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):  # noqa: A002
@@ -376,4 +427,5 @@ def _bounds(idx, size, d):
 
 
 __all__ = ["sort", "argsort", "topk", "kthvalue", "median", "mode", "unique", "nonzero",
-           "masked_select", "argwhere", "where", "searchsorted", "bucketize", "take_along_dim"]
+           "masked_select", "argwhere", "aminmax", "bincount", "histc", "where",
+           "searchsorted", "bucketize", "take_along_dim"]

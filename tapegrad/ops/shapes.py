@@ -1,8 +1,10 @@
 """Shape ops composed from the recorded ones: batched products (bmm, baddbmm, addmm),
 pieces (chunk, split, unbind, narrow, select), copies (repeat, tile, repeat_interleave),
 the ``*_as`` forms, movedim/swapaxes, diagonals (diag, diag_embed, diagflat, block_diag),
-grids and broadcasting (meshgrid, broadcast_to, broadcast_tensors), and products of
-arrays (cross, kron, tensordot, cdist).
+grids and broadcasting (meshgrid, broadcast_to, broadcast_tensors), products of arrays
+(cross, kron, tensordot, cdist), and numpy's joins and pieces (atleast_*d, vstack, hstack,
+dstack, column_stack, unflatten, tensor_split, hsplit, vsplit, fliplr, flipud,
+triu_indices, tril_indices).
 
 Every one is indexing (``getitem``/``take``/``scatter`` with maps computed from shapes
 only), ``reshape``/``expand``/``permute``, ``matmul`` and elementwise ops, so gradients,
@@ -555,7 +557,173 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     return norm(diff, p, dim=-1)
 
 
+# ---- more joins and pieces -----------------------------------------------------------------------
+def _grown(shape, n):
+    """The shape with the size-1 dims numpy's atleast_nd adds."""
+    if len(shape) >= n:
+        return shape
+    if n == 1:
+        return (1,)
+    if n == 2:
+        return (1,) + shape if shape else (1, 1)
+    return {0: (1, 1, 1), 1: (1,) + shape + (1,), 2: shape + (1,)}[len(shape)]
+
+
+def _atleast(n, tensors, fn):
+    single = len(tensors) == 1 and not isinstance(tensors[0], (list, tuple))
+    ts = tensors[0] if len(tensors) == 1 and not single else tensors
+    out = []
+    for t in ts:
+        shape = _tensor(t, fn)._data.shape
+        out.append(t if len(shape) >= n else ops.reshape(t, _grown(shape, n)))
+    return out[0] if single else tuple(out)
+
+
+def atleast_1d(*tensors):
+    """The tensors with at least one dim (a 0-d one becomes shape (1,))."""
+    return _atleast(1, tensors, "atleast_1d")
+
+
+def atleast_2d(*tensors):
+    """The tensors with at least two dims (shape (n,) becomes (1, n))."""
+    return _atleast(2, tensors, "atleast_2d")
+
+
+def atleast_3d(*tensors):
+    """The tensors with at least three dims ((n,) becomes (1, n, 1), (m, n) (m, n, 1))."""
+    return _atleast(3, tensors, "atleast_3d")
+
+
+def _seq(tensors, fn):
+    if not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{fn}(): argument 'tensors' must be tuple of Tensors, not "
+                        f"{type(tensors).__name__}")
+    return list(tensors)
+
+
+def vstack(tensors):
+    """``cat`` along dim 0 of the tensors made at least 2-d (rows)."""
+    return ops.cat(list(atleast_2d(*_seq(tensors, "vstack"))), 0)
+
+
+def hstack(tensors):
+    """``cat`` along dim 1 (along dim 0 for 1-d tensors)."""
+    ts = list(atleast_1d(*_seq(tensors, "hstack")))
+    return ops.cat(ts, 0 if ts and ts[0]._data.ndim == 1 else 1)
+
+
+def column_stack(tensors):
+    """The tensors as columns: 0-d and 1-d ones become (n, 1), then ``cat`` along dim 1."""
+    ts = [ops.reshape(t, (-1, 1)) if _tensor(t, "column_stack")._data.ndim < 2 else t
+          for t in _seq(tensors, "column_stack")]
+    return ops.cat(ts, 1)
+
+
+def dstack(tensors):
+    """``cat`` along dim 2 of the tensors made at least 3-d."""
+    return ops.cat(list(atleast_3d(*_seq(tensors, "dstack"))), 2)
+
+
+def unflatten(input, dim, sizes):
+    """Dim ``dim`` split into the dims ``sizes`` (one of them may be -1)."""
+    x = _tensor(input, "unflatten")
+    nd = x._data.ndim
+    d = _dim(dim, nd)
+    sizes = tuple(int_arg(s, "unflatten(): sizes") for s in sizes)
+    n = x._data.shape[d]
+    known = int(np.prod([s for s in sizes if s != -1], dtype=np.int64))
+    if sizes.count(-1) > 1 or (-1 not in sizes and known != n) or \
+            (-1 in sizes and (known == 0 or n % known)):
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the "
+                           f"size of dim {dim} ({n}) in the input tensor")
+    sizes = tuple(n // known if s == -1 else s for s in sizes)
+    return ops.reshape(x, x._data.shape[:d] + sizes + x._data.shape[d + 1:])
+
+
+def tensor_split(input, indices_or_sections, dim=0):
+    """Pieces along ``dim``: ``n`` sections as equal as can be (the first ones one longer),
+    or cut before each of the listed indices."""
+    x = _tensor(input, "tensor_split")
+    if x._data.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a "
+                           "tensor with 0 dims")
+    d = _dim(dim, x._data.ndim)
+    n = x._data.shape[d]
+    if isinstance(indices_or_sections, (list, tuple)):
+        cuts = [int_arg(i, "tensor_split(): indices") for i in indices_or_sections]
+    else:
+        k = int_arg(indices_or_sections, "tensor_split(): sections")
+        if k <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {k}")
+        q, r = divmod(n, k)
+        cuts = list(np.cumsum([q + 1] * r + [q] * (k - r))[:-1])
+    bounds = [0] + [min(max(c + n if c < 0 else c, 0), n) for c in cuts] + [n]
+    return tuple(_slice(x, d, bounds[i], max(bounds[i], bounds[i + 1]))
+                 for i in range(len(bounds) - 1))
+
+
+def hsplit(input, indices_or_sections):
+    """``tensor_split`` along dim 1 (dim 0 for a 1-d tensor); sections must divide."""
+    x = _tensor(input, "hsplit")
+    return _dsplit(x, indices_or_sections, 0 if x._data.ndim == 1 else 1, "hsplit", 1)
+
+
+def vsplit(input, indices_or_sections):
+    """``tensor_split`` along dim 0 of a tensor of at least 2 dims; sections must divide."""
+    return _dsplit(_tensor(input, "vsplit"), indices_or_sections, 0, "vsplit", 2)
+
+
+def _dsplit(x, sections, d, fn, least):
+    if x._data.ndim < least:
+        raise RuntimeError(f"torch.{fn} requires a tensor with at least {least} dimension, but "
+                           f"got a tensor with {x._data.ndim} dimensions!")
+    if not isinstance(sections, (list, tuple)) and x._data.shape[d] % int_arg(sections, fn):
+        raise RuntimeError(f"torch.{fn} attempted to split along dimension {d}, but the size "
+                           f"of the dimension {x._data.shape[d]} is not divisible by the "
+                           f"split_size {sections}!")
+    return tensor_split(x, sections, d)
+
+
+def fliplr(input):
+    """Reverse dim 1 (the columns)."""
+    x = _tensor(input, "fliplr")
+    if x._data.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return _take(x, np.flip(_imap(x._data.shape), 1))
+
+
+def flipud(input):
+    """Reverse dim 0 (the rows)."""
+    x = _tensor(input, "flipud")
+    if x._data.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return _take(x, np.flip(_imap(x._data.shape), 0))
+
+
+def _tri_indices(fn, np_fn, row, col, offset):
+    row, col = int_arg(row, f"{fn}(): row"), int_arg(col, f"{fn}(): col")
+    offset = int_arg(offset, f"{fn}(): offset")
+    if row < 0 or col < 0:
+        raise RuntimeError(f"{fn}: row and col must be non-negative, got {row} and {col}")
+    return ops.as_tensor(np.stack(np_fn(row, offset, col)).astype(np.int64).reshape(2, -1))
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (2, N) int64 coordinates of the upper triangle (on and above diagonal
+    ``offset``) of a row-by-col matrix, row by row."""
+    return _tri_indices("triu_indices", np.triu_indices, row, col, offset)
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (2, N) int64 coordinates of the lower triangle (on and below diagonal
+    ``offset``) of a row-by-col matrix, row by row."""
+    return _tri_indices("tril_indices", np.tril_indices, row, col, offset)
+
+
 __all__ = ["bmm", "baddbmm", "addmm", "narrow", "select", "split", "chunk", "unbind",
            "repeat_interleave", "tile", "movedim", "swapaxes", "diag", "diag_embed",
            "diagflat", "block_diag", "meshgrid", "broadcast_to", "broadcast_shapes",
-           "broadcast_tensors", "cross", "kron", "tensordot", "cdist"]
+           "broadcast_tensors", "cross", "kron", "tensordot", "cdist", "atleast_1d",
+           "atleast_2d", "atleast_3d", "vstack", "hstack", "column_stack", "dstack",
+           "unflatten", "tensor_split", "hsplit", "vsplit", "fliplr", "flipud",
+           "triu_indices", "tril_indices"]
