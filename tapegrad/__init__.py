@@ -28,6 +28,7 @@ from .ops import (abs, add, argmax, argmin, cat, clamp, clone, cos, div, dot, eq
                   sub, sum, t, tanh, transpose, unsqueeze, where)
 from .ops import lerp, max, min, square  # noqa: A004
 from .ops.composite import (amax, amin, cumprod, cumsum, diagonal, einsum, flip, gather, index_select, logsumexp, masked_fill, norm, outer, prod, roll, scatter_add, std, tril, trace, triu, var)  # noqa: E501
+from .ops.composite import index_add, index_fill, scatter
 from . import ops as _ops
 from .ops import arithmetic as _arithmetic, predicates as _predicates
 from .ops import selection as _selection, shapes as _shapes

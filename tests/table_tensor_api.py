@@ -13,7 +13,7 @@ sum of all of them (so that each piece's gradient is distinct).
 """
 import numpy as np
 
-from test_ops_gradcheck import away, case, distinct, pos, rnd
+from test_ops_gradcheck import F, away, case, distinct, pos, rnd
 
 # rows that read values while recording (the order found by sorting, the NaN and
 # infinity masks): under compile they run eagerly, as max(dim) does
@@ -74,6 +74,48 @@ case("take_along_dim-(3,4)-flat", lambda T, x: T.take_along_dim(x, T.tensor([0, 
 eager("take_along_dim-argsort-(3,4)",
       lambda T, x: T.take_along_dim(x, T.argsort(x, dim=1), dim=1) * T.arange(4.0),
       distinct(3, 4))
+
+# no index repeats within a row: with repeats torch's forward keeps one write (which one is
+# unspecified) while its src gradient reaches every entry; tapegrad's follows the last
+# write, consistently (test_tensor_api checks repeats against torch's values)
+_SIDX = np.array([[0, 2], [1, 0], [2, 1]])
+case("scatter-(3,3)-src-dim1", lambda T, x, s: T.scatter(x, 1, T.tensor(_SIDX), s),
+     rnd(3, 3), rnd(3, 2))
+# a src larger than the index: torch's own backward fails on it (a gradient of the index's
+# shape for src), so this row runs without torch
+case("scatter-(3,3)-src-larger-dim0-method",
+     lambda T, x, s: x.scatter(0, T.tensor(_SIDX[:2]), s), rnd(3, 3), rnd(3, 3), torch=False)
+case("scatter-(3,3)-value", lambda T, x: T.scatter(x, 1, T.tensor(_SIDX), 0.5), rnd(3, 3))
+case("scatter_-(3,3)-src", lambda T, x, s: (x * 1.0).scatter_(1, T.tensor(_SIDX), s),
+     rnd(3, 3), rnd(3, 2))
+case("scatter_add_-(3,3)-repeats",
+     lambda T, x, s: (x * 1.0).scatter_add_(1, T.tensor([[0, 2], [1, 0], [2, 2]]), s),
+     rnd(3, 3), rnd(3, 2))
+case("index_add-(4,2)-dim0", lambda T, x, s: T.index_add(x, 0, T.tensor([3, 0, 3]), s),
+     rnd(4, 2), rnd(3, 2))
+case("index_add-(2,3)-dim1-alpha-method",
+     lambda T, x, s: x.index_add(1, T.tensor([2, 0]), s, alpha=-0.5), rnd(2, 3), rnd(2, 2))
+case("index_add_-(3)", lambda T, x, s: (x * 1.0).index_add_(0, T.tensor([1, 1]), s), rnd(3),
+     rnd(2))
+case("index_fill-(3,4)-dim1", lambda T, x: T.index_fill(x, 1, T.tensor([0, 2]), -1.0),
+     rnd(3, 4))
+case("index_fill_-(3,2)-dim0-tensor-value",
+     lambda T, x, v: (x * 1.0).index_fill_(0, T.tensor([1]), v), rnd(3, 2), rnd())
+case("fill_diagonal_-(3,3)", lambda T, x: (x * 1.0).fill_diagonal_(2.0), rnd(3, 3))
+case("fill_diagonal_-(5,2)-wrap", lambda T, x: (x * 1.0).fill_diagonal_(0.0, wrap=True),
+     rnd(5, 2))
+case("pad-(2,3)-constant", lambda T, x: F(T).pad(x, (1, 2)), rnd(2, 3))
+case("pad-(2,3)-constant-value-two-dims", lambda T, x: F(T).pad(x, (0, 1, 2, 0), value=0.5),
+     rnd(2, 3))
+case("pad-(1,2,4)-reflect", lambda T, x: F(T).pad(x, (2, 1), mode="reflect"), rnd(1, 2, 4))
+case("pad-(1,2,3)-replicate", lambda T, x: F(T).pad(x, (2, 2), mode="replicate"),
+     rnd(1, 2, 3))
+case("pad-(1,1,2,3)-circular", lambda T, x: F(T).pad(x, (1, 2, 1, 0), mode="circular"),
+     rnd(1, 1, 2, 3))
+case("pad-(3,4)-crop", lambda T, x: F(T).pad(x, (-1, 1, 0, -1)), rnd(3, 4))
+case("normalize-(3,4)", lambda T, x: F(T).normalize(x), rnd(3, 4))
+case("normalize-(2,3)-p1-dim0", lambda T, x: F(T).normalize(x, p=1.0, dim=0),
+     away(2, 3, margin=0.2))
 
 # ---- batched and scaled products -----------------------------------------------------------------
 case("bmm-(2,3,4)x(2,4,2)", lambda T, x, y: T.bmm(x, y), rnd(2, 3, 4), rnd(2, 4, 2))

@@ -705,6 +705,35 @@ def test_more_everyday_functions_match_torch():
         assert r.min.item() == -1.0 and r.max.item() == 3.0 and r[0] is r.min
 
 
+def test_scatter_index_ops_and_functional_match_torch():
+    for fn in (lambda T: T.zeros(2, 3).scatter(1, T.tensor([[0], [2]]), 1.0),
+               lambda T: T.zeros(3, dtype=T.int64).scatter_(0, T.tensor([2, 0]),
+                                                           T.tensor([5, 6])),
+               lambda T: T.zeros(2, 2).scatter(0, T.tensor([[1, 0]]), T.ones(2, 2) * 3),
+               lambda T: T.zeros(3).scatter(0, T.tensor([2, 0, 2]), T.tensor([1.0, 2.0, 3.0])),
+               lambda T: T.zeros(3).index_add(0, T.tensor([0, 0, 2]), T.ones(3)),
+               lambda T: T.ones(2, 3, dtype=T.int64).index_add_(1, T.tensor([0]),
+                                                                T.ones(2, 1, dtype=T.int64)),
+               lambda T: T.zeros(2, 3).index_fill(1, T.tensor([2]), 7.0),
+               lambda T: T.zeros(3, dtype=T.int64).index_fill_(0, T.tensor([-1]), 4),
+               lambda T: T.zeros(3, 3).fill_diagonal_(1.0),
+               lambda T: T.zeros(2, 2, 2).fill_diagonal_(5.0),
+               lambda T: T.zeros(7, 3).fill_diagonal_(1.0, wrap=True),
+               lambda T: T.nn.functional.one_hot(T.tensor([0, 2, 1])),
+               lambda T: T.nn.functional.one_hot(T.tensor([[1], [0]]), num_classes=4),
+               lambda T: T.nn.functional.pad(T.arange(6).reshape(2, 3), (1, 1), value=-1),
+               lambda T: T.nn.functional.pad(T.arange(4.0).reshape(1, 1, 4), (3, 3),
+                                             mode="reflect"),
+               lambda T: T.nn.functional.pad(T.arange(3.0).reshape(1, 3), (2, 3),
+                                             mode="circular"),
+               lambda T: T.nn.functional.pad(T.arange(6.0).reshape(1, 2, 3), (1, 1, 1, 1),
+                                             mode="replicate"),
+               lambda T: T.nn.functional.pad(T.ones(2, 3), (0, 0, -1, 2)),
+               lambda T: T.nn.functional.normalize(T.tensor([[3.0, 4.0], [0.0, 0.0]])),
+               lambda T: T.nn.functional.normalize(T.tensor([[3.0, 4.0]]), p=1, dim=-1)):
+        assert_same(*both(fn))
+
+
 # ---- errors: PyTorch's exception types, and its words where ours are the same -------------------
 _ERRORS = [
     (lambda T: T.ones(2, 3).chunk(0), RuntimeError, "chunk expects `chunks` to be greater than 0"),
@@ -888,6 +917,23 @@ _BAD_CALLS = {
     "aminmax-empty": lambda T: T.aminmax(T.ones(0)),
     "isin-lists": lambda T: T.isin([1], [1]),
     "vstack-tensor": lambda T: T.vstack(T.ones(2)),
+    "scatter-dtype": lambda T: T.zeros(2).scatter(0, T.tensor([0]), T.ones(1, dtype=T.float64)),
+    "scatter-range": lambda T: T.zeros(2).scatter(0, T.tensor([2]), T.ones(1)),
+    "scatter-float-index": lambda T: T.zeros(2).scatter(0, T.tensor([0.0]), 1.0),
+    "scatter-ndim": lambda T: T.zeros(2, 2).scatter(0, T.tensor([0]), T.ones(2, 2)),
+    "index_add-shape": lambda T: T.zeros(3).index_add(0, T.tensor([0, 1]), T.ones(3)),
+    "index_add-range": lambda T: T.zeros(3).index_add(0, T.tensor([3]), T.ones(1)),
+    "index_fill-2d": lambda T: T.zeros(3).index_fill(0, T.tensor([[0]]), 1.0),
+    "fill_diagonal-1d": lambda T: T.zeros(3).fill_diagonal_(1.0),
+    "fill_diagonal-uneven": lambda T: T.zeros(2, 2, 3).fill_diagonal_(1.0),
+    "one_hot-float": lambda T: T.nn.functional.one_hot(T.tensor([0.0])),
+    "one_hot-neg": lambda T: T.nn.functional.one_hot(T.tensor([-1])),
+    "one_hot-big": lambda T: T.nn.functional.one_hot(T.tensor([3]), 2),
+    "pad-odd": lambda T: T.nn.functional.pad(T.ones(2), (1,)),
+    "pad-too-long": lambda T: T.nn.functional.pad(T.ones(2), (1, 1, 1, 1)),
+    "pad-mode": lambda T: T.nn.functional.pad(T.ones(1, 2), (1, 1), mode="foo"),
+    "pad-circular-big": lambda T: T.nn.functional.pad(T.ones(1, 3), (0, 4), mode="circular"),
+    "pad-reflect-big": lambda T: T.nn.functional.pad(T.ones(1, 2), (2, 2), mode="reflect"),
 }
 
 

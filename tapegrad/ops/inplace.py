@@ -317,7 +317,10 @@ def inplace_forms():
                   nan_to_num=arithmetic.nan_to_num, masked_fill=composite.masked_fill,
                   true_divide=ops.div, clamp_min=arithmetic.clamp_min,
                   clamp_max=arithmetic.clamp_max, frac=arithmetic.frac,
-                  deg2rad=arithmetic.deg2rad, rad2deg=arithmetic.rad2deg)
+                  deg2rad=arithmetic.deg2rad, rad2deg=arithmetic.rad2deg,
+                  scatter=composite.scatter, scatter_add=composite.scatter_add,
+                  index_add=composite.index_add, index_fill=composite.index_fill,
+                  fill_diagonal=composite.fill_diagonal)
     forms = {f"{n}_": _inplace_form(n, f) for n, f in {**unary, **others}.items()}
     forms["clip_"] = clamp_
     forms["negative_"] = forms["neg_"]
