@@ -143,13 +143,14 @@ def _bind_tensor_api():
         "broadcast_to", "cross", "kron", "unflatten", "tensor_split", "hsplit", "vsplit",
         "fliplr", "flipud")})
     methods.update(aminmax=selection.aminmax, bincount=selection.bincount,
-                   histc=selection.histc, isin=None)
-    del methods["isin"]                   # torch.isin only: no Tensor.isin
+                   histc=selection.histc)
+    del methods["isin"]                   # torch.isin only: Tensor has no isin
     methods.update(repeat=shapes.repeat, tile=shapes._tile_method, expand_as=shapes.expand_as,
                    view_as=shapes.view_as, reshape_as=shapes.reshape_as,
                    contiguous=shapes.contiguous, is_contiguous=shapes.is_contiguous,
                    moveaxis=shapes.movedim, swapdims=shapes.swapaxes)
-    methods.update({name: getattr(arithmetic, name) for name in arithmetic.__all__})
+    methods.update({name: getattr(arithmetic, name) for name in arithmetic.__all__
+                    if name not in ("var_mean", "std_mean")})     # functions only in torch
     methods.update(__floordiv__=arithmetic.floor_divide, __rfloordiv__=arithmetic._rfloordiv,
                    nelement=Tensor.numel, element_size=lambda s: s._data.itemsize,
                    stride=_stride)
