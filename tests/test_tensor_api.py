@@ -987,3 +987,10 @@ def test_pickle_and_deepcopy_keep_leaves_and_grads():
     holder = {"w": tg.ones(2, 2, requires_grad=True), "step": 3}
     back = pickle.loads(pickle.dumps(holder))
     assert back["w"].requires_grad and back["w"].shape == (2, 2) and back["step"] == 3
+
+
+def test_every_public_tensor_method_is_torchs():
+    # the Tensor API follows PyTorch's: no public method torch.Tensor lacks
+    torch = torch_or_skip()
+    ours = {n for n in dir(tg.Tensor) if not n.startswith("_")}
+    assert not sorted(ours - set(dir(torch.Tensor)))
