@@ -734,6 +734,117 @@ def test_scatter_index_ops_and_functional_match_torch():
         assert_same(*both(fn))
 
 
+# edge cases (empty and 0-d tensors, ties, integer and bool dtypes, NaN): the same results as
+# torch, or the same exception type
+_EDGES = {
+    "chunk-empty": lambda T: T.zeros(0).chunk(3),
+    "chunk-more": lambda T: T.arange(2).chunk(5),
+    "split-0size": lambda T: T.arange(5).split(5),
+    "sort-int": lambda T: T.tensor([3, 1, 2]).sort(descending=True),
+    "sort-bool": lambda T: T.tensor([True, False, True]).sort(),
+    "sort-0d": lambda T: T.sort(T.tensor(2.0)),
+    "argsort-0d": lambda T: T.argsort(T.tensor(2.0)),
+    "topk-0": lambda T: T.topk(T.ones(3), 0),
+    "topk-unsorted": lambda T: T.topk(T.tensor([1., 5., 3.]), 2, sorted=False).values.sort().values,
+    "median-empty": lambda T: T.median(T.tensor([])),
+    "median-int": lambda T: T.median(T.tensor([3, 1, 2, 4])),
+    "median-nan-all": lambda T: T.median(T.tensor([1., float('nan'), 0.])),
+    "mode-0d": lambda T: T.mode(T.tensor(2.0)),
+    "unique-float": lambda T: T.unique(T.tensor([2., 1., 2.])),
+    "unique-2d": lambda T: T.unique(T.tensor([[2, 1], [2, 1], [0, 3]]), dim=0, return_inverse=True),
+    "nonzero-empty": lambda T: T.nonzero(T.zeros(2, 3)),
+    "nonzero-bool": lambda T: T.nonzero(T.tensor([[True, False]]), as_tuple=True),
+    "where-0d": lambda T: T.where(T.tensor(True)),
+    "searchsorted-int": lambda T: T.searchsorted(T.tensor([1, 3, 5]), T.tensor([[3, 4]])),
+    "bucketize-int32": lambda T: T.bucketize(T.tensor([1, 4]), T.tensor([1, 3, 5]), out_int32=True),
+    "repeat-0": lambda T: T.ones(2).repeat(0, 2),
+    "tile-more": lambda T: T.tile(T.arange(3), (2, 2)),
+    "tile-int": lambda T: T.arange(3).tile(2),
+    "ri-0d": lambda T: T.repeat_interleave(T.tensor(3.0), 2),
+    "narrow-0": lambda T: T.arange(5).narrow(0, 5, 0),
+    "diag-empty": lambda T: T.diag(T.ones(0)),
+    "diag-k-big": lambda T: T.diag(T.ones(2, 2), 3),
+    "diag_embed-0d": lambda T: T.diag_embed(T.tensor([[1.0]])),
+    "block-empty": lambda T: T.block_diag(),
+    "block-int": lambda T: T.block_diag(T.tensor([[1]]), T.tensor([[2, 3]])),
+    "meshgrid-one": lambda T: T.meshgrid(T.arange(3), indexing="xy"),
+    "meshgrid-0d": lambda T: T.meshgrid(T.tensor(1), T.arange(2), indexing="ij"),
+    "cross-nodim": lambda T: T.cross(T.ones(3, 2), T.ones(3, 2) * 2),
+    "kron-0d": lambda T: T.kron(T.tensor(2.0), T.ones(2)),
+    "tensordot-0": lambda T: T.tensordot(T.ones(2), T.ones(3), 0),
+    "cdist-p0": lambda T: T.cdist(T.tensor([[0.0, 1.0]]), T.tensor([[0.0, 2.0]]), p=0),
+    "cdist-3d": lambda T: T.cdist(T.ones(2, 3, 2), T.zeros(1, 4, 2)),
+    "floordiv-bool": lambda T: T.tensor([True, False]) // T.tensor([1, 2]),
+    "floordiv-mixed": lambda T: T.tensor([5, 6]) // 2.5,
+    "floordiv-int32": lambda T: T.tensor([5, 6], dtype=T.int32) // 2,
+    "floordiv-int-float-t": lambda T: T.tensor([5, 6]) // T.tensor([2.0]),
+    "copysign-int": lambda T: T.copysign(T.tensor([1, 2]), T.tensor([-1, 1])),
+    "copysign-f64": lambda T: T.copysign(T.tensor([1.0]), T.tensor([-1.0], dtype=T.float64)),
+    "nan_to_num-int": lambda T: T.nan_to_num(T.tensor([1, 2])),
+    "nansum-int": lambda T: T.nansum(T.tensor([1, 2])),
+    "nansum-keep": lambda T: T.nansum(T.tensor([[1.0, float('nan')]]), dim=1, keepdim=True),
+    "nanmean-all": lambda T: T.nanmean(T.tensor([float('nan')])),
+    "diff-n0": lambda T: T.diff(T.tensor([1, 2]), n=0),
+    "diff-big-n": lambda T: T.diff(T.tensor([1, 2]), n=3),
+    "diff-bool-2": lambda T: T.diff(T.tensor([True, False, True]), n=2),
+    "addcdiv-int": lambda T: T.addcdiv(T.ones(2), T.tensor([1, 2]), T.tensor([2, 2])),
+    "any-empty": lambda T: T.zeros(0).any(),
+    "all-empty": lambda T: T.zeros(0).all(),
+    "all-0d-dim": lambda T: T.tensor(1.0).all(dim=0),
+    "count-0d": lambda T: T.count_nonzero(T.tensor(3)),
+    "isclose-int": lambda T: T.isclose(T.tensor([1, 2]), T.tensor([1, 3])),
+    "isclose-scalar": lambda T: T.isclose(T.tensor([1.0, 2.0]), T.tensor(1.0)),
+    "equal-dtype": lambda T: T.equal(T.ones(2), T.ones(2, dtype=T.float64)),
+    "isnan-bool": lambda T: T.isnan(T.tensor([True])),
+    "logical-not-float": lambda T: T.logical_not(T.tensor([0.0, 0.5])),
+    "invert-int": lambda T: ~T.tensor([0, 5]),
+    "and-int-bool": lambda T: T.tensor([1, 3]) & T.tensor([True, True]),
+    "or-scalar": lambda T: True | T.tensor([False, True]),
+    "new_full-bool": lambda T: T.ones(2).new_full((2,), True),
+    "new_tensor-tensor": lambda T: T.ones(2).new_tensor(T.tensor([1, 2])),
+    "empty_like-rg": lambda T: T.empty_like(T.ones(2), requires_grad=True).requires_grad,
+    "normal-f64-scalar": lambda T: T.normal(2.0, 3.0, size=(2,)).dtype == T.float32,
+    "normal-tensor-std": lambda T: T.normal(1.0, T.zeros(2)),
+    "bernoulli-p": lambda T: T.bernoulli(T.ones(3), 0.0),
+    "take_along-0d": lambda T: T.take_along_dim(T.tensor(5.0), T.tensor(0), dim=0),
+    "mH-1d": lambda T: T.arange(3.0).reshape(1, 3).mH,
+    "movedim-0d": lambda T: T.movedim(T.tensor(1.0), 0, 0),
+    "select-neg": lambda T: T.arange(6).reshape(2, 3).select(-1, 0),
+    "swap-same": lambda T: T.ones(2, 3).swapaxes(1, 1).shape,
+    "broadcast_to-neg1": lambda T: T.ones(3, 1).broadcast_to((-1, 4)),
+    "format-int0d": lambda T: f"{T.tensor(7)}",
+    "format-empty-spec-1d": lambda T: f"{T.tensor([7])}",
+    "mul-return": lambda T: T.multiply(T.ones(2), 3),
+    "divide-mode": lambda T: T.divide(T.tensor([5.]), 2),
+    "subtract": lambda T: T.subtract(T.ones(2), T.ones(2), alpha=2),
+    "pow_-int": lambda T: T.tensor([2, 3]).pow_(2),
+    "abs_-int": lambda T: T.tensor([-2, 3]).abs_(),
+    "neg_-int": lambda T: T.tensor([-2, 3]).neg_(),
+    "sign_-int": lambda T: T.tensor([-2, 3]).sign_(),
+    "clamp_-int": lambda T: T.tensor([-2, 3]).clamp_(0, 1),
+    "relu_-int": lambda T: T.tensor([-2, 3]).relu_(),
+    "square_-int": lambda T: T.tensor([-2, 3]).square_(),
+    "floor_-int": lambda T: T.tensor([-2, 3]).floor_(),
+    "round_": lambda T: T.tensor([0.5, 1.5, 2.5]).round_(),
+    "lerp_-tensor-weight": lambda T: T.zeros(2).lerp_(T.ones(2), T.tensor([0.25, 0.75])),
+    "masked_fill_-tensor-value": lambda T: T.zeros(2).masked_fill_(T.tensor([True, False]),
+                                                                  T.tensor(3.0)),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", sorted(_EDGES))
+def test_edge_cases_match_torch(name):
+    torch = torch_or_skip()
+    try:
+        theirs = _EDGES[name](torch)
+    except Exception as e:               # noqa: BLE001 - then ours must raise the same type
+        with pytest.raises(type(e)):
+            _EDGES[name](tg)
+        return
+    assert_same(_EDGES[name](tg), theirs, name)
+
+
 # ---- errors: PyTorch's exception types, and its words where ours are the same -------------------
 _ERRORS = [
     (lambda T: T.ones(2, 3).chunk(0), RuntimeError, "chunk expects `chunks` to be greater than 0"),

@@ -169,9 +169,11 @@ def chunk(input, chunks, dim=0):
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     if x._data.ndim == 0:
         raise RuntimeError("chunk expects at least a 1-dimensional tensor")
-    n = x._data.shape[_dim(dim, x._data.ndim)]
-    return split(x, max(-(-n // chunks), 1) if n else 1, dim) if n else \
-        tuple(_slice(x, _dim(dim, x._data.ndim), 0, 0) for _ in range(chunks))
+    d = _dim(dim, x._data.ndim)
+    n = x._data.shape[d]
+    if n == 0:                          # PyTorch: `chunks` empty pieces
+        return tuple(_slice(x, d, 0, 0) for _ in range(chunks))
+    return split(x, -(-n // chunks), d)
 
 
 def unbind(input, dim=0):
