@@ -28,12 +28,28 @@ from .ops import (abs, add, argmax, argmin, cat, clamp, clone, cos, div, dot, eq
                   sub, sum, t, tanh, transpose, unsqueeze, where)
 from .ops import lerp, max, min, square  # noqa: A004
 from .ops.composite import (amax, amin, cumprod, cumsum, diagonal, einsum, flip, gather, index_select, logsumexp, masked_fill, norm, outer, prod, roll, scatter_add, std, tril, trace, triu, var)  # noqa: E501
+from .ops.composite import index_add, index_fill, scatter
 from . import ops as _ops
+from .ops import arithmetic as _arithmetic, predicates as _predicates
+from .ops import selection as _selection, shapes as _shapes
+for _m in (_predicates, _selection, _shapes, _arithmetic):    # where: the one-argument form too
+    globals().update({_name: getattr(_m, _name) for _name in _m.__all__})
+from .ops.selection import return_types
+from .creation import bernoulli, empty_like, logspace, multinomial, normal, numel, randint_like
+moveaxis = _shapes.movedim
+swapdims = _shapes.swapaxes
+divide = div
+multiply = mul
+subtract = sub
 globals().update({_name: getattr(_ops, _name) for _name in _ops.REGISTRY_OPS})   # rules.py
 from .tensor import (Size, Tensor, bool_, float16, float32, float64, get_default_dtype,
                      int32, int64, is_tensor, set_default_dtype)
 from .tape import current as _current_tape
 
+import numpy as _np
+uint8, int8, int16 = _np.dtype(_np.uint8), _np.dtype(_np.int8), _np.dtype(_np.int16)
+short = int16
+half = float16
 bool = bool_  # noqa: A001 - torch.bool
 float = float32  # noqa: A001 - torch.float
 double = float64

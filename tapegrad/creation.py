@@ -12,7 +12,7 @@ import numpy as np
 from . import devices as _device
 from . import tape as T
 from .ops import _REAL, _plain, array_from, as_tensor
-from .tensor import Tensor, canonical, canonical_dtype, get_default_dtype, int_arg
+from .tensor import Tensor, _note_read, canonical, canonical_dtype, get_default_dtype, int_arg
 
 # One generator for the process, as in PyTorch: every thread draws from it, manual_seed
 # reseeds it for all of them. The lock makes a draw and a reseed atomic with respect to
@@ -489,3 +489,191 @@ def rand_like(t, dtype=None, requires_grad=False, device=None, generator=None):
     d = _dt(dtype) if dtype else t._data.dtype
     return _leaf(draw("random", t._data.shape, generator=generator).astype(d), requires_grad)
 
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, requires_grad=False, device=None):
+    """``base ** linspace(start, end, steps)``."""
+    _device.check(device, "logspace")
+    start = _number(start, "logspace", "start")
+    end = _number(end, "logspace", "end")
+    steps = int_arg(steps, "logspace(): argument 'steps'")
+    if steps < 0:
+        raise RuntimeError(f"number of steps must be non-negative, got {steps}")
+    d = _dt(dtype)
+    return _leaf(np.power(float(base), np.linspace(start, end, steps)).astype(d), requires_grad)
+
+
+def numel(input):
+    """The number of elements of ``input``."""
+    return _tensor_arg(input, "numel").numel()
+
+
+def empty_like(t, dtype=None, requires_grad=False, device=None):
+    """An uninitialised tensor with ``t``'s shape and dtype (unless ``dtype``)."""
+    _device.check(device, "empty_like")
+    return _like(np.empty, t, dtype and canonical_dtype(dtype), requires_grad)
+
+
+def randint_like(t, low=0, high=None, dtype=None, requires_grad=False, device=None,
+                 generator=None):
+    """Random integers in [low, high) (``randint_like(t, high)`` starts at 0) with ``t``'s
+    shape and dtype (unless ``dtype``)."""
+    _device.check(device, "randint_like")
+    t = _tensor_arg(t, "randint_like")
+    if high is None:
+        low, high = 0, low
+    low = int_arg(low, "randint_like(): argument 'low'")
+    high = int_arg(high, "randint_like(): argument 'high'")
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got "
+                           f"from={low} >= to={high}")
+    d = canonical_dtype(dtype) if dtype else t._data.dtype
+    return _leaf(draw("integers", low, high, t._data.shape, generator=generator).astype(d),
+                 requires_grad)
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, requires_grad=False,
+           device=None):
+    """Normal samples: ``mean`` and ``std`` are tensors (broadcast; one sample each) or
+    numbers (then ``size`` gives the shape). No gradient flows to mean or std."""
+    _device.check(device, "normal")
+    ms = [v for v in (mean, std) if isinstance(v, Tensor)]
+    if not ms:
+        if size is None:
+            raise TypeError("normal(): with a number mean and std, pass size=(...)")
+        shape = _size((size,), "normal")
+        m, s = _number(mean, "normal", "mean"), _number(std, "normal", "std")
+        d = _dt(dtype)
+    else:
+        if size is not None:
+            raise RuntimeError("normal(): size is only allowed when mean and std are numbers")
+        arrays = [v._data if isinstance(v, Tensor) else np.asarray(v) for v in (mean, std)]
+        m, s = arrays
+        for v in ms:
+            _note_read(v)
+        shape = np.broadcast_shapes(m.shape, s.shape)
+        d = np.result_type(*[v._data.dtype for v in ms])
+        if d.kind != "f":
+            raise RuntimeError(f"normal expects floating point mean and std, got {d}")
+    if np.any(np.asarray(s) < 0):
+        raise RuntimeError(f"normal expects std >= 0.0, but found std "
+                           f"{np.min(np.asarray(s)):g}")
+    z = draw("standard_normal", shape, generator=generator)
+    return _leaf(np.asarray(m + s * z).astype(d), requires_grad)
+
+
+def bernoulli(input, p=None, *, generator=None):
+    """0/1 samples, 1 with probability ``input`` elementwise (or ``p``, a number, for
+    every element), in ``input``'s dtype. Not differentiable."""
+    t = _tensor_arg(input, "bernoulli")
+    _note_read(t)
+    prob = t._data if p is None else np.full(t._data.shape, _number(p, "bernoulli", "p"))
+    if prob.size and (np.any(prob < 0) or np.any(prob > 1) or np.any(prob != prob)):
+        raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    u = draw("random", t._data.shape, generator=generator)
+    return _plain((u < prob).astype(t._data.dtype if t._data.dtype.kind == "f"
+                                    else get_default_dtype()))
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """``num_samples`` category indices drawn per row of the non-negative weights
+    ``input`` (1-d or 2-d; rows need not sum to one), without replacement unless
+    ``replacement``."""
+    t = _tensor_arg(input, "multinomial")
+    _note_read(t)
+    w = t._data
+    if w.ndim not in (1, 2):
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    n = int_arg(num_samples, "multinomial(): argument 'num_samples'")
+    if n <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    if w.dtype.kind != "f":
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: "
+                           f"{w.dtype}")
+    rows = w.reshape(-1, w.shape[-1]).astype(np.float64)
+    if not replacement and n > rows.shape[1]:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                           "replacement")
+    if (rows < 0).any() or not np.isfinite(rows).all():
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    out = np.empty((rows.shape[0], n), np.int64)
+    for i, r in enumerate(rows):
+        total = r.sum()
+        if total <= 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if replacement:
+            out[i] = draw("choice", r.size, n, True, r / total, generator=generator)
+            continue
+        # without replacement: an exponential race, each category's time -log(u) / weight;
+        # the first n to finish are drawn in that order. Categories of weight 0 never
+        # finish, and come last in a random order once the others are used up (as torch)
+        u = draw("random", (2, r.size), generator=generator)
+        with np.errstate(divide="ignore"):
+            t = -np.log1p(-u[0]) / r
+        out[i] = np.lexsort((u[1], t))[:n]
+    return _plain(out.reshape(w.shape[:-1] + (n,)))
+
+
+def _new_size(args, fn):
+    return _size(args, fn)
+
+
+def _new(fn, make):
+    def f(self, *size, dtype=None, device=None, requires_grad=False, **kw):
+        _device.check(device, fn)
+        shape = _new_size(size, fn)
+        d = canonical_dtype(dtype) if dtype is not None else self._data.dtype
+        return _leaf(_alloc(fn, shape, lambda: make(shape, d)), requires_grad)
+    f.__name__ = f.__qualname__ = fn
+    f.__doc__ = f"``{fn}(size)``: a new tensor of that size with this tensor's dtype."
+    return f
+
+
+new_zeros = _new("new_zeros", np.zeros)
+new_ones = _new("new_ones", np.ones)
+new_empty = _new("new_empty", np.empty)
+
+
+def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor of ``size`` filled with ``fill_value``, with this tensor's dtype."""
+    _device.check(device, "new_full")
+    shape = _size((size,), "new_full")
+    d = canonical_dtype(dtype) if dtype is not None else self._data.dtype
+    v = _number(fill_value, "new_full", "fill_value")
+    return _leaf(_alloc("new_full", shape, lambda: np.full(shape, v, d)), requires_grad)
+
+
+def new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
+    """``tensor(data)`` with this tensor's dtype (unless ``dtype``): a copy, a leaf."""
+    return tensor(data, dtype=dtype if dtype is not None else self._data.dtype,
+                  requires_grad=requires_grad, device=device)
+
+
+def _fill_random(name, fill):
+    def f(self, *args, generator=None):
+        from .ops.inplace import _inplace
+        _note_read(self)
+        return _inplace(self, lambda x: _plain(fill(x._data, args, generator)),
+                        lambda a: np.copyto(a, fill(a, args, generator), casting="unsafe"))
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = (f"``{name}``: fill the tensor in place with random values (no gradient; "
+                 f"under no_grad for a leaf that requires grad, as nn.init does).")
+    return f
+
+
+normal_ = _fill_random("normal_", lambda a, args, g: (
+    (args[0] if args else 0.0) + (args[1] if len(args) > 1 else 1.0) *
+    draw("standard_normal", a.shape, generator=g)).astype(a.dtype))
+uniform_ = _fill_random("uniform_", lambda a, args, g: (
+    (args[0] if args else 0.0) + ((args[1] if len(args) > 1 else 1.0) -
+                                  (args[0] if args else 0.0)) *
+    draw("random", a.shape, generator=g)).astype(a.dtype))
+bernoulli_ = _fill_random("bernoulli_", lambda a, args, g: (
+    draw("random", a.shape, generator=g) < (args[0] if args else 0.5)).astype(a.dtype))
+
+NEW_METHODS = dict(new_zeros=new_zeros, new_ones=new_ones, new_empty=new_empty,
+                   new_full=new_full, new_tensor=new_tensor, normal_=normal_,
+                   uniform_=uniform_, bernoulli_=bernoulli_,
+                   bernoulli=lambda s, p=None, *, generator=None: bernoulli(
+                       s, p, generator=generator),
+                   multinomial=multinomial)

@@ -396,8 +396,25 @@ class Tensor:
     def __bool__(self):
         _note_read(self)
         if self._data.size != 1:
-            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+            raise RuntimeError("Boolean value of Tensor with "
+                               + ("no values" if self._data.size == 0 else
+                                  "more than one value") + " is ambiguous")
         return bool(self._data.reshape(()))
+
+    def __format__(self, spec):
+        """A 0-d tensor formats as its number (``f"{loss:.4f}"``); other tensors only
+        with an empty spec (their ``str``)."""
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        if spec:
+            raise TypeError("unsupported format string passed to Tensor.__format__")
+        return str(self)
+
+    def __reduce_ex__(self, protocol):
+        """Pickling keeps the value and ``requires_grad``, not the graph nor ``.grad``: a
+        recorded tensor unpickles as a leaf, as in PyTorch (``deepcopy`` copies ``.grad``)."""
+        _note_read(self)
+        return (_rebuild, (self._data.copy(), self._rg))
 
     def __float__(self):
         return float(self.item())
@@ -406,7 +423,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self):
-        if self._data.dtype.kind not in "iu" or self._data.size != 1:
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:   # bool: 0 or 1, as torch
             raise TypeError("only integer tensors of a single element can be used as an index")
         return int(self.item())
 
@@ -422,6 +439,12 @@ class Tensor:
         return _format(self)
 
     __str__ = __repr__
+
+
+def _rebuild(data, requires_grad):
+    t = Tensor(data)
+    t._rg = bool(requires_grad)
+    return t
 
 
 class Size(tuple):

@@ -77,6 +77,8 @@ DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.crea
              "tapegrad.autograd.engine", "tapegrad.autograd.function",
              "tapegrad.autograd.gradcheck", "tapegrad.autograd.functional", "tapegrad.replay",
              "tapegrad.func", "tapegrad.viz", "tapegrad.ops.composite",
+             "tapegrad.ops.selection", "tapegrad.ops.shapes", "tapegrad.ops.predicates",
+             "tapegrad.ops.arithmetic",
              "tapegrad.utils.checkpoint", "tapegrad.nn.parameter", "tapegrad.nn.init",
              "tapegrad.nn.modules.module", "tapegrad.nn.modules.container",
              "tapegrad.nn.modules.linear", "tapegrad.nn.modules.activation",

@@ -552,3 +552,104 @@ def tanhshrink(input):
     """``input - tanh(input)``."""
     _tensor_arg(input, "tanhshrink")
     return input - ops.tanh(input)
+
+
+# ---- one_hot, pad, normalize ---------------------------------------------------------------------
+def one_hot(tensor, num_classes=-1):
+    """int64 indicator vectors: a new last dim of size ``num_classes`` (-1: the largest
+    class plus one) with a 1 at each entry's class. Not differentiable."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"one_hot(): argument 'input' must be Tensor, not "
+                        f"{type(tensor).__name__}")
+    a = tensor._data
+    if a.dtype != np.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    from ..tensor import _note_read
+    _note_read(tensor)
+    if a.size and a.min() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    n = int(num_classes)
+    if n == -1:
+        if a.size == 0:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        n = int(a.max()) + 1
+    elif a.size and a.max() >= n:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return ops.as_tensor((a[..., None] == np.arange(n)).astype(np.int64))
+
+
+def _pad_source(n, lo, hi, mode):
+    """Source positions along one dim of size n padded by lo before and hi after (negative:
+    cropped), and which of them are inside (constant mode fills the others)."""
+    i = np.arange(-lo, n + hi)
+    inside = (i >= 0) & (i < n)
+    if mode == "constant":
+        return np.clip(i, 0, max(n - 1, 0)), inside
+    if mode == "replicate":
+        return np.clip(i, 0, n - 1), inside
+    if mode == "circular":
+        if lo > n or hi > n:
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        return i % n, inside
+    if lo >= n or hi >= n:             # reflect
+        raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
+                           f"input dimension, but got: padding ({lo}, {hi}) at dimension of "
+                           f"size {n}")
+    period = 2 * (n - 1) if n > 1 else 1
+    j = np.abs(i) % period
+    return np.where(j >= n, period - j, j), inside
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad (or, with negative amounts, crop) the last dims: ``pad`` holds (before, after)
+    pairs starting from the last dim. ``mode``: ``'constant'`` (``value``, default 0),
+    ``'reflect'``, ``'replicate'`` or ``'circular'``. Differentiable: the gradient of the
+    padding flows back to the positions it copies (none for constant padding)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pad(): argument 'input' must be Tensor, not {type(input).__name__}")
+    pads = [int(p) for p in pad]
+    if len(pads) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    a = input._data
+    if len(pads) // 2 > a.ndim:
+        raise RuntimeError("Padding length should be less than or equal to two times the input "
+                           "dimension")
+    if mode not in ("constant", "reflect", "replicate", "circular"):      # PyTorch's type
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if mode != "constant" and value not in (None, 0, 0.0):
+        raise RuntimeError(f"Padding mode \"{mode}\" doesn't take in value argument.")
+    srcs, masks = [], []
+    for d in range(a.ndim):
+        k = a.ndim - 1 - d
+        lo, hi = (pads[2 * k], pads[2 * k + 1]) if 2 * k < len(pads) else (0, 0)
+        if a.shape[d] + lo + hi < 0:
+            raise RuntimeError(f"The input size {a.shape[d]}, plus negative padding {lo} and "
+                               f"{hi} resulted in a negative output size")
+        s, m = _pad_source(a.shape[d], lo, hi, mode)
+        srcs.append(s)
+        masks.append(m)
+    if a.size == 0 and mode == "constant":
+        shape = tuple(len(s) for s in srcs)
+        return ops.as_tensor(np.full(shape, 0 if value is None else value, a.dtype))
+    grids = np.ix_(*srcs) if a.ndim else ()
+    flat = np.ravel_multi_index(np.broadcast_arrays(*grids), a.shape) if a.ndim else \
+        np.zeros((), np.int64)
+    out = ops.take(input, flat.reshape(-1), flat.shape)
+    if mode != "constant":
+        return out
+    inside = np.ones(flat.shape, bool)
+    for d, m in enumerate(masks):
+        inside &= m.reshape((1,) * d + (-1,) + (1,) * (a.ndim - d - 1))
+    if inside.all():
+        return out
+    fill = ops.as_tensor(np.asarray(0 if value is None else value, a.dtype))
+    return ops.where(ops.as_tensor(inside), out, fill)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """``input`` divided by its p-norm along ``dim``, the norm at least ``eps``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"normalize(): argument 'input' must be Tensor, not "
+                        f"{type(input).__name__}")
+    from ..ops.composite import norm
+    return input / ops.clamp(norm(input, p, dim=dim, keepdim=True), min=eps)

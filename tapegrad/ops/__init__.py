@@ -21,11 +21,19 @@ differentiate the records. One job per module:
     losses       the fused ops nn.functional uses: softmax, bce, bce_with_logits, nll
     inplace      add_, ..., zero_, fill_, copy_ and item assignment
     composite    ops composed from the recorded ones (prod, logsumexp, var, einsum...)
+    predicates   tests of values, never differentiable: isnan, isclose, allclose, equal,
+                 any, all, count_nonzero, the logical operators
+    selection    sort, argsort, topk, kthvalue, median, mode, unique, nonzero, where(cond),
+                 searchsorted, bucketize, take_along_dim (gradients through the gather)
+    shapes       bmm, addmm, chunk, split, unbind, narrow, repeat, tile, diag, diag_embed,
+                 block_diag, meshgrid, broadcast_*, cross, kron, tensordot, cdist, vstack...
+    arithmetic   floor_divide (//), copysign, nan_to_num, nansum, nanmean, diff, addcmul,
+                 addcdiv, clamp_min/max, frac, dist, var_mean, std_mean
     methods      the Tensor methods and operators, bound by ``_bind()``
 
 The modules import each other by name (``from .record import _record``), never through
 this package. Other code uses the names re-exported here (``ops.reshape``, ``ops._slot``);
-the composed ops are imported from ``ops.composite``. Binding the Tensor methods is the
+the composed ops are imported from their modules (``ops.composite``, ``ops.shapes``...). Binding the Tensor methods is the
 last step of importing the package.
 """
 from . import methods, registry

@@ -1,7 +1,7 @@
 """Ops composed from the recorded ones: reductions (prod, logsumexp, var, std, norm, amax,
 amin, cumsum, cumprod), indexing along a dim (masked_fill, index_select, gather,
-scatter_add), triangles and movement (tril, triu, flip, roll, diagonal, trace, outer) and
-einsum.
+scatter_add, scatter, index_add, index_fill, fill_diagonal_), triangles and movement
+(tril, triu, flip, roll, diagonal, trace, outer) and einsum.
 
 None of them has an opcode. Each is built from ``take``/``scatter`` with index maps
 computed from shapes alone, ``where`` with constant masks, ``matmul``, ``sum`` and the
@@ -18,7 +18,8 @@ from .. import ops
 from ..tensor import Tensor, _FLOATS, _dim, _note_read, get_default_dtype, int_arg
 
 __all__ = ["prod", "logsumexp", "var", "std", "norm", "amax", "amin", "cumsum", "cumprod",
-           "masked_fill", "index_select", "gather", "scatter_add", "tril", "triu", "flip",
+           "masked_fill", "index_select", "gather", "scatter_add", "scatter", "index_add",
+           "index_fill", "tril", "triu", "flip",
            "roll", "diagonal", "trace", "outer", "einsum"]
 
 
@@ -477,6 +478,119 @@ def scatter_add(input, dim, index, src):
     part = s if s._data.shape == idx.shape else _take(
         s, _imap(s._data.shape)[tuple(slice(0, k) for k in idx.shape)])
     return x + ops.scatter(part, dest.reshape(-1), a.shape)
+
+
+def _last_writes(dest):
+    """Positions in `dest` (flat destinations, in order) of the last write to each place:
+    when an index repeats, the last value written wins."""
+    rev = dest[::-1]
+    _, first = np.unique(rev, return_index=True)
+    return np.sort(dest.size - 1 - first)
+
+
+def scatter(input, dim, index, src=None, *, value=None):
+    """``input`` with ``src``'s entries (or the number ``value``) written at the positions
+    ``index`` gives along ``dim`` (``out[index[i][j]][j] = src[i][j]`` for dim 0); where an
+    index repeats, the last write wins. Differentiable in ``input`` (0 where overwritten)
+    and ``src`` (at the entries written)."""
+    x = _tensor(input, "scatter")
+    if src is None and value is None:
+        raise TypeError("scatter() missing 1 required positional argument: 'src' (or value=)")
+    if src is not None and not isinstance(src, Tensor):
+        value, src = src, None
+    if value is not None and not isinstance(value, (int, float, bool, np.integer, np.floating)):
+        raise TypeError(f"scatter(): argument 'value' must be Number, not "
+                        f"{type(value).__name__}")
+    idx = _index_tensor(index, "scatter")
+    a = x._data
+    d = _dim(dim, a.ndim)
+    if src is not None:
+        if src._data.dtype != a.dtype:
+            raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype (got "
+                               f"{a.dtype} and {src._data.dtype})")
+        if src._data.ndim != idx.ndim:
+            raise RuntimeError("scatter(): Index tensor must have the same number of "
+                               "dimensions as src tensor")
+        _scatter_gather_checks("scatter", a.shape, d, idx, src._data.shape)
+    else:
+        _scatter_gather_checks("scatter", a.shape, d, idx)
+    dest = (np.zeros(idx.shape, np.int64) if a.ndim == 0
+            else _coords_map(idx.shape, d, idx, a.shape)).reshape(-1)
+    keep = _last_writes(dest)
+    mask = np.zeros(a.size, bool)
+    mask[dest[keep]] = True
+    mask = mask.reshape(a.shape)
+    if src is None:
+        if not _is_float(x):
+            return _plain(np.where(mask, np.asarray(value).astype(a.dtype), a))
+        return ops.where(_plain(mask), _plain(np.asarray(value, a.dtype)), x)
+    from_src = _imap(src._data.shape)[tuple(slice(0, k) for k in idx.shape)].reshape(-1)[keep]
+    if not _is_float(x):
+        out = a.copy()
+        out.reshape(-1)[dest[keep]] = src._data.reshape(-1)[from_src]
+        return _plain(out)
+    written = ops.scatter(ops.take(src, from_src), dest[keep], a.shape)
+    return ops.where(_plain(mask), written, x)
+
+
+def _index_positions(fn, x, dim, index):
+    idx = _index_tensor(index, fn, msg=f"{fn}(): Expected dtype int32/int64 for index")
+    if idx.ndim > 1:
+        if fn == "index_fill":          # PyTorch's two types for the same mistake
+            raise RuntimeError("index_fill(): Index has to be a vector/scalar")
+        raise IndexError(f"{fn}(): Index is supposed to be a vector")
+    a = x._data
+    d = _dim(dim, a.ndim)
+    idx = idx.reshape(-1)
+    n = a.shape[d] if a.ndim else 1
+    bad = (idx < -n) | (idx >= n)
+    if bad.any():
+        raise IndexError(f"{fn}(): index {int(idx[bad][0])} is out of bounds for dimension "
+                         f"{d} with size {n}")
+    idx = np.where(idx < 0, idx + n, idx)
+    return d, idx, (_slab(a.shape, d, idx) if a.ndim else np.zeros(idx.shape, np.int64))
+
+
+def index_add(input, dim, index, source, *, alpha=1):
+    """``input`` plus ``alpha * source`` added along ``dim`` at the positions ``index`` (a
+    vector; repeats add up). Differentiable in both."""
+    x = _tensor(input, "index_add")
+    s = _tensor(source, "index_add", "source")
+    d, idx, dest = _index_positions("index_add", x, dim, index)
+    if s._data.shape != dest.shape:
+        raise RuntimeError(f"index_add_(): source must have the shape of self with dim {d} "
+                           f"of size {idx.size} ({list(dest.shape)}), got "
+                           f"{list(s._data.shape)}")
+    if s._data.dtype != x._data.dtype:
+        raise RuntimeError(f"index_add_(): self ({x._data.dtype}) and source "
+                           f"({s._data.dtype}) must have the same scalar type")
+    part = s if alpha == 1 else s * alpha
+    return x + ops.scatter(part, dest.reshape(-1), x._data.shape)
+
+
+def index_fill(input, dim, index, value):
+    """``input`` with ``value`` (a number, or a 0-d tensor that gets the gradient) in every
+    slice ``index`` picks along ``dim``."""
+    x = _tensor(input, "index_fill")
+    _, _, dest = _index_positions("index_fill", x, dim, index)
+    mask = np.zeros(x._data.size, bool)
+    mask[dest.reshape(-1)] = True
+    return masked_fill(x, _plain(mask.reshape(x._data.shape)), value)
+
+
+def fill_diagonal(input, fill_value, wrap=False):
+    """``input`` with ``fill_value`` on its main diagonal (all dims of equal size when more
+    than 2; a tall matrix restarts below the square with ``wrap``); the method is the
+    in-place ``fill_diagonal_``."""
+    x = _tensor(input, "fill_diagonal_")
+    a = x._data
+    if a.ndim < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if a.ndim > 2 and len(set(a.shape)) != 1:
+        raise RuntimeError("all dimensions of input must be of equal length")
+    mask = np.zeros(a.shape, bool)
+    np.fill_diagonal(mask, True, wrap=wrap)
+    return masked_fill(x, _plain(mask), fill_value)
 
 
 # ---- triangles, movement -------------------------------------------------------------------------

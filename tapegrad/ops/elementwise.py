@@ -101,6 +101,10 @@ def clamp(x, min=None, max=None):  # noqa: A002
         if v is not None and not isinstance(v, (_REAL, Tensor)):
             raise TypeError(f"clamp(): min and max must be numbers or tensors, not "
                             f"{type(v).__name__}")
+    if isinstance(x, Tensor) and x._data.dtype.kind in "iu" and builtins.all(
+            v is None or isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            for v in (min, max)):
+        return _plain(np.clip(x._data, min, max))     # integer bounds keep the dtype (torch)
     lo = -np.inf if min is None else float(min)
     hi = np.inf if max is None else float(max)
     x = _float(x)

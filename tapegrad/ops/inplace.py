@@ -1,4 +1,6 @@
-"""In-place ops: add_, sub_, mul_, div_, clamp_, zero_, fill_, copy_ and item assignment.
+"""In-place ops: add_, sub_, mul_, div_, clamp_, zero_, fill_, copy_, item assignment, and
+the in-place form of every other elementwise op (``inplace_forms``: exp_, pow_, lerp_,
+addcmul_...).
 
 Outside a graph they write through numpy; on a graph ``_inplace`` records the out-of-place
 result and moves the tensor's history onto it, as PyTorch does. Every write bumps the
@@ -247,3 +249,80 @@ def setitem(t, key, value):
         spread = _gather(vv, spread_vals, full, _N["index"]) if _recording(vv) else _plain(spread_vals)
         return where(_plain(mask), spread, x)
     _inplace(t, place)
+
+
+# ---- the in-place forms of the elementwise ops ---------------------------------------------------
+def _store(a, v):
+    """Write an out-of-place result v into a (numpy path): PyTorch's casting rule, a float
+    result never goes into an integer tensor."""
+    if v.dtype.kind == "f" and a.dtype.kind != "f":
+        raise TypeError(f"result type {v.dtype} can't be cast to the desired output type "
+                        f"{a.dtype}")
+    np.copyto(a, v, casting="unsafe")
+
+
+class _BadArgument(Exception):
+    """Carries an op's TypeError for a bad argument past _inplace's casting handler."""
+
+
+# relu's value on an integer tensor is an integer (PyTorch keeps the dtype), unlike the
+# other activations: its in-place form computes in the integers (sign, floor, ... do so
+# out of place already, registry.py)
+_ON_INTEGERS = dict(relu=lambda a: np.maximum(a, 0))
+
+
+def _inplace_form(name, op):
+    """``t.<name>_(*args)``: t = op(t, *args) in place, recorded on a graph through
+    ``_inplace`` (version counter, history moved onto the result), numpy otherwise."""
+    on_ints = _ON_INTEGERS.get(name)
+
+    def numpy_form(args, kwargs):
+        def write(a):
+            if on_ints is not None and a.dtype.kind in "iu":
+                np.copyto(a, on_ints(a))
+                return
+            try:
+                v = op(_plain(a), *args, **kwargs)._data
+            except TypeError as e:      # a bad argument: not the casting error _inplace words
+                raise _BadArgument(e) from None
+            _store(a, v)
+        return write
+
+    def f(self, *args, **kwargs):
+        if not isinstance(self, Tensor):
+            raise TypeError(f"{name}_(): self must be a Tensor, not {type(self).__name__}")
+        needs = any(_needs_grad(v) for v in list(args) + list(kwargs.values()))
+        try:
+            return _inplace(self, lambda x: op(x, *args, **kwargs),
+                            None if needs else numpy_form(args, kwargs))
+        except _BadArgument as e:
+            raise e.args[0] from None
+    f.__name__ = f.__qualname__ = name + "_"
+    f.__doc__ = (f"In-place ``{name}``: the tensor is overwritten with the result and "
+                 f"returned; on a graph the version-counter rules of every in-place op apply.")
+    return f
+
+
+def inplace_forms():
+    """The in-place methods (``exp_``, ``pow_``, ``lerp_``, ``addcmul_``...) by name: every
+    elementwise op that has one in PyTorch."""
+    from .. import ops
+    from . import arithmetic, composite, registry
+    from . import elementwise as E
+    unary = dict(exp=E.exp, log=E.log, sqrt=E.sqrt, abs=E.abs, neg=E.neg, sin=E.sin,
+                 cos=E.cos, tanh=E.tanh, sigmoid=E.sigmoid, relu=E.relu, square=E.square)
+    unary.update({u: getattr(registry, u) for u in registry.REGISTRY_OPS if u != "logaddexp"})
+    others = dict(pow=E.pow, lerp=E.lerp, addcmul=arithmetic.addcmul,
+                  addcdiv=arithmetic.addcdiv, copysign=arithmetic.copysign,
+                  nan_to_num=arithmetic.nan_to_num, masked_fill=composite.masked_fill,
+                  true_divide=ops.div, clamp_min=arithmetic.clamp_min,
+                  clamp_max=arithmetic.clamp_max, frac=arithmetic.frac,
+                  deg2rad=arithmetic.deg2rad, rad2deg=arithmetic.rad2deg,
+                  scatter=composite.scatter, scatter_add=composite.scatter_add,
+                  index_add=composite.index_add, index_fill=composite.index_fill,
+                  fill_diagonal=composite.fill_diagonal)
+    forms = {f"{n}_": _inplace_form(n, f) for n, f in {**unary, **others}.items()}
+    forms["clip_"] = clamp_
+    forms["negative_"] = forms["neg_"]
+    forms["absolute_"] = forms["abs_"]
+    return forms

@@ -111,3 +111,52 @@ def _bind():
     methods["flip"] = composite._flip_method
     for name, f in methods.items():
         setattr(Tensor, name, f)
+    _bind_tensor_api()
+
+
+def _stride(self, dim=None):
+    """The step, in elements, between neighbours along each dim (of the numpy array)."""
+    a = self._data
+    st = tuple(s // a.itemsize for s in a.strides)
+    if dim is None:
+        return st
+    from ..tensor import _dim
+    return st[_dim(dim, a.ndim)] if a.ndim else 1
+
+
+def _bind_tensor_api():
+    """The methods of issue #16's Tensor API: tests of values (predicates.py), sorting and
+    selection (selection.py), shapes (shapes.py), arithmetic (arithmetic.py), the in-place
+    forms (inplace.py) and the ``new_*`` constructors and random fills (creation.py)."""
+    from .. import creation
+    from . import arithmetic, predicates, selection, shapes
+    from .inplace import inplace_forms
+    methods = {name: getattr(predicates, name) for name in predicates.__all__}
+    methods.update(predicates.LOGICAL_DUNDERS)
+    methods.update({name: getattr(selection, name) for name in (
+        "sort", "argsort", "topk", "kthvalue", "median", "mode", "unique", "nonzero",
+        "masked_select", "argwhere", "take_along_dim")})
+    methods["where"] = selection._where_method
+    methods.update({name: getattr(shapes, name) for name in (
+        "bmm", "baddbmm", "addmm", "narrow", "select", "split", "chunk", "unbind",
+        "repeat_interleave", "movedim", "swapaxes", "diag", "diag_embed", "diagflat",
+        "broadcast_to", "cross", "kron", "unflatten", "tensor_split", "hsplit", "vsplit",
+        "fliplr", "flipud")})
+    methods.update(aminmax=selection.aminmax, bincount=selection.bincount,
+                   histc=selection.histc)
+    del methods["isin"]                   # torch.isin only: Tensor has no isin
+    methods.update(repeat=shapes.repeat, tile=shapes._tile_method, expand_as=shapes.expand_as,
+                   view_as=shapes.view_as, reshape_as=shapes.reshape_as,
+                   contiguous=shapes.contiguous, is_contiguous=shapes.is_contiguous,
+                   moveaxis=shapes.movedim, swapdims=shapes.swapaxes)
+    methods.update({name: getattr(arithmetic, name) for name in arithmetic.__all__
+                    if name not in ("var_mean", "std_mean")})     # functions only in torch
+    methods.update(__floordiv__=arithmetic.floor_divide, __rfloordiv__=arithmetic._rfloordiv,
+                   nelement=Tensor.numel, element_size=lambda s: s._data.itemsize,
+                   stride=_stride)
+    methods.update(inplace_forms())
+    methods.update(creation.NEW_METHODS)
+    for name, f in methods.items():
+        setattr(Tensor, name, f)
+    Tensor.mT = property(shapes._mT)
+    Tensor.mH = property(shapes._mH)

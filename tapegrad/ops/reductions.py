@@ -5,6 +5,8 @@ sum and mean record the reduced dims as a bit mask; max/min of all elements reco
 EXTREME record, and along a dim a gather of the winners, whose positions are read from the
 values (argmax/argmin return plain integer tensors).
 """
+from collections import namedtuple
+
 import numpy as np
 
 from .. import kernels as K
@@ -56,15 +58,21 @@ def mean(x, dim=None, keepdim=False, dtype=None):
                    f0=1.0 / count if count else np.nan)
 
 
-class _MinMax(tuple):
-    """(values, indices), like torch.return_types.max."""
-    @property
-    def values(self):
-        return self[0]
+def return_type(name, fields=("values", "indices")):
+    """A named tuple shown as PyTorch shows its return types (``max(values=..., ...)``):
+    ``values, indices = x.max(1)``, ``x.max(1).values``, ``x.max(1)[0]`` all work."""
+    cls = namedtuple(name, fields)
+    cls.__module__ = "tapegrad.return_types"
+    cls.__repr__ = lambda s: (f"tapegrad.return_types.{name}(\n" + ",\n".join(
+        f"{f}={v!r}" for f, v in zip(fields, s)) + ")")
+    return cls
 
-    @property
-    def indices(self):
-        return self[1]
+
+_MAX, _MIN = return_type("max"), return_type("min")
+
+
+def _MinMax(pair, is_max=True):
+    return (_MAX if is_max else _MIN)(*pair)
 
 
 def _extreme(x, dim, keepdim, is_max):
@@ -81,7 +89,7 @@ def _extreme(x, dim, keepdim, is_max):
     _note_read(x)     # the winners' positions are baked into the record
     if a.ndim == 0:
         return _MinMax((_reshape(x, (), _N["maxdim" if is_max else "mindim"]),
-                        _plain(np.asarray(0))))
+                        _plain(np.asarray(0))), is_max)
     if a.shape[d] == 0:
         raise IndexError(f"{'max' if is_max else 'min'}(): Expected reduction dim {d} to have "
                          f"non-zero size.")
@@ -96,8 +104,9 @@ def _extreme(x, dim, keepdim, is_max):
         idx = idx_k
     indices = _plain(idx.astype(np.int64))
     if not (x._rg and grad_enabled()):
-        return _MinMax((_plain(values), indices))
-    return _MinMax((_gather(x, values, flat, _N["maxdim" if is_max else "mindim"]), indices))
+        return _MinMax((_plain(values), indices), is_max)
+    return _MinMax((_gather(x, values, flat, _N["maxdim" if is_max else "mindim"]), indices),
+                   is_max)
 
 
 def max(x, dim=None, keepdim=False):  # noqa: A001

@@ -10,10 +10,10 @@ import numpy as np
 
 from .. import codegen, rules
 from .. import kernels as K
-from ..tensor import _FLOATS
+from ..tensor import Tensor, _FLOATS
 from .elementwise import _binary, _sigmoid_np, _unary
 from .operands import _float, _operand
-from .record import _N, _name
+from .record import _N, _name, _plain
 
 
 def _compiled_values(op):
@@ -37,12 +37,21 @@ def _numpy_namespace():
 _ON_ARRAYS = _numpy_namespace()
 
 
+# the ops whose value on an integer tensor is an integer: PyTorch keeps the integer dtype
+# (and computes in the integers), where the others make the default float dtype first
+_ON_INTEGERS = {"sign": np.sign, "floor": np.copy, "ceil": np.copy, "round": np.copy,
+                "trunc": np.copy}
+
+
 def _registry_op(u):
     op, fn = getattr(K, u.opcode), _N[u.name]
     numpy_fn = codegen.numpy_rule(u, _ON_ARRAYS)
     values = lambda a: numpy_fn(a, 0.0, 0.0)     # noqa: E731 - public ops take no constants
+    on_ints = _ON_INTEGERS.get(u.name)
 
     def f(input):
+        if on_ints is not None and isinstance(input, Tensor) and input._data.dtype.kind in "iu":
+            return _plain(on_ints(input._data))
         return _unary(op, fn, values, input)
     f.__name__ = f.__qualname__ = u.name
     f.__doc__ = (f"``{u.name}(input)`` elementwise, with PyTorch's gradient ({u.grad_fn}); "
