@@ -377,13 +377,19 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None
                  requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
-    _device.check(device, "linspace")
-    start = _number(start, "linspace", "start")
-    end = _number(end, "linspace", "end")
-    steps = int_arg(steps, "linspace(): argument 'steps'")
+def _span(fn, start, end, steps, device):
+    """linspace's and logspace's arguments, checked: (start, end, steps)."""
+    _device.check(device, fn)
+    start = _number(start, fn, "start")
+    end = _number(end, fn, "end")
+    steps = int_arg(steps, f"{fn}(): argument 'steps'")
     if steps < 0:
-        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
+        raise RuntimeError(f"{fn}: number of steps must be non-negative, got {steps}")
+    return start, end, steps
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
+    start, end, steps = _span("linspace", start, end, steps, device)
     shape, d = _size((steps,), "linspace"), _dt(dtype)
     return _leaf(_alloc("linspace", shape, lambda: np.linspace(start, end, steps).astype(d)),
                  requires_grad)
@@ -493,12 +499,7 @@ def rand_like(t, dtype=None, requires_grad=False, device=None, generator=None):
 
 def logspace(start, end, steps, base=10.0, dtype=None, requires_grad=False, device=None):
     """``base ** linspace(start, end, steps)``."""
-    _device.check(device, "logspace")
-    start = _number(start, "logspace", "start")
-    end = _number(end, "logspace", "end")
-    steps = int_arg(steps, "logspace(): argument 'steps'")
-    if steps < 0:
-        raise RuntimeError(f"number of steps must be non-negative, got {steps}")
+    start, end, steps = _span("logspace", start, end, steps, device)
     d = _dt(dtype)
     return _leaf(np.power(float(base), np.linspace(start, end, steps)).astype(d), requires_grad)
 

@@ -46,34 +46,24 @@ def _reduce_dims(dim, nd):
 
 
 # ---- elementwise tests ---------------------------------------------------------------------------
-def isnan(input):
-    """True where ``input`` is NaN (never for integer tensors)."""
-    a = _input(input, "isnan")
-    return _plain(np.isnan(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool))
+def _float_test(name, test, on_integers, doc):
+    """An elementwise test of floating values (numpy's `test`); integer tensors give
+    `on_integers` everywhere."""
+    def fn(input):
+        a = _input(input, name)
+        return _plain(test(a) if a.dtype.kind == "f" else np.full(a.shape, on_integers))
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
 
 
-def isinf(input):
-    """True where ``input`` is +inf or -inf."""
-    a = _input(input, "isinf")
-    return _plain(np.isinf(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool))
-
-
-def isfinite(input):
-    """True where ``input`` is neither NaN nor infinite (always for integer tensors)."""
-    a = _input(input, "isfinite")
-    return _plain(np.isfinite(a) if a.dtype.kind == "f" else np.ones(a.shape, bool))
-
-
-def isposinf(input):
-    """True where ``input`` is +inf."""
-    a = _input(input, "isposinf")
-    return _plain(np.isposinf(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool))
-
-
-def isneginf(input):
-    """True where ``input`` is -inf."""
-    a = _input(input, "isneginf")
-    return _plain(np.isneginf(a) if a.dtype.kind == "f" else np.zeros(a.shape, bool))
+isnan = _float_test("isnan", np.isnan, False,
+                    "True where ``input`` is NaN (never for integer tensors).")
+isinf = _float_test("isinf", np.isinf, False, "True where ``input`` is +inf or -inf.")
+isfinite = _float_test("isfinite", np.isfinite, True, "True where ``input`` is neither NaN "
+                       "nor infinite (always for integer tensors).")
+isposinf = _float_test("isposinf", np.isposinf, False, "True where ``input`` is +inf.")
+isneginf = _float_test("isneginf", np.isneginf, False, "True where ``input`` is -inf.")
 
 
 def _close(fn, input, other, rtol, atol, equal_nan):
