@@ -1,0 +1,85 @@
+"""Triangular solves with numpy's own OpenBLAS (cblas_?trsm), called through ctypes.
+
+numpy has no triangular solve: np.linalg.solve would factorise a triangular matrix again
+(an O(n^3) LU for what is an O(n^2 k) substitution). The ILP64 ``cblas_?trsm`` of the
+OpenBLAS bundled with numpy's wheel (the same library, and thread pool, as every other
+product in tapegrad, see kernels/blas.py) does the substitution. Without that library
+(numpy built against another BLAS, or TAPEGRAD_NO_BLAS=1) ``trsm`` falls back to
+np.linalg.solve on the triangle, which gives the same solution to rounding.
+"""
+import ctypes
+import os
+
+import numpy as np
+
+from ..kernels.blas import _numpy_openblas
+
+_ROW_MAJOR, _LEFT, _RIGHT, _UPPER, _LOWER = 101, 141, 142, 121, 122
+_NO_TRANS, _TRANS, _NON_UNIT, _UNIT = 111, 112, 131, 132
+
+
+def _find():
+    if os.environ.get("TAPEGRAD_NO_BLAS"):
+        return {}
+    for path in _numpy_openblas():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_cblas_", "cblas_"):
+            try:
+                fns = {np.dtype(np.float32): getattr(lib, prefix + "strsm64_"),
+                       np.dtype(np.float64): getattr(lib, prefix + "dtrsm64_")}
+            except AttributeError:
+                continue
+            for dt, f in fns.items():
+                real = ctypes.c_float if dt == np.float32 else ctypes.c_double
+                f.restype = None
+                f.argtypes = [ctypes.c_int] * 5 + [ctypes.c_int64] * 2 + [
+                    real, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+            return fns
+    return {}
+
+
+TRSM = _find()
+
+
+def _triangle(a, upper, unit):
+    """The triangle of a that a triangular solve reads, as a full matrix."""
+    t = np.triu(a) if upper else np.tril(a)
+    if unit:
+        t = t.copy()
+        idx = np.arange(a.shape[-1])
+        t[..., idx, idx] = 1
+    return t
+
+
+def trsm(a, b, upper, left=True, trans=False, unit=False):
+    """X with op(a) X = b (left) or X op(a) = b (right), op(a) = a or a^T, reading only the
+    upper or lower triangle of a (its diagonal taken as ones when unit). a: (..., n, n),
+    b: (..., n, k) left or (..., k, n) right, batch dims broadcast; returns a new array."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    dt = np.result_type(a.dtype, b.dtype)
+    fn = TRSM.get(dt)
+    if fn is None or a.shape[-1] == 0 or b.size == 0:
+        t = _triangle(a, upper, unit)
+        if trans:
+            t = np.swapaxes(t, -1, -2)
+        t = np.broadcast_to(t, batch + t.shape[-2:])
+        if left:
+            return np.linalg.solve(t, np.broadcast_to(b, batch + b.shape[-2:]))
+        bt = np.swapaxes(np.broadcast_to(b, batch + b.shape[-2:]), -1, -2)
+        return np.swapaxes(np.linalg.solve(np.swapaxes(t, -1, -2), bt), -1, -2)
+    x = np.array(np.broadcast_to(b, batch + b.shape[-2:]), dtype=dt, order="C")
+    a = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:]), dtype=dt)
+    m, n = x.shape[-2:]
+    k = a.shape[-1]
+    args = (_ROW_MAJOR, _LEFT if left else _RIGHT, _UPPER if upper else _LOWER,
+            _TRANS if trans else _NO_TRANS, _UNIT if unit else _NON_UNIT, m, n, 1.0)
+    a3 = a.reshape(-1, k, k)
+    x3 = x.reshape(-1, m, n)
+    step_a, step_x = a3.strides[0], x3.strides[0]
+    pa, px = a3.ctypes.data, x3.ctypes.data
+    for i in range(x3.shape[0]):
+        fn(*args, pa + i * step_a, k, px + i * step_x, n)
+    return x

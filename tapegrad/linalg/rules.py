@@ -1,0 +1,410 @@
+"""The linear-algebra records' rules: value, VJP and tangent on arrays, and the VJP again on
+tensors (recorded: create_graph, func.hessian). One LINALG opcode; the record's P0 says
+which rule, P1 holds the rule's flags. Every rule works on a batch (leading dims).
+
+An operation with several outputs (eigh, slogdet) records one value that packs them along
+its last dim; the public function slices the outputs out of it, so they stay ordinary
+records and their gradients meet in the packed one.
+"""
+import numpy as np
+
+from .. import kernels as K
+from .. import ops
+from .. import pyops
+from ..kernels import rg_of
+from ..ops.composite import tril, triu
+from .lapack import trsm
+
+
+class LinAlgError(RuntimeError):
+    """A matrix that the operation needs to be invertible or positive-definite is not
+    (torch.linalg.LinAlgError)."""
+
+
+# ---- helpers on arrays and tensors --------------------------------------------------------
+def _mT(a):
+    return np.swapaxes(a, -1, -2)
+
+
+def _tT(t):
+    return ops.transpose(t, -1, -2)
+
+
+def _unb(g, shape):
+    """Sum g down to shape (the reverse of numpy broadcasting), arrays."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for d, s in enumerate(shape):
+        if s == 1 and g.shape[d] != 1:
+            g = g.sum(axis=d, keepdims=True)
+    return g
+
+
+def _tunb(g, shape):
+    from ..symbolic import _unbroadcast
+    return _unbroadcast(g, shape)
+
+
+def _const(a):
+    return ops._plain(np.asarray(a))
+
+
+def _phi(n, dtype):
+    """The lower triangle with its diagonal halved, as a mask."""
+    m = np.tril(np.ones((n, n), dtype))
+    m[np.arange(n), np.arange(n)] = 0.5
+    return m
+
+
+def _mask(n, dtype, upper, unit):
+    m = np.triu(np.ones((n, n), dtype), 1 if unit else 0) if upper else \
+        np.tril(np.ones((n, n), dtype), -1 if unit else 0)
+    return m
+
+
+# ---- the rules -------------------------------------------------------------------------------
+class Cholesky:
+    """L = cholesky(A) (A's lower triangle read), or U = L^T when flags & 1."""
+    name = "LinalgCholeskyExBackward0"
+
+    @staticmethod
+    def value(flags, a):
+        L = np.linalg.cholesky(a)
+        return np.ascontiguousarray(_mT(L)) if flags & 1 else L
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        L, gL = (_mT(out), _mT(g)) if flags & 1 else (out, g)
+        P = (_mT(L) @ gL) * _phi(L.shape[-1], L.dtype)
+        X = trsm(L, P, upper=False, left=True, trans=True)       # L^-T P
+        Y = trsm(L, X, upper=False, left=False)                  # ... L^-1
+        return [(Y + _mT(Y)) * 0.5]
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        L = _mT(out) if flags & 1 else out
+        M = trsm(L, tans[0], upper=False, left=True)               # L^-1 dA
+        M = trsm(L, M, upper=False, left=False, trans=True)        # ... L^-T
+        dL = L @ (M * _phi(L.shape[-1], L.dtype))
+        return _mT(dL) if flags & 1 else dL
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        from . import solve_triangular
+        L, gL = (_tT(out), _tT(g)) if flags & 1 else (out, g)
+        P = (_tT(L) @ gL) * _const(_phi(L.shape[-1], L.data.dtype))
+        X = solve_triangular(_tT(L), P, upper=True)
+        Y = solve_triangular(L, X, upper=False, left=False)
+        return [(Y + _tT(Y)) * 0.5]
+
+
+class SolveTriangular:
+    """X = A^-1 B (left) or B A^-1; flags: 1 upper, 2 left, 4 unitriangular."""
+    name = "LinalgSolveTriangularBackward0"
+
+    @staticmethod
+    def value(flags, a, b):
+        return trsm(a, b, upper=bool(flags & 1), left=bool(flags & 2), unit=bool(flags & 4))
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        a, b = ins
+        up, left, unit = bool(flags & 1), bool(flags & 2), bool(flags & 4)
+        gb = trsm(a, g, upper=up, left=left, trans=True, unit=unit)
+        res = [None, _unb(gb, b.shape) if wanted[1] else None]
+        if wanted[0]:
+            ga = -(gb @ _mT(out)) if left else -(_mT(out) @ gb)
+            res[0] = _unb(ga * _mask(a.shape[-1], a.dtype, up, unit), a.shape)
+        return res
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        a, _ = ins
+        da, db = tans
+        up, left, unit = bool(flags & 1), bool(flags & 2), bool(flags & 4)
+        da = da * _mask(a.shape[-1], a.dtype, up, unit)
+        rhs = db - (da @ out if left else out @ da)
+        return trsm(a, rhs, upper=up, left=left, unit=unit)
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        from . import solve_triangular
+        a, b = ins
+        up, left, unit = bool(flags & 1), bool(flags & 2), bool(flags & 4)
+        gb = solve_triangular(_tT(a), g, upper=not up, left=left, unitriangular=unit)
+        res = [None, _tunb(gb, b.shape) if wanted[1] else None]
+        if wanted[0]:
+            ga = -(gb @ _tT(out)) if left else -(_tT(out) @ gb)
+            n = a.shape[-1]
+            ga = (triu(ga, 1 if unit else 0) if up else tril(ga, -1 if unit else 0))
+            res[0] = _tunb(ga, a.shape)
+        return res
+
+
+def _cofactor(a):
+    """The matrix of cofactors of a (det(a) a^-T where a is invertible), through the SVD,
+    so that it stays exact at singular matrices: with a = U diag(s) V^T it is
+    det(U) det(V) U diag(prod_{j != i} s_j) V^T."""
+    u, s, vh = np.linalg.svd(a)
+    n = s.shape[-1]
+    ones = np.ones(s.shape[:-1] + (1,), s.dtype)
+    pre = np.cumprod(np.concatenate([ones, s[..., :-1]], -1), -1)
+    post = np.flip(np.cumprod(np.concatenate([ones, np.flip(s[..., 1:], -1)], -1), -1), -1)
+    p = pre * post if n else s
+    sign = np.linalg.det(u) * np.linalg.det(vh)
+    return sign[..., None, None] * ((u * p[..., None, :]) @ vh)
+
+
+class Det:
+    name = "LinalgDetBackward0"
+
+    @staticmethod
+    def value(flags, a):
+        return np.asarray(np.linalg.det(a))
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        return [g[..., None, None] * _cofactor(ins[0])]
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        return np.asarray((_cofactor(ins[0]) * tans[0]).sum((-2, -1)))
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        from . import inv
+        return [ops.unsqueeze(ops.unsqueeze(g * out, -1), -1) * _tT(inv(ins[0]))]
+
+
+class Slogdet:
+    """(sign, log|det A|) packed along a last dim of 2: the sign has gradient 0."""
+    name = "LinalgSlogdetBackward0"
+
+    @staticmethod
+    def value(flags, a):
+        sign, logabs = np.linalg.slogdet(a)
+        return np.stack([sign, logabs], -1)
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        return [g[..., 1, None, None] * _mT(_inverse(ins[0], "linalg.slogdet"))]
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        d = (_mT(_inverse(ins[0], "linalg.slogdet")) * tans[0]).sum((-2, -1))
+        return np.stack([np.zeros_like(d), d], -1)
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        from . import inv
+        g1 = ops.unsqueeze(ops.unsqueeze(g[..., 1], -1), -1)
+        return [g1 * _tT(inv(ins[0]))]
+
+
+def _zero_pivot(a):
+    """1-based index of the first zero pivot of a's LU factorisation with partial
+    pivoting (LAPACK's getrf info), for a singular square matrix; 0 if none."""
+    u = np.array(a, np.float64)
+    n = u.shape[0]
+    for k in range(n):
+        p = k + int(np.argmax(np.abs(u[k:, k])))
+        if u[p, k] == 0:
+            return k + 1
+        u[[k, p]] = u[[p, k]]
+        u[k + 1:, k:] -= np.outer(u[k + 1:, k] / u[k, k], u[k, k:])
+    return 0
+
+
+def _singular(a, fn):
+    """The LinAlgError for a singular batch of matrices a, worded as PyTorch words it."""
+    a3 = a.reshape((-1,) + a.shape[-2:])
+    for i, m in enumerate(a3):
+        k = _zero_pivot(m)
+        if k:
+            where = f"(Batch element {i}): " if a.ndim > 2 else ""
+            if fn == "linalg.solve":
+                return LinAlgError(f"torch.linalg.solve: {where}The solver failed because the "
+                                   f"input matrix is singular.")
+            return LinAlgError(f"{fn}: {where}The diagonal element {k} is zero, the inversion "
+                               f"could not be completed because the input matrix is singular.")
+    return LinAlgError(f"{fn}: the input matrix is singular")
+
+
+def _inverse(a, fn="linalg.inv"):
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        raise _singular(a, fn) from None
+
+
+class Inv:
+    name = "LinalgInvExBackward0"
+
+    @staticmethod
+    def value(flags, a):
+        return _inverse(a)
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        xt = _mT(out)
+        return [-(xt @ g @ xt)]
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        return -(out @ tans[0] @ out)
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        xt = _tT(out)
+        return [-(xt @ g @ xt)]
+
+
+class Solve:
+    """X = A^-1 B, B (..., n, k); the public function adds and drops a vector's last dim."""
+    name = "LinalgSolveExBackward0"
+
+    @staticmethod
+    def value(flags, a, b):
+        try:
+            return np.linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            raise _singular(a, "linalg.solve") from None
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        a, b = ins
+        gb = np.linalg.solve(_mT(a), g)
+        return [_unb(-(gb @ _mT(out)), a.shape) if wanted[0] else None,
+                _unb(gb, b.shape) if wanted[1] else None]
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        return np.linalg.solve(ins[0], tans[1] - tans[0] @ out)
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        from . import solve
+        a, b = ins
+        gb = solve(_tT(a), g)
+        return [_tunb(-(gb @ _tT(out)), a.shape) if wanted[0] else None,
+                _tunb(gb, b.shape) if wanted[1] else None]
+
+
+def _eig_f(lam):
+    """F[i, j] = 1 / (lam_j - lam_i) off the diagonal, 0 on it (inf where eigenvalues
+    repeat, as in PyTorch)."""
+    e = lam[..., None, :] - lam[..., :, None]
+    n = lam.shape[-1]
+    idx = np.arange(n)
+    with np.errstate(divide="ignore"):
+        f = 1.0 / e
+    f[..., idx, idx] = 0
+    return f
+
+
+class Eigh:
+    """(Q | L) packed as (..., n, n + 1): eigenvectors then the eigenvalues as a last
+    column. flags & 1: read A's upper triangle (UPLO='U')."""
+    name = "LinalgEighBackward0"
+
+    @staticmethod
+    def value(flags, a):
+        lam, q = np.linalg.eigh(a, UPLO="U" if flags & 1 else "L")
+        return np.concatenate([q, lam[..., None]], -1)
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        n = out.shape[-2]
+        q, lam = out[..., :n], out[..., n]
+        gq, gl = g[..., :n], g[..., n]
+        m = np.zeros(g.shape[:-2] + (n, n), g.dtype)
+        if np.any(gq):
+            s = _mT(q) @ gq
+            with np.errstate(invalid="ignore"):
+                m = (s - _mT(s)) * 0.5 * _eig_f(lam)
+        idx = np.arange(n)
+        m[..., idx, idx] = gl
+        return [q @ m @ _mT(q)]
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        n = out.shape[-2]
+        q, lam = out[..., :n], out[..., n]
+        da = tans[0]
+        da = (da + _mT(da)) * 0.5
+        m = _mT(q) @ da @ q
+        dl = np.diagonal(m, 0, -2, -1)
+        with np.errstate(invalid="ignore"):
+            dq = q @ (m * _eig_f(lam))
+        return np.concatenate([dq, dl[..., None]], -1)
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        n = out.shape[-2]
+        q, lam = out[..., :n], out[..., n]
+        gq, gl = g[..., :n], g[..., n]
+        eye = np.eye(n, dtype=g.data.dtype)
+        m = ops.unsqueeze(gl, -2) * _const(eye)
+        if np.any(gq.data):
+            s = _tT(q) @ gq
+            e = ops.unsqueeze(lam, -2) - ops.unsqueeze(lam, -1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = 1.0 / (e + _const(eye)) - _const(eye)
+                m = m + (s - _tT(s)) * 0.5 * f
+        return [q @ m @ _tT(q)]
+
+
+CHOLESKY, SOLVE_TRIANGULAR, DET, SLOGDET, INV, SOLVE, EIGH = range(7)
+RULES = {CHOLESKY: Cholesky, SOLVE_TRIANGULAR: SolveTriangular, DET: Det, SLOGDET: Slogdet,
+         INV: Inv, SOLVE: Solve, EIGH: Eigh}
+
+
+# ---- the record's passes, for pyops.RULES ------------------------------------------------------
+def _params(R, r):
+    return RULES[int(R[r, K.P0])], int(R[r, K.P1])
+
+
+def _slots(R, r):
+    return [s for s in (int(R[r, K.A]), int(R[r, K.B]), int(R[r, K.C])) if s >= 0]
+
+
+def _shape(R, r):
+    return tuple(int(v) for v in R[r, K.SH:K.SH + K.ndim_of(int(R[r, K.OPW]))])
+
+
+class _Passes:
+    """The LINALG opcode's entry in pyops.RULES: each pass looks the rule up by P0."""
+
+    @staticmethod
+    def forward(R, r, ins, out):
+        rule, flags = _params(R, r)
+        out[...] = rule.value(flags, *ins)
+
+    @staticmethod
+    def vjp(R, r, arrays, g):
+        rule, flags = _params(R, r)
+        slots = _slots(R, r)
+        wanted = [rg_of(int(R[s, K.OPW])) for s in slots]
+        ins, out = arrays[:-1], arrays[-1]
+        g = g.reshape(out.shape)
+        with np.errstate(all="ignore"):
+            ds = rule.vjp(flags, g, ins, out, wanted)
+        return [(s, d.astype(x.dtype, copy=False)) for s, d, w, x in zip(slots, ds, wanted, ins)
+                if w and d is not None]
+
+    @staticmethod
+    def tangent(R, r, ins, out, tans):
+        rule, flags = _params(R, r)
+        with np.errstate(all="ignore"):
+            return rule.tangent(flags, tans, ins, out)
+
+    @staticmethod
+    def recorded(R, r, g, h):
+        rule, flags = _params(R, r)
+        slots = _slots(R, r)
+        wanted = [rg_of(int(R[s, K.OPW])) for s in slots]
+        ds = rule.recorded(flags, g, [h(s) for s in slots], h(r), wanted)
+        return [(s, d) for s, d, w in zip(slots, ds, wanted) if w and d is not None]
+
+
+pyops.RULES[K.LINALG] = _Passes
