@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import tapegrad as tg
 import tapegrad.tape
 import table_composite
+import table_linalg
 import test_ops_gradcheck as table
 from helpers import assert_steady, in_fresh_thread, in_threads
 
@@ -76,11 +77,12 @@ EAGER_ROWS = {"where-cmp-(2,3)"} | {
 
 
 EAGER_ROWS |= table_composite.EAGER_ROWS   # amax/amin over dims, norm with p = inf/0
+EAGER_ROWS |= table_linalg.EAGER_ROWS      # matrix norms of order +-1, +-inf (amax/amin)
 
 
 def test_eager_rows_are_rows_of_the_table():
     ids = {c.id for c in table.CASES}
-    assert len(EAGER_ROWS) == 13 + 8 and EAGER_ROWS <= ids, sorted(EAGER_ROWS - ids)
+    assert len(EAGER_ROWS) == 13 + 8 + 4 and EAGER_ROWS <= ids, sorted(EAGER_ROWS - ids)
 
 
 def test_a_mask_or_index_argument_is_read_not_baked_in():

@@ -223,8 +223,8 @@ def slogdet(A, *, out=None):
 def logdet(input):
     """log det(A): NaN where the determinant is negative, -inf where it is 0."""
     sign, logabs = slogdet(_matrix(input, "logdet"))
-    bad = np.where(sign._data < 0, np.nan, 0.0).astype(logabs._data.dtype)
-    return logabs + _plain(bad) if np.any(sign._data < 0) else logabs
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return logabs + ops.log(sign)     # + 0, NaN (sign -1) or -inf (sign 0), no branch
 
 
 def inv(A, *, out=None):
@@ -367,6 +367,8 @@ def cross(input, other, *, dim=-1, out=None):
     a = _vec(input, "linalg.cross")
     b = _vec(other, "linalg.cross")
     a, b = _same_dtype(a, b)
+    if a._data.ndim != b._data.ndim:
+        raise RuntimeError("linalg.cross: inputs must have the same number of dimensions.")
     if a._data.shape[dim] != 3 or b._data.shape[dim] != 3:
         raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got "
                            f"{a._data.shape[dim]} and {b._data.shape[dim]}")
