@@ -38,7 +38,7 @@ from ..ops.operands import as_tensor, to_dtype
 from ..ops.record import _graph, _plain, _slot, _tape
 from .. import tape as T
 from ..tensor import Tensor, _FLOATS, float64, grad_enabled
-from . import rules as _R
+from . import lapack, rules as _R
 from .rules import LinAlgError
 
 __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cholesky_solve", "cross", "det",
@@ -108,7 +108,7 @@ def _not_pd(a, fn):
     a3 = a.reshape((-1,) + a.shape[-2:])
     for i, m in enumerate(a3):
         try:
-            np.linalg.cholesky(m)
+            lapack.cholesky(m)
             continue
         except np.linalg.LinAlgError:
             pass
@@ -116,7 +116,7 @@ def _not_pd(a, fn):
         while hi - lo > 1:
             mid = (lo + hi) // 2
             try:
-                np.linalg.cholesky(m[:mid, :mid])
+                lapack.cholesky(m[:mid, :mid])
                 lo = mid
             except np.linalg.LinAlgError:
                 hi = mid

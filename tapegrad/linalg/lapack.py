@@ -1,12 +1,16 @@
-"""Triangular solves with numpy's own OpenBLAS (cblas_?trsm), called through ctypes.
+"""Triangular solves and products and the Cholesky factorisation with numpy's own
+OpenBLAS (cblas_?trsm, cblas_?trmm, LAPACK's ?potrf), called through ctypes.
 
 numpy has no triangular solve: np.linalg.solve would factorise a triangular matrix again
 (an O(n^3) LU for what is an O(n^2 k) substitution). The ILP64 ``cblas_?trsm`` of the
 OpenBLAS bundled with numpy's wheel (the same library, and thread pool, as every other
 product in tapegrad, see kernels/blas.py) does the substitution. Without that library
 (numpy built against another BLAS, or TAPEGRAD_NO_BLAS=1) ``trsm`` falls back to
-np.linalg.solve on the triangle, which gives the same solution to rounding.
+np.linalg.solve on the triangle, which gives the same solution to rounding; ``trmm`` to a
+product, ``potrf`` to np.linalg.cholesky. (np.linalg.cholesky calls the same library's
+potrf, but on this machine took about 4x as long as calling it directly at n = 512.)
 """
+import functools
 import ctypes
 import os
 
@@ -32,16 +36,28 @@ def _find():
                        np.dtype(np.float64): getattr(lib, prefix + "dtrsm64_")}
             except AttributeError:
                 continue
-            for dt, f in fns.items():
-                real = ctypes.c_float if dt == np.float32 else ctypes.c_double
+            try:
+                mm = {np.dtype(np.float32): getattr(lib, prefix + "strmm64_"),
+                      np.dtype(np.float64): getattr(lib, prefix + "dtrmm64_")}
+                lapack = "scipy_" if prefix.startswith("scipy_") else ""
+                potrf = {np.dtype(np.float32): getattr(lib, lapack + "spotrf_64_"),
+                         np.dtype(np.float64): getattr(lib, lapack + "dpotrf_64_")}
+            except AttributeError:
+                continue
+            for table in (fns, mm):
+                for dt, f in table.items():
+                    real = ctypes.c_float if dt == np.float32 else ctypes.c_double
+                    f.restype = None
+                    f.argtypes = [ctypes.c_int] * 5 + [ctypes.c_int64] * 2 + [
+                        real, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
+            for f in potrf.values():
                 f.restype = None
-                f.argtypes = [ctypes.c_int] * 5 + [ctypes.c_int64] * 2 + [
-                    real, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64]
-            return fns
-    return {}
+                f.argtypes = [ctypes.c_char_p] + [ctypes.c_void_p] * 4 + [ctypes.c_int64]
+            return fns, mm, potrf
+    return {}, {}, {}
 
 
-TRSM = _find()
+TRSM, TRMM, POTRF = _find()
 
 
 def _triangle(a, upper, unit):
@@ -83,3 +99,50 @@ def trsm(a, b, upper, left=True, trans=False, unit=False):
     for i in range(x3.shape[0]):
         fn(*args, pa + i * step_a, k, px + i * step_x, n)
     return x
+
+
+@functools.lru_cache(maxsize=64)
+def tri_mask(n, dtype, upper, k=0):
+    """A read-only 0/1 mask of the triangle on and above (upper) or below diagonal k."""
+    m = np.triu(np.ones((n, n), dtype), k) if upper else np.tril(np.ones((n, n), dtype), k)
+    m.flags.writeable = False
+    return m
+
+
+def trmm_lt(a, b):
+    """a^T @ b for lower-triangular a (its strict upper triangle is not read): (..., n, n)
+    each, batch dims broadcast."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    dt = np.result_type(a.dtype, b.dtype)
+    fn = TRMM.get(dt)
+    if fn is None or a.shape[-1] == 0:
+        return np.swapaxes(a * tri_mask(a.shape[-1], a.dtype, False), -1, -2) @ b
+    x = np.array(np.broadcast_to(b, batch + b.shape[-2:]), dtype=dt, order="C")
+    a = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:]), dtype=dt)
+    m, n = x.shape[-2:]
+    a3, x3 = a.reshape(-1, m, m), x.reshape(-1, m, n)
+    for i in range(x3.shape[0]):
+        fn(_ROW_MAJOR, _LEFT, _LOWER, _TRANS, _NON_UNIT, m, n, 1.0,
+           a3.ctypes.data + i * a3.strides[0], m, x3.ctypes.data + i * x3.strides[0], n)
+    return x
+
+
+def cholesky(a):
+    """The lower Cholesky factor of each matrix of a (its lower triangle read). Raises
+    np.linalg.LinAlgError where one is not positive-definite."""
+    fn = POTRF.get(a.dtype)
+    if fn is None or a.shape[-1] == 0:
+        return np.linalg.cholesky(a)
+    n = a.shape[-1]
+    c = np.array(a, order="C")
+    c3 = c.reshape(-1, n, n)
+    size = ctypes.c_int64(n)
+    info = ctypes.c_int64(0)
+    up = ctypes.c_char_p(b"U")    # row-major lower = column-major upper
+    for i in range(c3.shape[0]):
+        fn(up, ctypes.addressof(size), c3.ctypes.data + i * c3.strides[0],
+           ctypes.addressof(size), ctypes.addressof(info), 1)
+        if info.value:
+            raise np.linalg.LinAlgError("Matrix is not positive definite")
+    np.multiply(c, tri_mask(n, c.dtype, False), out=c)
+    return c

@@ -6,6 +6,8 @@ An operation with several outputs (eigh, slogdet) records one value that packs t
 its last dim; the public function slices the outputs out of it, so they stay ordinary
 records and their gradients meet in the packed one.
 """
+import functools
+
 import numpy as np
 
 from .. import kernels as K
@@ -13,7 +15,8 @@ from .. import ops
 from .. import pyops
 from ..kernels import rg_of
 from ..ops.composite import tril, triu
-from .lapack import trsm
+from . import lapack
+from .lapack import tri_mask, trsm
 
 
 class LinAlgError(RuntimeError):
@@ -49,17 +52,18 @@ def _const(a):
     return ops._plain(np.asarray(a))
 
 
+@functools.lru_cache(maxsize=64)
 def _phi(n, dtype):
-    """The lower triangle with its diagonal halved, as a mask."""
+    """The lower triangle with its diagonal halved, as a (read-only) mask."""
     m = np.tril(np.ones((n, n), dtype))
     m[np.arange(n), np.arange(n)] = 0.5
+    m.flags.writeable = False
     return m
 
 
 def _mask(n, dtype, upper, unit):
-    m = np.triu(np.ones((n, n), dtype), 1 if unit else 0) if upper else \
-        np.tril(np.ones((n, n), dtype), -1 if unit else 0)
-    return m
+    """The triangle a triangular solve reads (without the diagonal when unit)."""
+    return tri_mask(n, np.dtype(dtype), upper, (1 if upper else -1) if unit else 0)
 
 
 # ---- the rules -------------------------------------------------------------------------------
@@ -69,16 +73,19 @@ class Cholesky:
 
     @staticmethod
     def value(flags, a):
-        L = np.linalg.cholesky(a)
+        L = lapack.cholesky(a)
         return np.ascontiguousarray(_mT(L)) if flags & 1 else L
 
     @staticmethod
     def vjp(flags, g, ins, out, wanted):
         L, gL = (_mT(out), _mT(g)) if flags & 1 else (out, g)
-        P = (_mT(L) @ gL) * _phi(L.shape[-1], L.dtype)
+        P = lapack.trmm_lt(L, gL)                                # L^T gL
+        P *= _phi(L.shape[-1], P.dtype)
         X = trsm(L, P, upper=False, left=True, trans=True)       # L^-T P
         Y = trsm(L, X, upper=False, left=False)                  # ... L^-1
-        return [(Y + _mT(Y)) * 0.5]
+        Y += _mT(Y)                                              # (numpy buffers the overlap)
+        Y *= 0.5
+        return [Y]
 
     @staticmethod
     def tangent(flags, tans, ins, out):
