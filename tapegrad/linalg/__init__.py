@@ -102,39 +102,11 @@ def _mT(x):
 
 
 # ---- Cholesky -------------------------------------------------------------------------------
-def _not_pd(a, fn):
-    """PyTorch's LinAlgError for the first batch element of a that is not positive-definite,
-    naming the order of its first leading minor that is not (found by bisection)."""
-    a3 = a.reshape((-1,) + a.shape[-2:])
-    for i, m in enumerate(a3):
-        try:
-            lapack.cholesky(m)
-            continue
-        except np.linalg.LinAlgError:
-            pass
-        lo, hi = 0, m.shape[-1]      # the minor of order lo is positive-definite, hi is not
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            try:
-                lapack.cholesky(m[:mid, :mid])
-                lo = mid
-            except np.linalg.LinAlgError:
-                hi = mid
-        where = f"(Batch element {i}): " if a.ndim > 2 else ""
-        return i, hi, LinAlgError(
-            f"{fn}: {where}The factorization could not be completed because the input is not "
-            f"positive-definite (the leading minor of order {hi} is not positive-definite).")
-    return -1, 0, None
-
-
 def cholesky(A, *, upper=False, out=None):
     """The Cholesky factor L (lower triangular, A = L L^T) of symmetric positive-definite A,
     read from A's lower triangle; ``upper=True`` gives U = L^T."""
     A = _matrix(A, "linalg.cholesky")
-    try:
-        val = _R.Cholesky.value(int(bool(upper)), A._data)
-    except np.linalg.LinAlgError:
-        raise _not_pd(A._data, "linalg.cholesky")[2] from None
+    val = _R.Cholesky.value(int(bool(upper)), A._data)
     return _apply(_R.CHOLESKY, int(bool(upper)), val, A)
 
 
@@ -156,8 +128,8 @@ def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
     for i, m in enumerate(a3):
         try:
             L[i] = _R.Cholesky.value(int(bool(upper)), m)
-        except np.linalg.LinAlgError:
-            info[i] = _not_pd(m, "")[1]
+        except LinAlgError:
+            info[i] = _R.not_pd(m, "")[1]
     return CholeskyExResult(_plain(L.reshape(a.shape)), _plain(info.reshape(batch)))
 
 

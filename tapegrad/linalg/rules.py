@@ -66,6 +66,31 @@ def _mask(n, dtype, upper, unit):
     return tri_mask(n, np.dtype(dtype), upper, (1 if upper else -1) if unit else 0)
 
 
+def not_pd(a, fn):
+    """PyTorch's LinAlgError for the first batch element of a that is not positive-definite,
+    naming the order of its first leading minor that is not (found by bisection)."""
+    a3 = a.reshape((-1,) + a.shape[-2:])
+    for i, m in enumerate(a3):
+        try:
+            lapack.cholesky(m)
+            continue
+        except np.linalg.LinAlgError:
+            pass
+        lo, hi = 0, m.shape[-1]      # the minor of order lo is positive-definite, hi is not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                lapack.cholesky(m[:mid, :mid])
+                lo = mid
+            except np.linalg.LinAlgError:
+                hi = mid
+        where = f"(Batch element {i}): " if a.ndim > 2 else ""
+        return i, hi, LinAlgError(
+            f"{fn}: {where}The factorization could not be completed because the input is not "
+            f"positive-definite (the leading minor of order {hi} is not positive-definite).")
+    return -1, 0, None
+
+
 # ---- the rules -------------------------------------------------------------------------------
 class Cholesky:
     """L = cholesky(A) (A's lower triangle read), or U = L^T when flags & 1."""
@@ -73,7 +98,10 @@ class Cholesky:
 
     @staticmethod
     def value(flags, a):
-        L = lapack.cholesky(a)
+        try:
+            L = lapack.cholesky(a)
+        except np.linalg.LinAlgError:
+            raise not_pd(a, "linalg.cholesky")[2] from None
         return np.ascontiguousarray(_mT(L)) if flags & 1 else L
 
     @staticmethod
@@ -194,11 +222,11 @@ class Slogdet:
 
     @staticmethod
     def vjp(flags, g, ins, out, wanted):
-        return [g[..., 1, None, None] * _mT(_inverse(ins[0], "linalg.slogdet"))]
+        return [g[..., 1, None, None] * _mT(_inverse_or_inf(ins[0]))]
 
     @staticmethod
     def tangent(flags, tans, ins, out):
-        d = (_mT(_inverse(ins[0], "linalg.slogdet")) * tans[0]).sum((-2, -1))
+        d = (_mT(_inverse_or_inf(ins[0])) * tans[0]).sum((-2, -1))
         return np.stack([np.zeros_like(d), d], -1)
 
     @staticmethod
@@ -235,6 +263,16 @@ def _singular(a, fn):
             return LinAlgError(f"{fn}: {where}The diagonal element {k} is zero, the inversion "
                                f"could not be completed because the input matrix is singular.")
     return LinAlgError(f"{fn}: the input matrix is singular")
+
+
+def _inverse_or_inf(a):
+    """a^-1, or where some matrix of a is singular, cofactor^T / det: inf and NaN there
+    (the gradient of log|det| at a singular matrix, as PyTorch gives it)."""
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _mT(_cofactor(a)) / np.linalg.det(a)[..., None, None]
 
 
 def _inverse(a, fn="linalg.inv"):
