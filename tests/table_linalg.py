@@ -16,8 +16,9 @@ import numpy as np
 from test_ops_gradcheck import _rng, case
 
 __all__ = []
-# rows that read values while recording: the matrix norms of order +-1 and +-inf pick the
-# largest or smallest column (row) sum, amax/amin over a dim, so under compile they run
+# rows that read values while recording (pinv, lstsq and matrix_exp below; and the matrix
+# norms of order +-1 and +-inf, which pick the
+# largest or smallest column (row) sum, amax/amin over a dim): under compile they run
 # eagerly, as amax over dims does
 EAGER_ROWS = set()
 
@@ -155,3 +156,46 @@ case("linalg.cross-(2,3)x(1,3)-broadcast", lambda T, a, b: T.linalg.cross(a, b),
      rnd(1, 3))
 case("linalg.cross-(3,2)-dim0", lambda T, a, b: T.linalg.cross(a, b, dim=0), rnd(3, 2),
      rnd(3, 2))
+
+# ---- svd, qr (products and squares that a column's sign does not change; singular values
+# spread apart) --------------------------------------------------------------------------------------
+def spread_sv(m, n, *batch):
+    u, _ = np.linalg.qr(_rng.standard_normal(batch + (m, m)))
+    v, _ = np.linalg.qr(_rng.standard_normal(batch + (n, n)))
+    k = min(m, n)
+    s = np.zeros(batch + (m, n))
+    idx = np.arange(k)
+    s[..., idx, idx] = 1.0 + 0.8 * np.arange(k)[::-1]
+    return u @ s @ v
+
+
+case("linalg.svdvals-(4,3)", lambda T, x: T.linalg.svdvals(x), spread_sv(4, 3))
+case("linalg.svdvals-(2,2,3)", lambda T, x: T.linalg.svdvals(x), spread_sv(2, 3, 2))
+case("linalg.svd-(4,3)-U-squared", lambda T, x: T.linalg.svd(x, full_matrices=False)[0] ** 2,
+     spread_sv(4, 3))
+case("linalg.svd-(3,4)-Vh-squared", lambda T, x: T.linalg.svd(x, full_matrices=False).Vh ** 2,
+     spread_sv(3, 4))
+case("linalg.svd-(2,3,3)-rebuilt",
+     lambda T, x: (lambda u, s, vh: (u * s.unsqueeze(-2) ** 2) @ vh)(*T.linalg.svd(x)),
+     spread_sv(3, 3, 2))
+case("linalg.svd-(4,3)-full-S", lambda T, x: T.linalg.svd(x)[1], spread_sv(4, 3))
+case("linalg.qr-(4,3)-Q", lambda T, x: T.linalg.qr(x)[0], rnd(4, 3))
+case("linalg.qr-(3,3)-R", lambda T, x: T.linalg.qr(x).R, rnd(3, 3))
+case("linalg.qr-(2,4,2)-both", lambda T, x: (lambda q, r: q @ r * q.sum(-2, keepdim=True))(
+    *T.linalg.qr(x)), rnd(2, 4, 2))
+case("linalg.qr-(2,4)-wide", lambda T, x: (lambda q, r: q.sum() * r)(*T.linalg.qr(x)),
+     rnd(2, 4))
+case("linalg.matrix_norm-(3,4)-2", lambda T, x: T.linalg.matrix_norm(x, 2), spread_sv(3, 4))
+case("linalg.matrix_norm-(2,3,3)-nuc", lambda T, x: T.linalg.matrix_norm(x, "nuc"),
+     spread_sv(3, 3, 2))
+case("linalg.matrix_norm-(4,3)--2", lambda T, x: T.linalg.matrix_norm(x, -2), spread_sv(4, 3))
+
+# ---- pinv, lstsq, matrix_exp: they read values while recording (the rank, the norm that
+# sets the number of squarings), so under compile they run eagerly ---------------------------------
+eager("linalg.pinv-(4,3)", lambda T, x: T.linalg.pinv(x), spread_sv(4, 3))
+eager("linalg.pinv-(2,2,4)", lambda T, x: T.linalg.pinv(x), spread_sv(2, 4, 2))
+eager("linalg.lstsq-(5,3)x(5,2)", lambda T, a, b: T.linalg.lstsq(a, b).solution,
+      spread_sv(5, 3), rnd(5, 2))
+eager("linalg.matrix_exp-(3,3)", lambda T, x: T.linalg.matrix_exp(x), 0.3 * rnd(3, 3))
+eager("linalg.matrix_exp-(2,3,3)-squared", lambda T, x: T.linalg.matrix_exp(x),
+      1.5 * rnd(2, 3, 3))

@@ -37,19 +37,24 @@ from ..ops.composite import amax, amin, norm as _norm
 from ..ops.operands import as_tensor, to_dtype
 from ..ops.record import _graph, _plain, _slot, _tape
 from .. import tape as T
-from ..tensor import Tensor, _FLOATS, float64, grad_enabled
+from ..tensor import Tensor, _FLOATS, _note_read, float64, grad_enabled
 from . import lapack, rules as _R
 from .rules import LinAlgError
 
 __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cholesky_solve", "cross", "det",
-           "eigh", "eigvalsh", "inv", "logdet", "matrix_norm", "matrix_power", "multi_dot",
-           "norm", "slogdet", "solve", "solve_triangular", "vector_norm"]
+           "eigh", "eigvalsh", "inv", "logdet", "lstsq", "matrix_exp", "matrix_norm",
+           "matrix_power", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve",
+           "solve_triangular", "svd", "svdvals", "vector_norm"]
 
 _NAMES = {code: T.name_id(rule.name) for code, rule in _R.RULES.items()}
 
 SlogdetResult = collections.namedtuple("linalg_slogdet", ["sign", "logabsdet"])
 EighResult = collections.namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
 CholeskyExResult = collections.namedtuple("linalg_cholesky_ex", ["L", "info"])
+SvdResult = collections.namedtuple("linalg_svd", ["U", "S", "Vh"])
+QrResult = collections.namedtuple("linalg_qr", ["Q", "R"])
+LstsqResult = collections.namedtuple("linalg_lstsq",
+                                     ["solution", "residuals", "rank", "singular_values"])
 
 
 # ---- checks ---------------------------------------------------------------------------------
@@ -251,6 +256,128 @@ def eigvalsh(A, UPLO="L", *, out=None):
     return eigh(A, UPLO).eigenvalues
 
 
+# ---- SVD, QR ---------------------------------------------------------------------------------
+def _matrices(A, fn):
+    A = _vec(A, fn)
+    if A._data.ndim < 2:
+        raise RuntimeError(f"{fn}: The input tensor A must have at least 2 dimensions.")
+    return A
+
+
+def svd(A, full_matrices=True, *, driver=None, out=None):
+    """(U, S, Vh) with A = U diag(S) Vh, S descending. As in PyTorch, the gradient of
+    U and Vh needs ``full_matrices=False`` (or square A); S's gradient works either way."""
+    A = _matrices(A, "linalg.svd")
+    m, n = A._data.shape[-2:]
+    full = bool(full_matrices) and m != n
+    flags = int(full) | m << 1 | n << 21
+    packed = _apply(_R.SVD, flags, _R.Svd.value(flags, A._data), A)
+    u, sv, vh = _R.svd_unpack(packed, m, n, full, ops.reshape)
+    return SvdResult(u, sv, vh)
+
+
+def svdvals(A, *, driver=None, out=None):
+    """The singular values of A, descending."""
+    return svd(A, full_matrices=False).S
+
+
+def qr(A, mode="reduced", *, out=None):
+    """(Q, R) with A = Q R, Q's columns orthonormal and R upper triangular. ``mode``:
+    'reduced' (Q is m x k, k = min(m, n)), 'complete' (m x m; the same when m <= n),
+    'r' (R alone, Q empty)."""
+    A = _matrices(A, "linalg.qr")
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
+                           f"'reduced' (default), 'r', or 'complete'")
+    m, n = A._data.shape[-2:]
+    if mode == "complete" and m > n:
+        q, r = np.linalg.qr(A._data, mode="complete")
+        if A._rg and grad_enabled():
+            raise RuntimeError("The derivative of linalg.qr is not implemented when "
+                               "mode='complete' and nrows > ncols.")
+        return QrResult(_plain(q), _plain(r))
+    flags = m << 1 | n << 21
+    packed = _apply(_R.QR, flags, _R.Qr.value(flags, A._data), A)
+    q, r = _R.Qr.unpack(packed, m, n, ops.reshape)
+    if mode == "r":
+        return QrResult(_plain(np.empty((0,), A._data.dtype)), r)
+    return QrResult(q, r)
+
+
+def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
+    """The pseudo-inverse. A matrix of full rank goes through ``solve`` (its gradient then
+    exists where PyTorch's does, repeated singular values included); a rank-deficient one
+    through the SVD with singular values at most max(atol, rtol * largest) dropped."""
+    A = _matrices(A, "linalg.pinv")
+    a = A._data
+    m, n = a.shape[-2:]
+    sv = np.linalg.svd(a, compute_uv=False)
+    if rtol is None:
+        rtol = np.finfo(a.dtype).eps * max(m, n) if atol is None or atol == 0 else 0.0
+    big = sv[..., :1] if sv.shape[-1] else sv
+    cut = np.maximum(0.0 if atol is None else atol, rtol * big)
+    _note_read(A)          # the rank decides the formula: compile runs this eagerly
+    if min(m, n) and np.all(sv > cut):
+        At = _mT(A)
+        if m >= n:
+            return solve(At @ A, At)
+        return _mT(solve(A @ At, A))
+    u, s, vh = svd(A, full_matrices=False)
+    keep = _plain((s._data > cut).astype(a.dtype))
+    sinv = keep / (s + (1.0 - keep))
+    return (_mT(vh) * ops.unsqueeze(sinv, -2)) @ _mT(u)
+
+
+def lstsq(A, B, rcond=None, *, driver=None):
+    """The least-squares solution X of A X = B, as (solution, residuals, rank,
+    singular_values) like PyTorch's default driver ('gelsy'): residuals and singular values
+    empty, rank the numerical rank. The solution goes through ``pinv`` (a QR-free formula
+    that is differentiable in A and B)."""
+    fn = "linalg.lstsq"
+    A = _matrices(A, fn)
+    B = _vec(B, fn)
+    A, B = _same_dtype(A, B)
+    vector = B._data.ndim == A._data.ndim - 1
+    if (B._data.shape[-1] if vector else B._data.shape[-2]) != A._data.shape[-2]:
+        raise RuntimeError(f"{fn}: input.size(-2) should match other.size(-2)")
+    Bm = ops.unsqueeze(B, -1) if vector else B
+    a = A._data
+    sv = np.linalg.svd(a, compute_uv=False)
+    eps = np.finfo(a.dtype).eps * max(a.shape[-2:]) if rcond is None else rcond
+    rank = (sv > eps * sv[..., :1]).sum(-1) if sv.shape[-1] else np.zeros(a.shape[:-2], int)
+    X = pinv(A, rtol=eps) @ Bm
+    if vector:
+        X = ops.squeeze(X, -1)
+    empty = _plain(np.empty((0,), a.dtype))
+    return LstsqResult(X, empty, _plain(np.asarray(rank, np.int64)), empty)
+
+
+def matrix_exp(A):
+    """exp(A) by scaling and squaring: a [6/6] Pade approximant of A / 2^s (1-norm at most
+    1/2, where its error is below float64's rounding), squared s times; matmul and solve
+    records, so every derivative follows. s depends on A's norm, which compile cannot
+    freeze: it runs a function using this eagerly."""
+    A = _matrix(A, "linalg.matrix_exp")
+    a = A._data
+    _note_read(A)
+    norm1 = float(np.abs(a).sum(-2).max()) if a.size else 0.0
+    s = max(0, int(np.ceil(np.log2(norm1 / 0.5)))) if norm1 > 0.5 else 0
+    X = A * (0.5 ** s) if s else A
+    n = a.shape[-1]
+    eye = _plain(np.broadcast_to(np.eye(n, dtype=a.dtype), a.shape).copy())
+    c = [1.0, 1 / 2, 5 / 44, 1 / 66, 1 / 792, 1 / 15840, 1 / 665280]
+    powers = [eye, X]
+    for _ in range(5):
+        powers.append(powers[-1] @ X)
+    num = sum((ci * p for ci, p in zip(c, powers)), _plain(np.zeros(a.shape, a.dtype)))
+    den = sum(((-1) ** i * ci * p for i, (ci, p) in enumerate(zip(c, powers))),
+              _plain(np.zeros(a.shape, a.dtype)))
+    E = solve(den, num)
+    for _ in range(s):
+        E = E @ E
+    return E
+
+
 # ---- composed ---------------------------------------------------------------------------------
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     """The ``ord``-norm of x over ``dim`` (all elements when None), as a vector."""
@@ -261,7 +388,8 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
 
 
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):
-    """'fro', 1, -1, inf or -inf norm of the matrices spanned by ``dim``."""
+    """'fro', 'nuc', 1, -1, 2, -2, inf or -inf norm of the matrices spanned by ``dim``
+    (2, -2 and 'nuc': the largest, smallest and sum of the singular values)."""
     A = _vec(A, "linalg.matrix_norm")
     if dtype is not None:
         A = to_dtype(A, dtype)
@@ -277,6 +405,13 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=No
         pick = amax if ord > 0 else amin
         r = pick(s, dim=cols, keepdim=True)
         return r if keepdim else ops.squeeze(ops.squeeze(r, max(d0, d1)), min(d0, d1))
+    if ord in (2, -2, "nuc"):
+        dims = [d for d in range(A._data.ndim) if d not in (d0, d1)] + [d0, d1]
+        sv = svdvals(ops.permute(A, *dims) if dims != list(range(A._data.ndim)) else A)
+        r = ops.sum(sv, dim=-1) if ord == "nuc" else (sv[..., 0] if ord == 2 else sv[..., -1])
+        if keepdim:
+            r = ops.unsqueeze(ops.unsqueeze(r, min(d0, d1)), max(d0, d1))
+        return r
     raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
 
 

@@ -399,9 +399,233 @@ class Eigh:
         return [q @ m @ _tT(q)]
 
 
-CHOLESKY, SOLVE_TRIANGULAR, DET, SLOGDET, INV, SOLVE, EIGH = range(7)
+def svd_sizes(m, n, full):
+    k = min(m, n)
+    mu, nv = (m, n) if full else (k, k)
+    return k, mu, nv
+
+
+def svd_unpack(p, m, n, full, xp_reshape):
+    """(U, S, Vh) from a packed SVD value p (..., m*mu + k + nv*n)."""
+    k, mu, nv = svd_sizes(m, n, full)
+    batch = tuple(p.shape[:-1])
+    u = xp_reshape(p[..., :m * mu], batch + (m, mu))
+    sv = p[..., m * mu:m * mu + k]
+    vh = xp_reshape(p[..., m * mu + k:], batch + (nv, n))
+    return u, sv, vh
+
+
+def _np_reshape(a, shape):
+    return a.reshape(shape)
+
+
+def _t_reshape(t, shape):
+    return ops.reshape(t, shape)
+
+
+def _svd_f(s):
+    """F[i, j] = 1 / (s_j^2 - s_i^2) off the diagonal, 0 on it (inf where they repeat)."""
+    s2 = s * s
+    e = s2[..., None, :] - s2[..., :, None]
+    idx = np.arange(s.shape[-1])
+    with np.errstate(divide="ignore"):
+        f = 1.0 / e
+    f[..., idx, idx] = 0
+    return f
+
+
+class Svd:
+    """(U, S, Vh) packed flat along a last dim: U's m * mu entries, S's k, Vh's nv * n.
+    P1: bit 0 full_matrices, then m << 1 and n << 21 (the matrix's shape)."""
+    name = "LinalgSvdBackward0"
+
+    @staticmethod
+    def shape(flags):
+        return bool(flags & 1), (flags >> 1) & 0xFFFFF, flags >> 21
+
+    @staticmethod
+    def value(flags, a):
+        full = bool(flags & 1)
+        u, sv, vh = np.linalg.svd(a, full_matrices=full)
+        batch = a.shape[:-2]
+        return np.concatenate([u.reshape(batch + (-1,)), sv, vh.reshape(batch + (-1,))], -1)
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        full, m, n = Svd.shape(flags)
+        k = min(m, n)
+        u, sv, vh = svd_unpack(out, m, n, full, _np_reshape)
+        gu, gs, gvh = svd_unpack(g, m, n, full, _np_reshape)
+        if full and (np.any(gu[..., k:]) or np.any(gvh[..., k:, :])):
+            raise RuntimeError("linalg_svd_backward: The singular vectors in the complete "
+                               "SVD are not well-defined, use full_matrices=False instead")
+        u, gu, vh, gvh = u[..., :k], gu[..., :k], vh[..., :k, :], gvh[..., :k, :]
+        ga = (u * gs[..., None, :]) @ vh
+        if not (np.any(gu) or np.any(gvh)):
+            return [ga]
+        v, gv = _mT(vh), _mT(gvh)
+        f = _svd_f(sv)
+        ut_gu = _mT(u) @ gu
+        vt_gv = _mT(v) @ gv
+        inner = (f * (ut_gu - _mT(ut_gu))) * sv[..., None, :] + \
+            sv[..., :, None] * (f * (vt_gv - _mT(vt_gv)))
+        ga = ga + u @ inner @ vh
+        sinv = 1.0 / sv
+        if m > k:
+            ga = ga + (gu - u @ ut_gu) * sinv[..., None, :] @ vh
+        if n > k:
+            ga = ga + (u * sinv[..., None, :]) @ (_mT(gv) - (_mT(gv) @ v) @ vh)
+        return [ga]
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        full, m, n = Svd.shape(flags)
+        k = min(m, n)
+        u, sv, vh = svd_unpack(out, m, n, full, _np_reshape)
+        u, vh = u[..., :k], vh[..., :k, :]
+        da = tans[0]
+        v = _mT(vh)
+        dp = _mT(u) @ da @ v
+        ds = np.diagonal(dp, 0, -2, -1)
+        f = _svd_f(sv)
+        S = sv[..., None, :]
+        du = u @ (f * (dp * S + sv[..., :, None] * _mT(dp)))
+        dv = v @ (f * (sv[..., :, None] * dp + _mT(dp) * S))
+        sinv = (1.0 / sv)[..., None, :]
+        if m > k:
+            du = du + (da @ v - u @ dp) * sinv
+        if n > k:
+            dv = dv + (_mT(da) @ u - v @ _mT(dp)) * sinv
+        batch = da.shape[:-2]
+        dvh = _mT(dv)
+        if full:    # the completing columns are not determined by A: their tangent is NaN
+            du = np.concatenate([du, np.full(batch + (m, m - k), np.nan, du.dtype)], -1)
+            dvh = np.concatenate([dvh, np.full(batch + (n - k, n), np.nan, du.dtype)], -2)
+        return np.concatenate([du.reshape(batch + (-1,)), ds, dvh.reshape(batch + (-1,))], -1)
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        full, m, n = Svd.shape(flags)
+        k = min(m, n)
+        u, sv, vh = svd_unpack(out, m, n, full, _t_reshape)
+        gu, gs, gvh = svd_unpack(g, m, n, full, _t_reshape)
+        if full:
+            u, gu, vh, gvh = u[..., :k], gu[..., :k], vh[..., :k, :], gvh[..., :k, :]
+        ga = (u * ops.unsqueeze(gs, -2)) @ vh
+        if not (np.any(gu.data) or np.any(gvh.data)):
+            return [ga]
+        v, gv = _tT(vh), _tT(gvh)
+        s2 = sv * sv
+        e = ops.unsqueeze(s2, -2) - ops.unsqueeze(s2, -1)
+        eye = _const(np.eye(k, dtype=g.data.dtype))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = 1.0 / (e + eye) - eye
+        ut_gu = _tT(u) @ gu
+        vt_gv = _tT(v) @ gv
+        inner = (f * (ut_gu - _tT(ut_gu))) * ops.unsqueeze(sv, -2) + \
+            ops.unsqueeze(sv, -1) * (f * (vt_gv - _tT(vt_gv)))
+        ga = ga + u @ inner @ vh
+        sinv = ops.unsqueeze(1.0 / sv, -2)
+        if m > k:
+            ga = ga + (gu - u @ ut_gu) * sinv @ vh
+        if n > k:
+            ga = ga + (u * sinv) @ (_tT(gv) - (_tT(gv) @ v) @ vh)
+        return [ga]
+
+
+def _copyltu(m):
+    """The symmetric matrix whose lower triangle is m's."""
+    lo = np.tril(m, -1)
+    return lo + _mT(lo) + np.diagonal(m, 0, -2, -1)[..., None, :] * np.eye(m.shape[-1])
+
+
+class Qr:
+    """(Q | R) packed along the last dim: Q (..., m, k) then R (..., k, n) as (..., k, k + n)
+    when m == k; generally flat: Q's m * k entries then R's k * n. P1: m << 1 | n << 21."""
+    name = "LinalgQrBackward0"
+
+    @staticmethod
+    def shape(flags):
+        return (flags >> 1) & 0xFFFFF, flags >> 21
+
+    @staticmethod
+    def value(flags, a):
+        q, r = np.linalg.qr(a, mode="reduced")
+        batch = a.shape[:-2]
+        return np.concatenate([q.reshape(batch + (-1,)), r.reshape(batch + (-1,))], -1)
+
+    @staticmethod
+    def unpack(p, m, n, reshape):
+        k = min(m, n)
+        batch = tuple(p.shape[:-1])
+        return reshape(p[..., :m * k], batch + (m, k)), reshape(p[..., m * k:], batch + (k, n))
+
+    @staticmethod
+    def vjp(flags, g, ins, out, wanted):
+        m, n = Qr.shape(flags)
+        q, r = Qr.unpack(out, m, n, _np_reshape)
+        gq, gr = Qr.unpack(g, m, n, _np_reshape)
+        if m >= n:
+            return [Qr._tall(q, r, gq, gr)]
+        x_r, y_r = r[..., :, :m], r[..., :, m:]
+        gx = Qr._tall(q, x_r, gq + ins[0][..., :, m:] @ _mT(gr[..., :, m:]), gr[..., :, :m])
+        return [np.concatenate([gx, q @ gr[..., :, m:]], -1)]
+
+    @staticmethod
+    def _tall(q, r, gq, gr):
+        mm = r @ _mT(gr) - _mT(gq) @ q
+        b = gq + q @ _copyltu(mm)
+        return _mT(trsm(r, _mT(b), upper=True, left=True))       # b R^-T
+
+    @staticmethod
+    def tangent(flags, tans, ins, out):
+        m, n = Qr.shape(flags)
+        q, r = Qr.unpack(out, m, n, _np_reshape)
+        da = tans[0]
+        batch = da.shape[:-2]
+        if m >= n:
+            dq, dr = Qr._tall_tangent(q, r, da)
+        else:
+            dq, dr1 = Qr._tall_tangent(q, r[..., :, :m], da[..., :, :m])
+            dr2 = _mT(dq) @ ins[0][..., :, m:] + _mT(q) @ da[..., :, m:]
+            dr = np.concatenate([dr1, dr2], -1)
+        return np.concatenate([dq.reshape(batch + (-1,)), dr.reshape(batch + (-1,))], -1)
+
+    @staticmethod
+    def _tall_tangent(q, r, da):
+        dar = _mT(trsm(r, _mT(da), upper=True, left=True, trans=True))   # dA R^-1
+        c = _mT(q) @ dar
+        lo = np.tril(c, -1)
+        omega = lo - _mT(lo)
+        dr = (c - omega) @ r
+        dq = dar - q @ (c - omega)
+        return dq, dr
+
+    @staticmethod
+    def recorded(flags, g, ins, out, wanted):
+        m, n = Qr.shape(flags)
+        q, r = Qr.unpack(out, m, n, _t_reshape)
+        gq, gr = Qr.unpack(g, m, n, _t_reshape)
+        if m >= n:
+            return [Qr._ttall(q, r, gq, gr)]
+        x_r = r[..., :, :m]
+        gx = Qr._ttall(q, x_r, gq + ins[0][..., :, m:] @ _tT(gr[..., :, m:]), gr[..., :, :m])
+        return [ops.cat([gx, q @ gr[..., :, m:]], -1)]
+
+    @staticmethod
+    def _ttall(q, r, gq, gr):
+        from . import solve_triangular
+        mm = r @ _tT(gr) - _tT(gq) @ q
+        lo = tril(mm, -1)
+        k = mm.shape[-1]
+        sym = lo + _tT(lo) + mm * _const(np.eye(k, dtype=mm.data.dtype))
+        b = gq + q @ sym
+        return solve_triangular(_tT(r), b, upper=False, left=False)    # b R^-T
+
+
+CHOLESKY, SOLVE_TRIANGULAR, DET, SLOGDET, INV, SOLVE, EIGH, SVD, QR = range(9)
 RULES = {CHOLESKY: Cholesky, SOLVE_TRIANGULAR: SolveTriangular, DET: Det, SLOGDET: Slogdet,
-         INV: Inv, SOLVE: Solve, EIGH: Eigh}
+         INV: Inv, SOLVE: Solve, EIGH: Eigh, SVD: Svd, QR: Qr}
 
 
 # ---- the record's passes, for pyops.RULES ------------------------------------------------------
