@@ -299,3 +299,81 @@ def test_triangular_solve_reads_only_its_triangle():
                                    unitriangular=True).numpy()
     U1 = np.triu(L.T, 1) + np.eye(3)
     np.testing.assert_allclose(u @ U1, b.T, atol=1e-12)
+
+
+# ---- svd, qr, lstsq -----------------------------------------------------------------------------
+def test_svd_qr_lstsq_return_types_and_values_match_torch():
+    torch = torch_or_skip()
+    a = _r.standard_normal((2, 5, 3))
+    b = _r.standard_normal((2, 5, 2))
+    for full in (True, False):
+        ours, theirs = tg.linalg.svd(T64(a), full_matrices=full), torch.linalg.svd(
+            torch.tensor(a), full_matrices=full)
+        assert type(ours).__name__ == "linalg_svd" and ours._fields == ("U", "S", "Vh")
+        assert [t.shape for t in ours] == [tuple(t.shape) for t in theirs]
+        np.testing.assert_allclose(ours.S.numpy(), theirs.S.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(np.abs(ours.U.numpy()), np.abs(theirs.U.numpy()), atol=1e-12)
+    for mode in ("reduced", "complete", "r"):
+        ours, theirs = tg.linalg.qr(T64(a), mode=mode), torch.linalg.qr(torch.tensor(a), mode=mode)
+        assert ours._fields == ("Q", "R")
+        for o, t in zip(ours, theirs):
+            assert o.shape == tuple(t.shape)
+            np.testing.assert_allclose(o.numpy(), t.numpy(), atol=1e-12)
+    ours, theirs = tg.linalg.lstsq(T64(a), T64(b)), torch.linalg.lstsq(torch.tensor(a),
+                                                                      torch.tensor(b))
+    assert ours._fields == ("solution", "residuals", "rank", "singular_values")
+    np.testing.assert_allclose(ours.solution.numpy(), theirs.solution.numpy(), atol=1e-12)
+    assert ours.rank.tolist() == theirs.rank.tolist() == [3, 3]
+    assert ours.residuals.shape == tuple(theirs.residuals.shape) == (0,)
+    ours, theirs = both(lambda T, x: T.linalg.qr(x, mode="bad"), a)
+    assert ours == theirs
+
+
+def test_full_svd_drops_the_completing_columns_gradient_as_torch():
+    torch = torch_or_skip()
+    a = _r.standard_normal((4, 3))
+    w = _r.standard_normal((4, 4))
+    grads = []
+    for T in (tg, torch):
+        x = T.tensor(a, requires_grad=True)
+        u = T.linalg.svd(x)[0]
+        (u * u * T.tensor(w)).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], atol=1e-12)
+
+
+def test_svd_gradient_of_singular_values_only_is_finite_where_they_repeat():
+    torch = torch_or_skip()
+    q, _ = np.linalg.qr(_r.standard_normal((3, 3)))       # all singular values 1
+    x = T64(q, rg=True)
+    tg.linalg.svdvals(x).sum().backward()
+    tx = torch.tensor(q, requires_grad=True)
+    torch.linalg.svdvals(tx).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), atol=1e-12)
+    # and pinv of that orthogonal matrix (full rank: through solve) has finite gradients
+    y = T64(q, rg=True)
+    tg.linalg.pinv(y).sum().backward()
+    ty = torch.tensor(q, requires_grad=True)
+    torch.linalg.pinv(ty).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), ty.grad.numpy(), atol=1e-10)
+
+
+def test_pinv_of_a_rank_deficient_matrix_matches_torch():
+    torch = torch_or_skip()
+    a = _r.standard_normal((4, 2)) @ np.diag([3.0, 1.0]) @ _r.standard_normal((2, 3))
+    x, tx = T64(a, rg=True), torch.tensor(a, requires_grad=True)
+    np.testing.assert_allclose(tg.linalg.pinv(x).detach().numpy(),
+                               torch.linalg.pinv(tx).detach().numpy(), atol=1e-12)
+    (tg.linalg.pinv(x) ** 2).sum().backward()
+    (torch.linalg.pinv(tx) ** 2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-7, atol=1e-9)
+
+
+def test_matrix_exp_of_known_matrices():
+    t = 0.7
+    rot = tg.linalg.matrix_exp(T64([[0.0, -t], [t, 0.0]])).numpy()
+    np.testing.assert_allclose(rot, [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]],
+                               rtol=1e-15, atol=1e-15)
+    d = np.diag([-2.0, 0.5, 3.0])
+    np.testing.assert_allclose(tg.linalg.matrix_exp(T64(10 * d)).numpy(), np.diag(np.exp(10 *
+                               np.diag(d))), rtol=1e-13)

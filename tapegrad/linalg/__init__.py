@@ -265,8 +265,9 @@ def _matrices(A, fn):
 
 
 def svd(A, full_matrices=True, *, driver=None, out=None):
-    """(U, S, Vh) with A = U diag(S) Vh, S descending. As in PyTorch, the gradient of
-    U and Vh needs ``full_matrices=False`` (or square A); S's gradient works either way."""
+    """(U, S, Vh) with A = U diag(S) Vh, S descending. With ``full_matrices`` (the
+    default) and A not square, the columns completing U and Vh are not determined by A:
+    gradients reaching them are dropped, as PyTorch drops them."""
     A = _matrices(A, "linalg.svd")
     m, n = A._data.shape[-2:]
     full = bool(full_matrices) and m != n
@@ -291,10 +292,8 @@ def qr(A, mode="reduced", *, out=None):
                            f"'reduced' (default), 'r', or 'complete'")
     m, n = A._data.shape[-2:]
     if mode == "complete" and m > n:
+        # not differentiable (PyTorch raises in backward): the results do not require grad
         q, r = np.linalg.qr(A._data, mode="complete")
-        if A._rg and grad_enabled():
-            raise RuntimeError("The derivative of linalg.qr is not implemented when "
-                               "mode='complete' and nrows > ncols.")
         return QrResult(_plain(q), _plain(r))
     flags = m << 1 | n << 21
     packed = _apply(_R.QR, flags, _R.Qr.value(flags, A._data), A)

@@ -456,9 +456,8 @@ class Svd:
         k = min(m, n)
         u, sv, vh = svd_unpack(out, m, n, full, _np_reshape)
         gu, gs, gvh = svd_unpack(g, m, n, full, _np_reshape)
-        if full and (np.any(gu[..., k:]) or np.any(gvh[..., k:, :])):
-            raise RuntimeError("linalg_svd_backward: The singular vectors in the complete "
-                               "SVD are not well-defined, use full_matrices=False instead")
+        # the completing columns of a full SVD are not determined by A: their gradient is
+        # dropped, as PyTorch drops it
         u, gu, vh, gvh = u[..., :k], gu[..., :k], vh[..., :k, :], gvh[..., :k, :]
         ga = (u * gs[..., None, :]) @ vh
         if not (np.any(gu) or np.any(gvh)):
