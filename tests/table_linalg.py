@@ -101,7 +101,7 @@ case("linalg.slogdet-(2,3,3)", lambda T, x: T.linalg.slogdet(x)[1], general(3, 2
 case("logdet-(3,3)", lambda T, x: T.logdet(sym(x)), spd(3))
 case("logdet-(2,2,2)", lambda T, x: T.logdet(sym(x)), spd(2, 2))
 
-# ---- inv, solve -------------------------------------------------------------------------------------
+# ---- inv, solve ----------------------------------------------------------------------------------
 case("linalg.inv-(3,3)", lambda T, x: T.linalg.inv(x), general(3))
 case("linalg.inv-(2,3,3)", lambda T, x: T.linalg.inv(x), general(3, 2))
 case("linalg.solve-(3,3)x(3)", lambda T, a, b: T.linalg.solve(a, b), general(3), rnd(3))
@@ -113,7 +113,7 @@ case("linalg.solve-(3,3)x(2,3,2)-broadcast", lambda T, a, b: T.linalg.solve(a, b
 case("linalg.solve-(3,3)x(2,3)-right", lambda T, a, b: T.linalg.solve(a, b, left=False),
      general(3), rnd(2, 3))
 
-# ---- eigh (eigenvectors enter sign-invariantly: LAPACK may flip a column) --------------------------
+# ---- eigh (eigenvectors enter sign-invariantly: LAPACK may flip a column) ------------------------
 case("linalg.eigh-(3,3)-values", lambda T, x: T.linalg.eigh(sym(x)).eigenvalues, spread(3))
 case("linalg.eigh-(3,3)-vectors-squared", lambda T, x: T.linalg.eigh(sym(x))[1] ** 2,
      spread(3))
@@ -124,7 +124,7 @@ case("linalg.eigh-(3,3)-UPLO-U", lambda T, x: T.linalg.eigh(sym(x), UPLO="U")[1]
      spread(3))
 case("linalg.eigvalsh-(4,4)", lambda T, x: T.linalg.eigvalsh(sym(x)), spread(4))
 
-# ---- norms ---------------------------------------------------------------------------------------------
+# ---- norms ---------------------------------------------------------------------------------------
 case("linalg.vector_norm-(5)", lambda T, x: T.linalg.vector_norm(x), rnd(5))
 case("linalg.vector_norm-(2,3)-all", lambda T, x: T.linalg.vector_norm(x), rnd(2, 3))
 case("linalg.vector_norm-(2,3)-ord1-dim1", lambda T, x: T.linalg.vector_norm(x, 1, dim=1),
@@ -142,7 +142,7 @@ case("linalg.norm-(2,3)", lambda T, x: T.linalg.norm(x), rnd(2, 3))
 case("linalg.norm-(2,3,2)-dim1", lambda T, x: T.linalg.norm(x, dim=1), rnd(2, 3, 2))
 eager("linalg.norm-(3,3)-ord-inf", lambda T, x: T.linalg.norm(x, float("-inf")), rnd(3, 3))
 
-# ---- composed products ----------------------------------------------------------------------------------
+# ---- composed products ---------------------------------------------------------------------------
 case("linalg.multi_dot-(2,3)x(3,4)x(4,2)",
      lambda T, a, b, c: T.linalg.multi_dot([a, b, c]), rnd(2, 3), rnd(3, 4), rnd(4, 2))
 case("linalg.multi_dot-(3)x(3,4)x(4)", lambda T, a, b, c: T.linalg.multi_dot([a, b, c]),
@@ -158,7 +158,7 @@ case("linalg.cross-(3,2)-dim0", lambda T, a, b: T.linalg.cross(a, b, dim=0), rnd
      rnd(3, 2))
 
 # ---- svd, qr (products and squares that a column's sign does not change; singular values
-# spread apart) --------------------------------------------------------------------------------------
+# spread apart) ------------------------------------------------------------------------------------
 def spread_sv(m, n, *batch):
     u, _ = np.linalg.qr(_rng.standard_normal(batch + (m, m)))
     v, _ = np.linalg.qr(_rng.standard_normal(batch + (n, n)))

@@ -46,7 +46,7 @@ def close(a, b, tol=1e-10):
 def test_every_example_is_listed_and_runs_as_a_script():
     listed = (EXAMPLES / "README.md").read_text()
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
-    assert len(scripts) == 10     # the autograd five, the GP fit and the nn four (test_examples_nn.py)
+    assert len(scripts) == 10     # the autograd five, the GP fit, the nn four (test_examples_nn.py)
     for name in scripts:
         assert f"({name})" in listed and f"python docs/examples/{name}" in listed
         source = (EXAMPLES / name).read_text()
@@ -226,7 +226,7 @@ def test_sine_data_is_the_documented_grid():
     np.testing.assert_array_equal(y, np.sin(x))
 
 
-# ---- (f) Gaussian-process hyper-parameters by L-BFGS-B on value_and_grad ---------------------------
+# ---- (f) Gaussian-process hyper-parameters by L-BFGS-B on value_and_grad -------------------------
 def test_gp_fit_converges_to_the_optimum():
     pytest.importorskip("scipy")
     from scipy.optimize import minimize

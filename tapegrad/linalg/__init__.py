@@ -32,13 +32,13 @@ import numpy as np
 
 from .. import kernels as K
 from .. import ops
-from ..kernels import DT_BIT, NAME_SHIFT, RG_BIT
-from ..ops.composite import amax, amin, norm as _norm
-from ..ops.operands import as_tensor, to_dtype
+from ..ops.composite import amax as _amax, amin as _amin, norm as _norm
+from ..ops.operands import as_tensor as _as_tensor, to_dtype as _to_dtype
 from ..ops.record import _graph, _plain, _slot, _tape
 from .. import tape as T
-from ..tensor import Tensor, _FLOATS, _note_read, float64, grad_enabled
-from . import lapack, rules as _R
+from ..tensor import Tensor as _Tensor, _FLOATS, _note_read, float64 as _float64
+from ..tensor import grad_enabled as _grad_enabled
+from . import rules as _R
 from .rules import LinAlgError
 
 __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cholesky_solve", "cross", "det",
@@ -48,12 +48,12 @@ __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cholesky_solve", "cross", 
 
 _NAMES = {code: T.name_id(rule.name) for code, rule in _R.RULES.items()}
 
-SlogdetResult = collections.namedtuple("linalg_slogdet", ["sign", "logabsdet"])
-EighResult = collections.namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
-CholeskyExResult = collections.namedtuple("linalg_cholesky_ex", ["L", "info"])
-SvdResult = collections.namedtuple("linalg_svd", ["U", "S", "Vh"])
-QrResult = collections.namedtuple("linalg_qr", ["Q", "R"])
-LstsqResult = collections.namedtuple("linalg_lstsq",
+_SlogdetResult = collections.namedtuple("linalg_slogdet", ["sign", "logabsdet"])
+_EighResult = collections.namedtuple("linalg_eigh", ["eigenvalues", "eigenvectors"])
+_CholeskyExResult = collections.namedtuple("linalg_cholesky_ex", ["L", "info"])
+_SvdResult = collections.namedtuple("linalg_svd", ["U", "S", "Vh"])
+_QrResult = collections.namedtuple("linalg_qr", ["Q", "R"])
+_LstsqResult = collections.namedtuple("linalg_lstsq",
                                      ["solution", "residuals", "rank", "singular_values"])
 
 
@@ -75,7 +75,7 @@ def _matrix(x, fn, what="A"):
 
 
 def _vec(x, fn):
-    x = x if isinstance(x, Tensor) else as_tensor(x)
+    x = x if isinstance(x, _Tensor) else _as_tensor(x)
     if x._data.dtype not in _FLOATS:
         name = _TORCH_DT.get(x._data.dtype.name, x._data.dtype.name)
         raise RuntimeError(f"{fn}: Expected a floating point or complex tensor as input. "
@@ -85,18 +85,18 @@ def _vec(x, fn):
 
 def _same_dtype(*xs):
     dt = np.result_type(*[x._data.dtype for x in xs])
-    return [to_dtype(x, dt) for x in xs]
+    return [_to_dtype(x, dt) for x in xs]
 
 
 def _apply(code, flags, out, *xs):
     """out = rule `code`(xs): a LINALG record when grad is on and an input requires it."""
     out = np.asarray(out)
-    if not (grad_enabled() and any(x._rg for x in xs)):
+    if not (_grad_enabled() and any(x._rg for x in xs)):
         return _plain(out)
     tp = _tape()
     slots = [_slot(tp, x) for x in xs] + [-1] * (3 - len(xs))
     name = _NAMES[code]
-    word = K.LINALG | (out.dtype == float64) * DT_BIT | RG_BIT | name << NAME_SHIFT
+    word = K.LINALG | (out.dtype == _float64) * K.DT_BIT | K.RG_BIT | name << K.NAME_SHIFT
     gid = tp.append(word, slots[0], slots[1], slots[2], code, flags, out, False)
     tp.pyrefs[gid] = tuple(x._data for x in xs) + (out,)
     return _graph(out, tp, gid, name)
@@ -122,7 +122,7 @@ def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
     a = A._data
     batch = a.shape[:-2]
     try:
-        return CholeskyExResult(cholesky(A, upper=upper),
+        return _CholeskyExResult(cholesky(A, upper=upper),
                                 _plain(np.zeros(batch, np.int32)))
     except LinAlgError as e:
         if check_errors:
@@ -135,7 +135,7 @@ def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
             L[i] = _R.Cholesky.value(int(bool(upper)), m)
         except LinAlgError:
             info[i] = _R.not_pd(m, "")[1]
-    return CholeskyExResult(_plain(L.reshape(a.shape)), _plain(info.reshape(batch)))
+    return _CholeskyExResult(_plain(L.reshape(a.shape)), _plain(info.reshape(batch)))
 
 
 def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
@@ -194,7 +194,7 @@ def slogdet(A, *, out=None):
     """(sign, logabsdet): the sign of det(A) and log|det(A)|."""
     A = _matrix(A, "linalg.slogdet")
     packed = _apply(_R.SLOGDET, 0, _R.Slogdet.value(0, A._data), A)
-    return SlogdetResult(packed[..., 0], packed[..., 1])
+    return _SlogdetResult(packed[..., 0], packed[..., 1])
 
 
 def logdet(input):
@@ -248,7 +248,7 @@ def eigh(A, UPLO="L", *, out=None):
     flags = int(UPLO == "U")
     packed = _apply(_R.EIGH, flags, _R.Eigh.value(flags, A._data), A)
     n = A._data.shape[-1]
-    return EighResult(packed[..., :, n], packed[..., :, :n])
+    return _EighResult(packed[..., :, n], packed[..., :, :n])
 
 
 def eigvalsh(A, UPLO="L", *, out=None):
@@ -274,7 +274,7 @@ def svd(A, full_matrices=True, *, driver=None, out=None):
     flags = int(full) | m << 1 | n << 21
     packed = _apply(_R.SVD, flags, _R.Svd.value(flags, A._data), A)
     u, sv, vh = _R.svd_unpack(packed, m, n, full, ops.reshape)
-    return SvdResult(u, sv, vh)
+    return _SvdResult(u, sv, vh)
 
 
 def svdvals(A, *, driver=None, out=None):
@@ -294,13 +294,13 @@ def qr(A, mode="reduced", *, out=None):
     if mode == "complete" and m > n:
         # not differentiable (PyTorch raises in backward): the results do not require grad
         q, r = np.linalg.qr(A._data, mode="complete")
-        return QrResult(_plain(q), _plain(r))
+        return _QrResult(_plain(q), _plain(r))
     flags = m << 1 | n << 21
     packed = _apply(_R.QR, flags, _R.Qr.value(flags, A._data), A)
     q, r = _R.Qr.unpack(packed, m, n, ops.reshape)
     if mode == "r":
-        return QrResult(_plain(np.empty((0,), A._data.dtype)), r)
-    return QrResult(q, r)
+        return _QrResult(_plain(np.empty((0,), A._data.dtype)), r)
+    return _QrResult(q, r)
 
 
 def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
@@ -348,7 +348,7 @@ def lstsq(A, B, rcond=None, *, driver=None):
     if vector:
         X = ops.squeeze(X, -1)
     empty = _plain(np.empty((0,), a.dtype))
-    return LstsqResult(X, empty, _plain(np.asarray(rank, np.int64)), empty)
+    return _LstsqResult(X, empty, _plain(np.asarray(rank, np.int64)), empty)
 
 
 def matrix_exp(A):
@@ -391,7 +391,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=No
     (2, -2 and 'nuc': the largest, smallest and sum of the singular values)."""
     A = _vec(A, "linalg.matrix_norm")
     if dtype is not None:
-        A = to_dtype(A, dtype)
+        A = _to_dtype(A, dtype)
     if A._data.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 "
                            "dimensions.")
@@ -401,7 +401,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=No
     if ord in (1, -1, np.inf, -np.inf):
         rows, cols = (d0, d1) if ord in (1, -1) else (d1, d0)   # sum over rows, pick a col
         s = ops.sum(ops.abs(A), dim=rows, keepdim=True)
-        pick = amax if ord > 0 else amin
+        pick = _amax if ord > 0 else _amin
         r = pick(s, dim=cols, keepdim=True)
         return r if keepdim else ops.squeeze(ops.squeeze(r, max(d0, d1)), min(d0, d1))
     if ord in (2, -2, "nuc"):

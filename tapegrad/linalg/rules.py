@@ -170,7 +170,6 @@ class SolveTriangular:
         res = [None, _tunb(gb, b.shape) if wanted[1] else None]
         if wanted[0]:
             ga = -(gb @ _tT(out)) if left else -(_tT(out) @ gb)
-            n = a.shape[-1]
             ga = (triu(ga, 1 if unit else 0) if up else tril(ga, -1 if unit else 0))
             res[0] = _tunb(ga, a.shape)
         return res
@@ -566,8 +565,7 @@ class Qr:
         gq, gr = Qr.unpack(g, m, n, _np_reshape)
         if m >= n:
             return [Qr._tall(q, r, gq, gr)]
-        x_r, y_r = r[..., :, :m], r[..., :, m:]
-        gx = Qr._tall(q, x_r, gq + ins[0][..., :, m:] @ _mT(gr[..., :, m:]), gr[..., :, :m])
+        gx = Qr._tall(q, r[..., :, :m], gq + ins[0][..., :, m:] @ _mT(gr[..., :, m:]), gr[..., :, :m])
         return [np.concatenate([gx, q @ gr[..., :, m:]], -1)]
 
     @staticmethod
