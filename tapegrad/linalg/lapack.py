@@ -60,6 +60,44 @@ def _find():
 TRSM, TRMM, POTRF = _find()
 
 
+def _local_threads():
+    """OpenBLAS's per-thread thread count setter (openblas_set_num_threads_local, which
+    returns the old count), or None."""
+    if not TRSM:
+        return None
+    for path in _numpy_openblas():
+        try:
+            f = getattr(ctypes.CDLL(path), "openblas_set_num_threads_local")
+        except (OSError, AttributeError):
+            continue
+        f.restype = ctypes.c_int
+        f.argtypes = [ctypes.c_int]
+        return f
+    return None
+
+
+_SET_LOCAL = _local_threads()
+# Below this size a call runs on one thread: measured here at n = 64, OpenBLAS's two
+# threads took twice as long as one for trsm, trmm and potrf (the work is too small to
+# share, and a busy second core makes the handover slower still)
+SMALL = 192
+
+
+class _one_thread:
+    """Run the enclosed calls on one OpenBLAS thread when n is small (this thread only)."""
+    __slots__ = ("n", "old")
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self.old = _SET_LOCAL(1) if _SET_LOCAL is not None and self.n <= SMALL else 0
+
+    def __exit__(self, *exc):
+        if self.old > 0:
+            _SET_LOCAL(self.old)
+
+
 def _triangle(a, upper, unit):
     """The triangle of a that a triangular solve reads, as a full matrix."""
     t = np.triu(a) if upper else np.tril(a)
@@ -74,9 +112,19 @@ def trsm(a, b, upper, left=True, trans=False, unit=False):
     """X with op(a) X = b (left) or X op(a) = b (right), op(a) = a or a^T, reading only the
     upper or lower triangle of a (its diagonal taken as ones when unit). a: (..., n, n),
     b: (..., n, k) left or (..., k, n) right, batch dims broadcast; returns a new array."""
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    dt = np.result_type(a.dtype, b.dtype)
+    dt = a.dtype if a.dtype == b.dtype else np.result_type(a.dtype, b.dtype)
     fn = TRSM.get(dt)
+    if fn is not None and a.ndim == 2 == b.ndim and a.shape[-1] and b.size:   # one matrix
+        x = np.array(b, dtype=dt, order="C")
+        if not a.flags.c_contiguous or a.dtype != dt:
+            a = np.ascontiguousarray(a, dtype=dt)
+        m, n = x.shape
+        with _one_thread(max(m, n)):
+            fn(_ROW_MAJOR, _LEFT if left else _RIGHT, _UPPER if upper else _LOWER,
+               _TRANS if trans else _NO_TRANS, _UNIT if unit else _NON_UNIT, m, n, 1.0,
+               a.ctypes.data, a.shape[-1], x.ctypes.data, n)
+        return x
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     if fn is None or a.shape[-1] == 0 or b.size == 0:
         t = _triangle(a, upper, unit)
         if trans:
@@ -96,8 +144,9 @@ def trsm(a, b, upper, left=True, trans=False, unit=False):
     x3 = x.reshape(-1, m, n)
     step_a, step_x = a3.strides[0], x3.strides[0]
     pa, px = a3.ctypes.data, x3.ctypes.data
-    for i in range(x3.shape[0]):
-        fn(*args, pa + i * step_a, k, px + i * step_x, n)
+    with _one_thread(max(m, n)):
+        for i in range(x3.shape[0]):
+            fn(*args, pa + i * step_a, k, px + i * step_x, n)
     return x
 
 
@@ -121,9 +170,10 @@ def trmm_lt(a, b):
     a = np.ascontiguousarray(np.broadcast_to(a, batch + a.shape[-2:]), dtype=dt)
     m, n = x.shape[-2:]
     a3, x3 = a.reshape(-1, m, m), x.reshape(-1, m, n)
-    for i in range(x3.shape[0]):
-        fn(_ROW_MAJOR, _LEFT, _LOWER, _TRANS, _NON_UNIT, m, n, 1.0,
-           a3.ctypes.data + i * a3.strides[0], m, x3.ctypes.data + i * x3.strides[0], n)
+    with _one_thread(max(m, n)):
+        for i in range(x3.shape[0]):
+            fn(_ROW_MAJOR, _LEFT, _LOWER, _TRANS, _NON_UNIT, m, n, 1.0,
+               a3.ctypes.data + i * a3.strides[0], m, x3.ctypes.data + i * x3.strides[0], n)
     return x
 
 
@@ -139,10 +189,11 @@ def cholesky(a):
     size = ctypes.c_int64(n)
     info = ctypes.c_int64(0)
     up = ctypes.c_char_p(b"U")    # row-major lower = column-major upper
-    for i in range(c3.shape[0]):
-        fn(up, ctypes.addressof(size), c3.ctypes.data + i * c3.strides[0],
-           ctypes.addressof(size), ctypes.addressof(info), 1)
-        if info.value:
-            raise np.linalg.LinAlgError("Matrix is not positive definite")
+    with _one_thread(n):
+        for i in range(c3.shape[0]):
+            fn(up, ctypes.addressof(size), c3.ctypes.data + i * c3.strides[0],
+               ctypes.addressof(size), ctypes.addressof(info), 1)
+            if info.value:
+                raise np.linalg.LinAlgError("Matrix is not positive definite")
     np.multiply(c, tri_mask(n, c.dtype, False), out=c)
     return c
