@@ -20,16 +20,27 @@ Before timing, every system's loss and gradient are compared with numpy's, writt
 (d loss / d theta_k = 0.5 tr((K^-1 - a a^T) dK / d theta_k), a = K^-1 y), to 1e-9.
 
     python -m pytest bench/test_gp.py --benchmark-only \\
-        --benchmark-columns=median,iqr,min,max,rounds
+        --benchmark-columns=median,iqr,min,max,rounds      # one round, pytest's table
+    python -m bench.test_gp --runs 5 --export --quiet 0.05  # rounds, Markdown
+
+The second command runs the first in ``--runs`` fresh processes (the order of the systems
+reversed every other round) and prints each system's median and the per-round ratios of
+the targets (bench/rounds.py, as bench/test_higher_order.py does).
 """
 import functools
 import math
+import os
+import statistics
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 SIZES = (64, 512)
 SYSTEMS = ["tapegrad", "compiled-vg", "compiled-backward", "torch", "jax"]
+if os.environ.get("BENCH_GP_REVERSE"):    # set by main() on every other round
+    SYSTEMS = SYSTEMS[::-1]
 THETA = np.log([0.8, 1.5, 0.05])
 MODULE = {"tapegrad": "tapegrad", "compiled-vg": "tapegrad", "compiled-backward": "tapegrad",
           "torch": "torch", "jax": "jax"}
@@ -179,3 +190,67 @@ def test_reference_gradient_is_the_likelihoods():
           for e in np.eye(3)]
     np.testing.assert_allclose(g, fd, rtol=1e-6)
     assert np.abs(g).min() > 1e-2          # not a vanishing gradient
+
+
+# ---- rounds, as Markdown: python -m bench.test_gp ----
+RATIOS = [("tapegrad", "torch"), ("compiled-vg", "torch"), ("compiled-vg", "jax"),
+          ("compiled-backward", "jax"), ("tapegrad", "jax")]
+
+
+def _run_once(root, out, reverse, extra=()):
+    env = dict(os.environ)
+    env.pop("BENCH_GP_REVERSE", None)
+    if reverse:
+        env["BENCH_GP_REVERSE"] = "1"
+    cmd = [sys.executable, "-m", "pytest", "bench/test_gp.py", "-q", "-p", "no:cacheprovider",
+           "-k", "test_gp[", *extra]
+    if out:
+        cmd += ["--benchmark-only", f"--benchmark-json={out}"]
+    subprocess.run(cmd, cwd=root, env=env, check=True)
+
+
+def markdown(runs):
+    per = {}
+    for run in runs:
+        for b in run["benchmarks"]:
+            per.setdefault(b["group"], {}).setdefault(b["params"]["system"], []).append(
+                b["stats"])
+    lines = []
+
+    def ms(x):
+        return f"{x * 1e3:.3g}"
+    for group in sorted(per, key=lambda g: int(g.rsplit("=", 1)[1])):
+        rows = per[group]
+        lines += ["", f"**{group}**, float64, loss and gradient per call", "",
+                  "| system | median ms | run medians, min-max ms | IQR ms (median over runs) "
+                  "| timed calls per run |", "|---|---|---|---|---|"]
+        for system in [s for s in SYSTEMS if s in rows]:
+            st = rows[system]
+            meds = [x["median"] for x in st]
+            lines.append(f"| {system} | {ms(statistics.median(meds))} | {ms(min(meds))}-"
+                         f"{ms(max(meds))} | {ms(statistics.median(x['iqr'] for x in st))} | "
+                         f"{int(statistics.median(x['rounds'] for x in st))} |")
+        lines += ["", "| ratio (above 1: the first is slower) | per run: median (min-max) |",
+                  "|---|---|"]
+        for a, b in RATIOS:
+            if a in rows and b in rows and len(rows[a]) == len(rows[b]):
+                rs = [x["median"] / y["median"] for x, y in zip(rows[a], rows[b])]
+                lines.append(f"| {a} / {b} | {statistics.median(rs):.2f} ({min(rs):.2f}-"
+                             f"{max(rs):.2f}) |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    from bench import machine, rounds
+    a = rounds.parser("python -m bench.test_gp", "the GP benchmark in rounds of fresh "
+                      "pytest-benchmark processes, as Markdown").parse_args(argv)
+    machine.configure_threads()
+    runs, kept, dropped, commit = rounds.measure(a, "gp", _run_once)
+    rounds.header(a, "bench.test_gp", runs, kept, dropped, commit)
+    rounds.machine_line(a, commit)
+    print(markdown(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
