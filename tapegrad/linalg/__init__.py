@@ -107,7 +107,7 @@ def _mT(x):
 
 
 # ---- Cholesky -------------------------------------------------------------------------------
-def cholesky(A, *, upper=False, out=None):
+def cholesky(A, *, upper=False):
     """The Cholesky factor L (lower triangular, A = L L^T) of symmetric positive-definite A,
     read from A's lower triangle; ``upper=True`` gives U = L^T."""
     A = _matrix(A, "linalg.cholesky")
@@ -115,7 +115,7 @@ def cholesky(A, *, upper=False, out=None):
     return _apply(_R.CHOLESKY, int(bool(upper)), val, A)
 
 
-def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
+def cholesky_ex(A, *, upper=False, check_errors=False):
     """(L, info): info is 0 where the factorisation succeeded, else the order of the first
     leading minor that is not positive-definite (then that matrix's L is NaN)."""
     A = _matrix(A, "linalg.cholesky_ex")
@@ -138,7 +138,7 @@ def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
     return _CholeskyExResult(_plain(L.reshape(a.shape)), _plain(info.reshape(batch)))
 
 
-def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
+def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
     """X with A X = B (``left=False``: X A = B) for triangular A, reading only its upper or
     lower triangle (its diagonal taken as ones when ``unitriangular``)."""
     fn = "linalg.solve_triangular"
@@ -162,7 +162,7 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
     return _apply(_R.SOLVE_TRIANGULAR, flags, _R.SolveTriangular.value(flags, a, b), A, B)
 
 
-def cholesky_solve(B, L, upper=False, *, out=None):
+def cholesky_solve(B, L, upper=False):
     """X with A X = B, given A's Cholesky factor L (``upper=True``: U, A = U^T U)."""
     L = _vec(L, "cholesky_solve")
     B = _vec(B, "cholesky_solve")
@@ -184,13 +184,13 @@ def cholesky_solve(B, L, upper=False, *, out=None):
 
 
 # ---- determinants, inverse, solve -------------------------------------------------------------
-def det(A, *, out=None):
+def det(A):
     """The determinant of each square matrix of A."""
     A = _matrix(A, "linalg.det")
     return _apply(_R.DET, 0, _R.Det.value(0, A._data), A)
 
 
-def slogdet(A, *, out=None):
+def slogdet(A):
     """(sign, logabsdet): the sign of det(A) and log|det(A)|."""
     A = _matrix(A, "linalg.slogdet")
     packed = _apply(_R.SLOGDET, 0, _R.Slogdet.value(0, A._data), A)
@@ -204,13 +204,13 @@ def logdet(input):
         return logabs + ops.log(sign)     # + 0, NaN (sign -1) or -inf (sign 0), no branch
 
 
-def inv(A, *, out=None):
+def inv(A):
     """The inverse of each square matrix of A (LinAlgError where one is singular)."""
     A = _matrix(A, "linalg.inv")
     return _apply(_R.INV, 0, _R.Inv.value(0, A._data), A)
 
 
-def solve(A, B, *, left=True, out=None):
+def solve(A, B, *, left=True):
     """X with A X = B (``left=False``: X A = B). B is a batch of vectors when it is 1-D or
     has A's shape without its last dim; otherwise matrices."""
     fn = "linalg.solve"
@@ -239,7 +239,7 @@ def solve(A, B, *, left=True, out=None):
 
 
 # ---- eigenvalues --------------------------------------------------------------------------------
-def eigh(A, UPLO="L", *, out=None):
+def eigh(A, UPLO="L"):
     """(eigenvalues, eigenvectors) of symmetric A (ascending), read from its lower triangle
     (``UPLO='U'``: upper)."""
     A = _matrix(A, "linalg.eigh")
@@ -251,7 +251,7 @@ def eigh(A, UPLO="L", *, out=None):
     return _EighResult(packed[..., :, n], packed[..., :, :n])
 
 
-def eigvalsh(A, UPLO="L", *, out=None):
+def eigvalsh(A, UPLO="L"):
     """The eigenvalues of symmetric A, ascending."""
     return eigh(A, UPLO).eigenvalues
 
@@ -264,7 +264,7 @@ def _matrices(A, fn):
     return A
 
 
-def svd(A, full_matrices=True, *, driver=None, out=None):
+def svd(A, full_matrices=True, *, driver=None):
     """(U, S, Vh) with A = U diag(S) Vh, S descending. With ``full_matrices`` (the
     default) and A not square, the columns completing U and Vh are not determined by A:
     gradients reaching them are dropped, as PyTorch drops them."""
@@ -277,12 +277,12 @@ def svd(A, full_matrices=True, *, driver=None, out=None):
     return _SvdResult(u, sv, vh)
 
 
-def svdvals(A, *, driver=None, out=None):
+def svdvals(A, *, driver=None):
     """The singular values of A, descending."""
     return svd(A, full_matrices=False).S
 
 
-def qr(A, mode="reduced", *, out=None):
+def qr(A, mode="reduced"):
     """(Q, R) with A = Q R, Q's columns orthonormal and R upper triangular. ``mode``:
     'reduced' (Q is m x k, k = min(m, n)), 'complete' (m x m; the same when m <= n),
     'r' (R alone, Q empty)."""
@@ -303,7 +303,7 @@ def qr(A, mode="reduced", *, out=None):
     return _QrResult(q, r)
 
 
-def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
+def pinv(A, *, atol=None, rtol=None, hermitian=False):
     """The pseudo-inverse. A matrix of full rank goes through ``solve`` (its gradient then
     exists where PyTorch's does, repeated singular values included); a rank-deficient one
     through the SVD with singular values at most max(atol, rtol * largest) dropped."""
@@ -378,7 +378,7 @@ def matrix_exp(A):
 
 
 # ---- composed ---------------------------------------------------------------------------------
-def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
     """The ``ord``-norm of x over ``dim`` (all elements when None), as a vector."""
     x = _vec(x, "linalg.vector_norm")
     if dim is None and not keepdim:
@@ -386,7 +386,7 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
     return _norm(x, ord, dim, keepdim, dtype)
 
 
-def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     """'fro', 'nuc', 1, -1, 2, -2, inf or -inf norm of the matrices spanned by ``dim``
     (2, -2 and 'nuc': the largest, smallest and sum of the singular values)."""
     A = _vec(A, "linalg.matrix_norm")
@@ -414,7 +414,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=No
     raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
 
 
-def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None):
+def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
     """linalg.norm: a matrix norm when ``ord`` is a string or ``dim`` names two dims (or
     ord is given and A is a matrix), else a vector norm."""
     A = _vec(A, "linalg.norm")
@@ -431,7 +431,7 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None):
     return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
 
 
-def multi_dot(tensors, *, out=None):
+def multi_dot(tensors):
     """The product of the matrices in ``tensors`` (the first may be a row vector, the last a
     column vector)."""
     tensors = list(tensors)
@@ -449,7 +449,7 @@ def multi_dot(tensors, *, out=None):
     return out_
 
 
-def matrix_power(A, n, *, out=None):
+def matrix_power(A, n):
     """A multiplied by itself ``n`` times (n = 0: the identity; n < 0: powers of inv(A))."""
     A = _matrix(A, "linalg.matrix_power")
     n = int(n)
@@ -468,7 +468,7 @@ def matrix_power(A, n, *, out=None):
     return result
 
 
-def cross(input, other, *, dim=-1, out=None):
+def cross(input, other, *, dim=-1):
     """The cross product of 3-vectors along ``dim`` (inputs broadcast)."""
     a = _vec(input, "linalg.cross")
     b = _vec(other, "linalg.cross")
