@@ -240,6 +240,59 @@ def markdown(runs):
     return "\n".join(lines)
 
 
+def interleaved(rounds=15, budget=0.25, sizes=SIZES):
+    """One process, every system timed in short blocks taken in turn (0.2 s pause before
+    each, the order reversed every other round): per round, each block's median call time;
+    the ratios are taken between blocks of the same round, seconds apart, so load that
+    comes and goes on a shared machine moves both sides of a ratio. Returns Markdown.
+
+        python -c "from bench.test_gp import interleaved; print(interleaved())"
+    """
+    import time
+    from bench import machine
+    from bench.rounds import others
+    machine.configure_threads()
+    lines = []
+    for n in sizes:
+        cases = {s: checked(s, n) for s in SYSTEMS}
+        calls = {}
+        for s, c in cases.items():            # calls per block: about `budget` seconds
+            with c.context():
+                t = time.perf_counter()
+                c.run()
+                calls[s] = max(3, int(budget / max(time.perf_counter() - t, 1e-6)))
+        per = {s: [] for s in SYSTEMS}
+        load = []
+        for r in range(rounds):
+            load.append(others(0.2))
+            for s in (SYSTEMS if r % 2 == 0 else SYSTEMS[::-1]):
+                time.sleep(0.2)
+                c = cases[s]
+                with c.context():
+                    ts = []
+                    for _ in range(calls[s]):
+                        t = time.perf_counter()
+                        c.run()
+                        ts.append(time.perf_counter() - t)
+                per[s].append(statistics.median(ts))
+        lines += ["", f"**GP log marginal likelihood n={n}**, float64, {rounds} rounds of "
+                  f"interleaved blocks (others' share of the cores before each round: median "
+                  f"{statistics.median(load):.0%}, max {max(load):.0%})", "",
+                  "| system | median of block medians, ms | min-max | calls per block |",
+                  "|---|---|---|---|"]
+        for s in SYSTEMS:
+            m = per[s]
+            lines.append(f"| {s} | {statistics.median(m) * 1e3:.3g} | {min(m) * 1e3:.3g}-"
+                         f"{max(m) * 1e3:.3g} | {calls[s]} |")
+        lines += ["", "| ratio (above 1: the first is slower) | per round: median (IQR) |",
+                  "|---|---|"]
+        for a, b in RATIOS:
+            rs = sorted(x / y for x, y in zip(per[a], per[b]))
+            q = statistics.quantiles(rs, n=4)
+            lines.append(f"| {a} / {b} | {statistics.median(rs):.2f} ({q[0]:.2f}-{q[2]:.2f}) |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     from bench import machine, rounds
     a = rounds.parser("python -m bench.test_gp", "the GP benchmark in rounds of fresh "
