@@ -1,13 +1,16 @@
 """tapegrad.linalg: differentiable linear algebra, batched over leading dimensions.
 
-Factorisations and solves are LINALG records (kernels.opcodes): their value, VJP and
-tangent run in Python between compiled segments, with numpy's LAPACK and the triangular
-solve of numpy's own OpenBLAS (lapack.py), so the process has one BLAS. The rules live in
+Factorisations and solves (cholesky, solve_triangular, det, slogdet, inv, solve, eigh,
+svd, qr) are LINALG records (kernels.opcodes): their value, VJP and tangent run in Python
+between compiled segments, with numpy's LAPACK and, called directly, the triangular solve
+and product and the Cholesky factorisation of numpy's own OpenBLAS (lapack.py), so the
+process has one BLAS. The rules live in
 rules.py, one class per operation; the eager sweep, replay (``compile``,
 ``tapegrad.func``) and the recorded backward (``create_graph``, ``func.hessian``) find them
 through ``tapegrad.pyops.RULES``. The recorded VJPs are written with these same functions,
 so second derivatives exist wherever PyTorch has them. Norms, ``multi_dot``,
-``matrix_power``, ``cross``, ``cholesky_solve`` and ``logdet`` are composed from other ops.
+``matrix_power``, ``cross``, ``cholesky_solve``, ``logdet``, ``pinv``, ``lstsq`` and
+``matrix_exp`` are composed from other ops.
 
 Degenerate points:
 
@@ -25,6 +28,14 @@ Degenerate points:
   its LU factorisation). ``logdet`` of a matrix with negative determinant is NaN.
 - ``slogdet``'s sign is a slice of the packed record and gets gradient 0 (PyTorch's sign
   does not require grad).
+- ``svd``'s singular-vector gradient divides by differences of squared singular values
+  (and by the singular values where A is not square): inf/NaN where they repeat or vanish,
+  as in PyTorch; a gradient reaching only S (``svdvals``, the nuclear and 2-norms) is
+  U diag(g) Vh and stays finite. The columns completing a full SVD get no gradient.
+- ``pinv`` of a matrix of full rank goes through ``solve``, so its gradient is finite where
+  singular values repeat (an orthogonal matrix); a rank-deficient one through the SVD.
+- ``qr(mode="complete")`` of a tall matrix is not differentiable (PyTorch raises in
+  backward; here the results do not require grad).
 """
 import collections
 
