@@ -378,3 +378,40 @@ def test_matrix_exp_of_known_matrices():
     d = np.diag([-2.0, 0.5, 3.0])
     np.testing.assert_allclose(tg.linalg.matrix_exp(T64(10 * d)).numpy(), np.diag(np.exp(10 *
                                np.diag(d))), rtol=1e-13)
+
+
+def test_without_openblas_the_numpy_fallbacks_give_the_same_results(tmp_path):
+    """TAPEGRAD_NO_BLAS=1 (or a numpy built against another BLAS): the triangular solves,
+    products and the Cholesky factorisation fall back to numpy; same values and gradients."""
+    import os
+    import subprocess
+    import sys
+    a = spd(4, 2)
+    b = _r.standard_normal((2, 4, 3))
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    code = f"""
+import numpy as np, tapegrad as tg
+from tapegrad.linalg import lapack
+assert not lapack.TRSM and not lapack.POTRF and not lapack.TRMM
+a = tg.tensor(np.load({str(tmp_path / 'a.npy')!r}), requires_grad=True)
+b = tg.tensor(np.load({str(tmp_path / 'b.npy')!r}), requires_grad=True)
+L = tg.linalg.cholesky(a)
+x = tg.linalg.solve_triangular(L, b, upper=False)
+y = tg.linalg.solve_triangular(L, b.transpose(-1, -2), upper=False, left=False, unitriangular=True)
+((x ** 2).sum() + (y ** 3).sum() + tg.logdet(a).sum()).backward()
+np.save({str(tmp_path / 'out.npy')!r}, np.concatenate([a.grad.numpy().ravel(), b.grad.numpy().ravel()]))
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TAPEGRAD_NO_BLAS="1",
+               PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")]
+                                                    if p]))
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tmp_path)
+    x, y = T64(a, rg=True), T64(b, rg=True)
+    L = tg.linalg.cholesky(x)
+    u = tg.linalg.solve_triangular(L, y, upper=False)
+    v = tg.linalg.solve_triangular(L, y.transpose(-1, -2), upper=False, left=False,
+                                   unitriangular=True)
+    ((u ** 2).sum() + (v ** 3).sum() + tg.logdet(x).sum()).backward()
+    mine = np.concatenate([x.grad.numpy().ravel(), y.grad.numpy().ravel()])
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), mine, rtol=1e-10, atol=1e-12)

@@ -24,7 +24,7 @@ _NO_TRANS, _TRANS, _NON_UNIT, _UNIT = 111, 112, 131, 132
 
 def _find():
     if os.environ.get("TAPEGRAD_NO_BLAS"):
-        return {}
+        return {}, {}, {}
     for path in _numpy_openblas():
         try:
             lib = ctypes.CDLL(path)
