@@ -10,6 +10,8 @@ tensor([10., 10., 10.])
 """
 from . import accelerator, autograd, cuda, func, nn
 from . import utils
+from . import linalg
+from .linalg import cholesky_solve, logdet
 from . import optim
 from . import serialization
 from .creation import (Generator, default_generator, get_rng_state, initial_seed, randperm,

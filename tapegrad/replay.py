@@ -19,7 +19,7 @@ from .autograd import engine as ag
 from .compiled_call import record_call
 from . import kernels as K
 from .kernels import dtype_of, GEMM, name_of, ndim_of, op_of, rg_of
-from . import tape as T
+from . import pyops, tape as T
 from .grad_mode import enable_grad
 from .ops import _graph, _plain
 from .ops.record import _tape
@@ -241,6 +241,9 @@ class Program:
                 _UFUNCS[op](view(vals, a), out=view(vals, r))
             elif op == K.CAST:
                 view(vals, r)[...] = view(vals, a)
+            elif op in pyops.RULES:     # linear algebra: its rule's value
+                ins = pyops.operands(R, r, lambda s: view(vals, s))
+                pyops.RULES[op].forward(R, r, ins[:-1], ins[-1])
             else:
                 return False
             return True
@@ -261,7 +264,9 @@ class Program:
         ag._reverse(R, R.view(np.float64), vals, grads, self.goff, touched, self._freed,
                    ag._NO_DIRTY,
                    self.iar, start,
-                   lambda r: (self._view(vals, int(R[r, K.A])), self._view(vals, int(R[r, K.B]))),
+                   lambda r: (self._view(vals, int(R[r, K.A])), self._view(vals, int(R[r, K.B])))
+                   if op_of(int(R[r, K.OPW])) == K.MATMUL else
+                   pyops.operands(R, r, lambda s: self._view(vals, s)),
                    lambda r: RuntimeError("a replayed program has no in-place state"))
         return grads, touched
 
@@ -402,6 +407,10 @@ class Program:
                     np.matmul(view(vals, a), view(tans, b))
             elif op == K.CAST:
                 view(tans, r)[...] = view(tans, a)
+            elif op in pyops.RULES:
+                ins = pyops.operands(R, r, lambda s: view(vals, s))
+                view(tans, r)[...] = pyops.RULES[op].tangent(
+                    R, r, ins[:-1], ins[-1], pyops.operands(R, r, lambda s: view(tans, s))[:-1])
             else:
                 return False
             return True

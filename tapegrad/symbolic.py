@@ -10,7 +10,7 @@ import contextlib
 
 import numpy as np
 
-from . import codegen, ops, rules
+from . import codegen, ops, pyops, rules
 from . import kernels as K
 from .kernels import name_of, ndim_of, op_of, rg_of
 from . import tape as T
@@ -265,6 +265,8 @@ def _vjp(op, r, R, F, iar, g, h, quiet=False):
         return res
     if op == K.CAST:
         return [(a, ops.to_dtype(g, A.data.dtype))]
+    if op in pyops.RULES:          # linear algebra: its rule's VJP on tensors
+        return pyops.RULES[op].recorded(R, r, g, h)
     raise RuntimeError(f"no recorded VJP for opcode {op}")
 
 

@@ -444,7 +444,7 @@ OPNAMES = {
     K.MEAN: "mean", K.EXTREME: "extreme", K.GATHER: "gather", K.SCATTER: "scatter", K.RESHAPE: "reshape",
     K.CAT: "cat", K.SOFTMAX: "softmax", K.LOGSOFTMAX: "log_softmax",
     K.BCEWL: "bce_with_logits", K.NLL: "nll", K.BCE: "bce", K.MATMUL: "matmul", K.CAST: "cast",
-    K.PYFN: "function", K.PYOUT: "function_output", K.UVJP: "unary_vjp",
+    K.PYFN: "function", K.PYOUT: "function_output", K.UVJP: "unary_vjp", K.LINALG: "linalg",
 }
 
 

@@ -16,6 +16,7 @@ import tapegrad as tg
 import tapegrad.tape
 import table_composite
 import table_tensor_api
+import table_linalg
 import test_ops_gradcheck as table
 from helpers import assert_steady, in_fresh_thread, in_threads
 
@@ -78,11 +79,12 @@ EAGER_ROWS = {"where-cmp-(2,3)"} | {
 
 EAGER_ROWS |= table_composite.EAGER_ROWS   # amax/amin over dims, norm with p = inf/0
 EAGER_ROWS |= table_tensor_api.EAGER_ROWS  # sort, topk, median..., nan_to_num, nansum, nanmean
+EAGER_ROWS |= table_linalg.EAGER_ROWS   # matrix norms +-1, +-inf; pinv, lstsq, matrix_exp
 
 
 def test_eager_rows_are_rows_of_the_table():
     ids = {c.id for c in table.CASES}
-    assert len(EAGER_ROWS) == 13 + 8 + 28 and EAGER_ROWS <= ids, sorted(EAGER_ROWS - ids)
+    assert len(EAGER_ROWS) == 13 + 8 + 28 + 4 + 5 and EAGER_ROWS <= ids, sorted(EAGER_ROWS - ids)
 
 
 def test_a_mask_or_index_argument_is_read_not_baked_in():

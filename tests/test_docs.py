@@ -68,6 +68,7 @@ def test_api_md_names_every_public_name():
               | _public(tg.nn, own_only=False) | _public(tg.nn.init)
               | _public(tg.optim, own_only=False) | _public(tg.optim.lr_scheduler)
               | _public(tg.utils.data, own_only=False)
+              | _public(tg.linalg, own_only=False)
               | {n for n in dir(tg.Tensor) if not n.startswith("_")} | _public(viz))
     missing = sorted(public - mentioned)
     assert not missing, f"docs/api.md does not mention: {', '.join(missing)}"

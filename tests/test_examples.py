@@ -46,7 +46,7 @@ def close(a, b, tol=1e-10):
 def test_every_example_is_listed_and_runs_as_a_script():
     listed = (EXAMPLES / "README.md").read_text()
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
-    assert len(scripts) == 9      # the autograd five and the nn four (tests/test_examples_nn.py)
+    assert len(scripts) == 10     # the autograd five, the GP fit, the nn four (test_examples_nn.py)
     for name in scripts:
         assert f"({name})" in listed and f"python docs/examples/{name}" in listed
         source = (EXAMPLES / name).read_text()
@@ -224,3 +224,47 @@ def test_sine_data_is_the_documented_grid():
     x, y = load("polynomial_fit").sine_data()
     assert x[0] == -math.pi and x[-1] == math.pi and len(x) == 1000
     np.testing.assert_array_equal(y, np.sin(x))
+
+
+# ---- (f) Gaussian-process hyper-parameters by L-BFGS-B on value_and_grad -------------------------
+def test_gp_fit_converges_to_the_optimum():
+    pytest.importorskip("scipy")
+    from scipy.optimize import minimize
+    ex = load("gp_hyperparameters")
+    res = run("gp_hyperparameters", "tapegrad")
+    assert res["result"].success
+    assert res["nlml"] < res["start"] - 30       # 46.4 at the start, 12.27 at the optimum
+    # the gradient vanishes there (checked in numpy, central differences of the likelihood)
+    x, y = ex.make_data()
+    d2 = (x[:, None] - x[None, :]) ** 2
+
+    def nlml(th):
+        K = np.exp(th[1]) * np.exp(-0.5 * d2 * np.exp(-2 * th[0])) + np.exp(th[2]) * np.eye(len(x))
+        L = np.linalg.cholesky(K)
+        a = np.linalg.solve(L, y)
+        return 0.5 * a @ a + np.log(np.diag(L)).sum() + 0.5 * len(x) * math.log(2 * math.pi)
+    assert nlml(res["theta"]) == pytest.approx(res["nlml"], rel=1e-12)
+    h = 1e-6
+    fd = [(nlml(res["theta"] + h * e) - nlml(res["theta"] - h * e)) / (2 * h) for e in np.eye(3)]
+    assert np.abs(fd).max() < 1e-3
+    # SciPy alone (its finite-difference gradient, a tighter tolerance) finds the same optimum
+    alone = minimize(nlml, np.zeros(3), method="L-BFGS-B", options=dict(ftol=1e-14, gtol=1e-9))
+    np.testing.assert_allclose(res["theta"], alone.x, atol=2e-3)
+    assert res["nlml"] == pytest.approx(alone.fun, abs=1e-6)
+    # and the tapegrad gradients are the numpy likelihood's along the whole path
+    vg = ex.value_and_grad(tg, lambda th: ex.neg_log_marginal_likelihood(
+        tg, th, tg.tensor(d2), tg.tensor(y)))
+    for th in (np.zeros(3), res["theta"], np.array([0.5, -1.0, -2.0])):
+        v, g = vg(tg.tensor(th))
+        fd = [(nlml(th + h * e) - nlml(th - h * e)) / (2 * h) for e in np.eye(3)]
+        assert v.item() == pytest.approx(nlml(th), rel=1e-12)
+        np.testing.assert_allclose(g.numpy(), fd, rtol=1e-6, atol=1e-7)
+
+
+def test_gp_fit_matches_torch():
+    pytest.importorskip("scipy")
+    ours = run("gp_hyperparameters", "tapegrad")
+    theirs = run("gp_hyperparameters", "torch")
+    close(ours["theta"], theirs["theta"], 1e-8)
+    close(ours["nlml"], theirs["nlml"], 1e-10)
+    close(ours["mean"], theirs["mean"], 1e-8)

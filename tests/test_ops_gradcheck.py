@@ -528,6 +528,7 @@ def params(cases):
 from table_nn import *          # noqa: E402,F401,F403 - nn.functional's activations
 from table_composite import *   # noqa: E402,F401,F403 - composite.py's reductions, indexing
 from table_tensor_api import *  # noqa: E402,F401,F403 - selection, shapes, arithmetic, in-place
+from table_linalg import *      # noqa: E402,F401,F403 - tapegrad.linalg
 
 
 def test_case_ids_are_unique():

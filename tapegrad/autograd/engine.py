@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..kernels import dtype_of, GEMM, name_of, ndim_of, op_of, rg_of
-from .. import tape as T
+from .. import pyops, tape as T
 from ..node import AccumulateGrad, Node  # noqa: F401 - tapegrad.autograd.Node, as in torch
 from ..tensor import Tensor, Size, dtype_name
 from . import anomaly_mode as _anomaly_mode
@@ -132,6 +132,20 @@ def _cast_vjp(R, r, grads, goff, touched):
     _acc(dst, goff, R, touched, a_s, g.astype(dst.dtype))
 
 
+def _py_vjp(R, r, arrays, grads, goff, touched):
+    buf = grads[dtype_of(int(R[r, K.OPW]))]
+    g = buf[int(goff[r]):int(goff[r]) + int(R[r, K.SIZE])]
+    for s, d in pyops.RULES[op_of(int(R[r, K.OPW]))].vjp(R, r, arrays, g):
+        _acc(grads[dtype_of(int(R[s, K.OPW]))], goff, R, touched, s, d)
+
+
+def _operands(tp, r):
+    """The arrays record r's Python-side VJP reads: kept by reference when it was
+    recorded, else (a replayed program's records) their saved values on the tape."""
+    refs = tp.pyrefs.get(tp.gid(r))
+    return refs if refs is not None else pyops.operands(tp.records()[0], r, tp.saved_value)
+
+
 def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, operands, dirty,
              python=None, stops=None, floor=0):
     """Run the reverse sweep from record `start` down to 0 in compiled segments.
@@ -167,6 +181,8 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
                 _cast_vjp(R, r, grads, goff, touched)
             elif op == K.PYFN or op == K.PYOUT:
                 python(r, op)
+            elif op in pyops.RULES:     # linear algebra (tapegrad.linalg): its rule's VJP
+                _py_vjp(R, r, operands(r), grads, goff, touched)
             else:               # a record of the other dtype: switch and go on
                 dt = 1 - dt
                 continue
@@ -223,7 +239,7 @@ class _Stops:
             kept[s] = (int(self.touched[s]), self._grad(s).copy() if self.touched[s] else None)
             self.touched[s] = 0
         _reverse(R, self.F, tp.arena, self.grads, self.goff, self.touched, self.freed,
-                 self.dirty_at, tp.iar, r, lambda q: tp.pyrefs[tp.gid(q)],
+                 self.dirty_at, tp.iar, r, lambda q: _operands(tp, q),
                  lambda q, R=R: _dirty_error(tp, R, q), self.fns, None, floor=r)
         made = {s: Tensor(self._grad(s).copy()) if self.touched[s] else None for s in kept}
         name = T.NAMES[name_of(int(R[r, K.OPW]))]
@@ -343,7 +359,7 @@ def _run(tp, seeds, retain_graph):
         tp.pinned += python
         try:
             _reverse(R, F, tp.arena, grads, goff, touched, freed, dirty_at, tp.iar, start,
-                     lambda r: tp.pyrefs[tp.gid(r)], lambda r, R=R: _dirty_error(tp, R, r),
+                     lambda r: _operands(tp, r), lambda r, R=R: _dirty_error(tp, R, r),
                      fns, stops)
         finally:
             tp.sweeping -= 1

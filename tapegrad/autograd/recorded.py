@@ -17,7 +17,7 @@ import numpy as np
 from .. import codegen, rules
 from .. import kernels as K
 from ..kernels import name_of, op_of, rg_of
-from .. import symbolic as S
+from .. import pyops, symbolic as S
 from .. import tape as T
 from ..ops.record import _graph, _plain, _slot
 from ..tensor import Tensor
@@ -184,6 +184,9 @@ def walk(tp, seeds, want, retain_graph, stale_error, second_time):
                         a_arr, b_arr = tp.pyrefs[tp.gid(r)]
                         h.operand(int(R[r, K.A]), a_arr)
                         h.operand(int(R[r, K.B]), b_arr)
+                    elif op in pyops.RULES and tp.gid(r) in tp.pyrefs:   # kept by reference
+                        for s, arr in zip(pyops.operands(R, r, int), tp.pyrefs[tp.gid(r)]):
+                            h.operand(s, arr)
                     pairs = S._vjp(op, r, R, F, iar, g, h, quiet=True)
             if hk is not None and hk.post:
                 hin = record_inputs(tp, r)

@@ -55,15 +55,18 @@ UVJP = 77
 # tensor inputs are an index block laid out as CAT's (P0 offset, P1 length: [count, 0, 0, 0,
 # then (slot, 0, 0) per input]). Each further output is a PYOUT record whose A is the PYFN.
 MATMUL, CAST, PYFN, PYOUT = 80, 81, 82, 83
+# linear algebra (tapegrad/linalg): P0 says which operation (linalg.rules.RULES), P1 its
+# flags; A, B, C its inputs. Value, VJP and tangent run in Python with numpy's LAPACK.
+LINALG = 84
 FIRST_PY = 80
-NOPS = 84
+NOPS = 85
 
 # which saved values a VJP reads (bit 1: a, 2: b, 4: c, 8: out); used for the in-place check
 R_A, R_B, R_C, R_OUT = 1, 2, 4, 8
 READS = {
     **UNARY_READS, **BINARY_READS, EXTREME: R_A | R_OUT, SOFTMAX: R_OUT,
     LOGSOFTMAX: R_OUT, BCEWL: R_A | R_B | R_C, NLL: R_B, BCE: R_A | R_B, MATMUL: R_A | R_B,
-    UVJP: R_A | R_B | R_C,
+    LINALG: R_A | R_B | R_C | R_OUT, UVJP: R_A | R_B | R_C,
 }
 
 # sweep status codes
