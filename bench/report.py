@@ -443,6 +443,28 @@ def document(body, trows, cfg, keys, commit):
 
 
 WHY = [
+    "**Replayed through `fc(...).backward()` (the `node` systems), W1 and W3.** A compiled "
+    "call is one node of the eager graph (design.md, \"The compiled node\"), so the "
+    "program's records are no longer copied per call (W3 went from about 230 to 38 µs in "
+    "float32). What separates it from `value_and_grad` is a fixed cost of about 17 µs a "
+    "step, spread over many small pieces: the leaves' INPUT records and the node's own "
+    "record on the tape (about 0.8 µs each), the node object and its output tensor, the "
+    "tape's reset after each step, two Numba dispatches with 8 and 14 array arguments "
+    "(forward, then the reverse sweep: 1-3 µs each), and filling `.grad`. On W1 (7 µs by "
+    "`value_and_grad`) and W3 (20 µs) that fixed cost is the whole gap. What would close "
+    "it: one compiled entry for the reverse sweep and the `.grad` writes with fewer "
+    "arguments (a packed argument block per program), and leaves that keep their INPUT "
+    "records between steps.",
+    "**Cold start (first backward and first replay with an empty Numba cache).** Numba "
+    "compiles the whole reverse sweep, every op family's VJP with it, at the first "
+    "backward (about 18 s of CPU on a busy machine here, of which the sweep's own body, "
+    "its inlined elementwise loops, is half); a first replay compiles the forward and "
+    "program kernels too. The read-only-install half of the issue is done (a cache is "
+    "always found, and `tapegrad info` names it). What would close the time: compiling "
+    "the rarely used families (create_graph's UVJP, decoded chains, the fused losses) as "
+    "separate kernels the sweep hands records to, and casting the elementwise rules' "
+    "arguments to one type so each compiles once (several now compile for two or three "
+    "type combinations).",
     "**Eager forward (W1-W3, recording cost).** A recorded op costs about 1.9 µs: numpy's "
     "own call (0.35 µs on one element), a Tensor object and its lifetime tracking (about "
     "0.45 µs; tapegrad with nothing requiring grad costs 0.8 µs an op), and the record "
