@@ -13,6 +13,7 @@ import numpy as np
 from .. import kernels as K
 from .. import ops
 from .. import pyops
+from ..autograd.engine import _unbroadcast
 from ..kernels import rg_of
 from ..ops.composite import tril, triu
 from . import lapack
@@ -31,16 +32,6 @@ def _mT(a):
 
 def _tT(t):
     return ops.transpose(t, -1, -2)
-
-
-def _unb(g, shape):
-    """Sum g down to shape (the reverse of numpy broadcasting), arrays."""
-    while g.ndim > len(shape):
-        g = g.sum(axis=0)
-    for d, s in enumerate(shape):
-        if s == 1 and g.shape[d] != 1:
-            g = g.sum(axis=d, keepdims=True)
-    return g
 
 
 def _tunb(g, shape):
@@ -146,10 +137,10 @@ class SolveTriangular:
         a, b = ins
         up, left, unit = bool(flags & 1), bool(flags & 2), bool(flags & 4)
         gb = trsm(a, g, upper=up, left=left, trans=True, unit=unit)
-        res = [None, _unb(gb, b.shape) if wanted[1] else None]
+        res = [None, _unbroadcast(gb, b.shape) if wanted[1] else None]
         if wanted[0]:
             ga = -(gb @ _mT(out)) if left else -(_mT(out) @ gb)
-            res[0] = _unb(ga * _mask(a.shape[-1], a.dtype, up, unit), a.shape)
+            res[0] = _unbroadcast(ga * _mask(a.shape[-1], a.dtype, up, unit), a.shape)
         return res
 
     @staticmethod
@@ -318,8 +309,8 @@ class Solve:
     def vjp(flags, g, ins, out, wanted):
         a, b = ins
         gb = np.linalg.solve(_mT(a), g)
-        return [_unb(-(gb @ _mT(out)), a.shape) if wanted[0] else None,
-                _unb(gb, b.shape) if wanted[1] else None]
+        return [_unbroadcast(-(gb @ _mT(out)), a.shape) if wanted[0] else None,
+                _unbroadcast(gb, b.shape) if wanted[1] else None]
 
     @staticmethod
     def tangent(flags, tans, ins, out):
