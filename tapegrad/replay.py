@@ -323,34 +323,31 @@ class Program:
         for slot, g in seeds:
             ag._acc(grads[d], self.goff, R, touched, slot, g)
             start = max(start, slot)
-        key = tuple(slot for slot, _ in seeds)
-        status, r = K.program_reverse(R, self.F, vals[d], grads[d], self.goff, touched,
-                                      self._freed, ag._REDS, self.iar,
-                                      *self._node_chains.get(key, _NO_PLAN), start, d, GEMM)
-        if status != K.ST_DONE:
-            raise RuntimeError(f"replay stopped at record {r} (status {status})")
-        if key not in self._node_chains:     # later sweeps from these seeds reach the same
-            self._node_chains[key] = K.plan_chains(R, self.goff, touched, self.n, d)
+        self._seeded_reverse(vals, grads[d], touched, tuple(slot for slot, _ in seeds), start)
         return grads, touched
 
     def scalar_reverse(self, vals, out):
         """node_reverse from scalar slot `out` seeded with 1, for a single_call program:
         (this dtype's gradient buffer, touched) in this thread's scratch."""
-        d = self.dt
         sc = self.scratch()
-        G, touched = sc.grads[d], sc.touched
+        G, touched = sc.grads[self.dt], sc.touched
         touched[:] = 0
         G[self.goff[out]] = 1
         touched[out] = 1
-        key = (out,)
+        self._seeded_reverse(vals, G, touched, (out,), out)
+        return G, touched
+
+    def _seeded_reverse(self, vals, G, touched, key, start):
+        """The compiled reverse sweep from record `start` over gradients already seeded in
+        G (seeded slots `key`), with the chains decoded after the first sweep from them."""
+        d = self.dt
         status, r = K.program_reverse(self.R, self.F, vals[d], G, self.goff, touched,
                                       self._freed, ag._REDS, self.iar,
-                                      *self._node_chains.get(key, _NO_PLAN), out, d, GEMM)
+                                      *self._node_chains.get(key, _NO_PLAN), start, d, GEMM)
         if status != K.ST_DONE:
             raise RuntimeError(f"replay stopped at record {r} (status {status})")
-        if key not in self._node_chains:
+        if key not in self._node_chains:     # later sweeps from these seeds reach the same
             self._node_chains[key] = K.plan_chains(self.R, self.goff, touched, self.n, d)
-        return G, touched
 
     def grad_at(self, sources):
         """[(offset, size, shape, slot)] of the gradients of sources [(slot, _)] in a
@@ -616,10 +613,9 @@ class Compiled:
                 self._recent.add(_quick_signature(args), (prog, single, _epoch[0]))
         graph = grad_enabled() and (prog.rg_args or any(t._rg for t in prog.refs))
         if graph and T._tls.tape.save_all:     # recording an enclosing compile or func
-            vals = prog.scratch().vals           # transform: the records join that recording
-            prog.load([a.data if isinstance(a, Tensor) else None for a in args], vals)
-            prog.forward(vals)
-            outs = _attach(prog, vals, args)
+            frame = prog.scratch().frame         # transform: the records join that recording
+            prog.run(frame, args)
+            outs = _attach(prog, frame.vals, args)
             return outs[0] if single else tuple(outs)
         if graph:                     # one node on the caller's tape, holding its frame
             frame = prog.take_frame()
