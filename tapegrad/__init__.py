@@ -9,7 +9,7 @@
 tensor([10., 10., 10.])
 """
 from . import accelerator, autograd, cuda, func, nn
-from . import utils
+from . import distributed, utils
 from . import linalg
 from .linalg import cholesky_solve, logdet
 from . import optim

@@ -69,6 +69,7 @@ def test_api_md_names_every_public_name():
               | _public(tg.optim, own_only=False) | _public(tg.optim.lr_scheduler)
               | _public(tg.utils.data, own_only=False)
               | _public(tg.linalg, own_only=False)
+              | _public(tg.distributed, own_only=False) | _public(tg.nn.parallel, own_only=False)
               | {n for n in dir(tg.Tensor) if not n.startswith("_")} | _public(viz))
     missing = sorted(public - mentioned)
     assert not missing, f"docs/api.md does not mention: {', '.join(missing)}"
@@ -80,7 +81,8 @@ DOCTESTED = ["tapegrad", "tapegrad.tensor", "tapegrad.grad_mode", "tapegrad.crea
              "tapegrad.func", "tapegrad.viz", "tapegrad.ops.composite",
              "tapegrad.ops.selection", "tapegrad.ops.shapes", "tapegrad.ops.predicates",
              "tapegrad.ops.arithmetic",
-             "tapegrad.utils.checkpoint", "tapegrad.nn.parameter", "tapegrad.nn.init",
+             "tapegrad.utils.checkpoint", "tapegrad.utils.data.distributed",
+             "tapegrad.nn.parameter", "tapegrad.nn.init",
              "tapegrad.nn.modules.module", "tapegrad.nn.modules.container",
              "tapegrad.nn.modules.linear", "tapegrad.nn.modules.activation",
              "tapegrad.nn.modules.flatten", "tapegrad.nn.modules.dropout",

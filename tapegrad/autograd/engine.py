@@ -5,6 +5,7 @@ Python (matrix products through numpy's BLAS, dtype casts) or where the dtype ch
 A graph without matmuls or casts is one call.
 """
 import bisect
+import threading
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from .anomaly_mode import state as _anomaly
 _REDS = K.reads_table()
 _NO_CHAINS = np.empty(0, np.int64)     # an eager sweep has no decoded scalar chains
 _NO_DIRTY = np.zeros(0, np.int64)
+_local = threading.local()             # .callbacks: queue_callback's list for this backward
 
 
 # ---- error texts --------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ def _reverse(R, F, vals, grads, goff, touched, freed, dirty_at, iar, start, oper
     while r >= floor:
         if lo >= 0 and r == lo:
             lo = stops.next(r - 1)
-            if touched[r] and not stops.run(r):
+            if (touched[r] or r in stops.ready) and not stops.run(r):
                 r -= 1
                 continue
         status, r = K.sweep(R, F, vals[dt], grads[dt], goff, touched, freed, dirty_at,
@@ -200,6 +202,12 @@ class _Stops:
     """The records where Python runs before the compiled sweep reaches them: records with
     hooks (tensor hooks, node pre- and post-hooks) and, in anomaly mode, every record.
 
+    A leaf with post-accumulate hooks is delivered (its ``.grad`` accumulated, its hooks
+    run) as soon as the sweep reaches the lowest of its INPUT records, the point past which
+    nothing adds to its gradient, as PyTorch's AccumulateGrad runs mid-backward: that is
+    what lets DistributedDataParallel start reducing early gradients while the sweep goes
+    on. ``ready`` maps that record to (leaf, its slots); ``delivered`` collects the leaves.
+
     run(r) runs record r's tensor hooks and node pre-hooks on its gradient; if the record
     has post-hooks or anomaly mode is on, it then runs the record's VJP by itself (its
     inputs' gradients set aside, so that what it produced can be seen), calls the
@@ -207,10 +215,13 @@ class _Stops:
     otherwise True: the sweep runs the record.
     """
 
-    def __init__(self, tp, R, F, grads, goff, touched, freed, dirty_at, fns, locs, anomaly):
+    def __init__(self, tp, R, F, grads, goff, touched, freed, dirty_at, fns, locs, anomaly,
+                 ready=None, delivered=None):
         self.tp, self.R, self.F, self.grads, self.goff = tp, R, F, grads, goff
         self.touched, self.freed, self.dirty_at, self.fns = touched, freed, dirty_at, fns
-        self.locs = sorted(locs)
+        self.ready = ready or {}
+        self.delivered = delivered
+        self.locs = sorted(set(locs) | set(self.ready))
         self.anomaly = anomaly
 
     def next(self, r):
@@ -226,6 +237,12 @@ class _Stops:
         hk = tp.hooks.get(gid) if tp.hooks else None
         op = op_of(int(R[r, K.OPW]))
         if op == K.INPUT:
+            if r in self.ready:
+                leaf, slots = self.ready[r]
+                parts = [self._grad(s) for s in slots if self.touched[s]]
+                if parts:
+                    _deliver(leaf, _sum(parts) if len(parts) > 1 else parts[0])
+                    self.delivered.add(id(leaf))
             return True
         if hk is not None and (hk.tensor or hk.pre):
             self._grad(r)[...] = hooks.run_pre(hk, Tensor(self._grad(r).copy())).data
@@ -271,18 +288,31 @@ def _inputs(tp, r):
     return record_inputs(tp, r)
 
 
-def _stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns):
-    """The _Stops of this backward, or None when nothing needs them (the common case)."""
+def _stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns, early=None):
+    """The _Stops of this backward, or None when nothing needs them (the common case).
+    early: (ready, delivered) for the leaves delivered mid-sweep (see _Stops)."""
     anomaly = _anomaly.enabled
-    if not anomaly and not tp.hooks:
+    ready, delivered = early if early is not None else (None, None)
+    if not anomaly and not tp.hooks and not ready:
         return None
     if anomaly:
         locs = range(tp.n)
     else:
         locs = [loc for g, h in tp.hooks.items() if h and (loc := tp.local(g)) >= 0]
-        if not locs:
+        if not locs and not ready:
             return None
-    return _Stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns, locs, anomaly)
+    return _Stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns, locs, anomaly, ready,
+                  delivered)
+
+
+def _early_leaves(tp):
+    """(ready, delivered) for the leaves on tp with post-accumulate hooks, or None."""
+    ready = {}
+    for leaf, slots in _leaf_slots(tp):
+        hk = hooks.leaf_hooks(leaf)
+        if hk is not None and hk[1]:
+            ready[min(slots)] = (leaf, slots)
+    return (ready, set()) if ready else None
 
 
 class _Functions:
@@ -324,8 +354,8 @@ class _Functions:
             ctx._release()
 
 
-def _run(tp, seeds, retain_graph):
-    """Sweep the tape from the seeded slots; returns (grads, goff, touched)."""
+def _run(tp, seeds, retain_graph, early=None):
+    """Sweep the tape from the seeded slots; returns (grads, goff, touched, R)."""
     R, F = tp.records()
     try:
         n = tp.n
@@ -351,7 +381,7 @@ def _run(tp, seeds, retain_graph):
             _acc(grads[dtype_of(int(R[loc, K.OPW]))], goff, R, touched, loc, val)
             start = max(start, loc)
         fns = _Functions(tp, R, grads, goff, touched, retain_graph) if tp.pyfns else None
-        stops = _stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns)
+        stops = _stops(tp, R, F, grads, goff, touched, freed, dirty_at, fns, early)
         # user code (a Function's backward, a hook) may record ops or run a backward of its
         # own: the records must not move while this sweep holds their local indices
         python = fns is not None or stops is not None
@@ -484,6 +514,17 @@ def _sum(parts):
     return total
 
 
+def queue_callback(fn):
+    """Run fn() once the backward that is running now has delivered every gradient (as
+    PyTorch's ``Variable._execution_engine.queue_callback``); call it from a hook."""
+    if not callable(fn):
+        raise TypeError(f"queue_callback needs a callable, got {type(fn).__name__}")
+    cbs = getattr(_local, "callbacks", None)
+    if cbs is None:
+        raise RuntimeError("queue_callback can only be called during a backward (from a hook)")
+    cbs.append(fn)
+
+
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate d(tensors)/d(leaf) into every reachable leaf's ``.grad``.
 
@@ -493,6 +534,19 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     are recorded too (``.grad`` gets a grad_fn) and can be differentiated again;
     ``retain_graph`` then defaults to True.
     """
+    if not hooks._LEAF:         # no leaf hooks, so no hook can queue a callback
+        return _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+    outer = getattr(_local, "callbacks", None)
+    _local.callbacks = cbs = []
+    try:
+        _backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
+    finally:
+        _local.callbacks = outer
+    for fn in cbs:
+        fn()
+
+
+def _backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
     if retain_graph is None:
         retain_graph = create_graph
     if grad_tensors is None and inputs is None and not retain_graph:
@@ -533,11 +587,15 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         if not retain_graph:
             tp.collect()
         return
-    grads, goff, touched, R = _run(tp, locs, bool(retain_graph))
+    early = _early_leaves(tp) if hooks._LEAF else None
+    grads, goff, touched, R = _run(tp, locs, bool(retain_graph), early)
     n = touched.shape[0]     # records a Function's backward made since are not this graph's
     try:
         if hooks._LEAF:
+            done = early[1] if early is not None else ()
             for leaf, slots in list(_leaf_slots(tp)):
+                if id(leaf) in done:
+                    continue
                 parts = [_read(tp, R, grads, goff, loc) for loc in slots
                          if loc < n and touched[loc]]
                 if parts:

@@ -9,8 +9,9 @@ from .modules import (CELU, ELU, GELU, SELU, BatchNorm1d, Bilinear, Dropout, Emb
 from .modules import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss,
                       L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from .parameter import Parameter
+from . import parallel
 
-__all__ = ["functional", "init", "Parameter", "Module", "Sequential", "ModuleList",
+__all__ = ["functional", "init", "parallel", "Parameter", "Module", "Sequential", "ModuleList",
            "ModuleDict", "ParameterList", "ParameterDict", "Identity", "Linear", "Bilinear",
            "Flatten", "Unflatten", "Dropout", "Embedding", "LayerNorm", "BatchNorm1d", "ReLU",
            "ReLU6", "Tanh", "Sigmoid", "GELU", "SiLU", "LeakyReLU", "ELU", "SELU", "CELU",
