@@ -153,6 +153,23 @@ def _resume(args, model, opt):
     return int(ck["epoch"])
 
 
+def _data_parallel(model, X, y):
+    """--distributed: join the MPI job, wrap the model in DistributedDataParallel and take
+    this rank's share of the batch (every world_size-th point). Returns (the model to
+    train, its share of X and y, the loss scale, rank, world size): each rank's mean loss
+    is scaled by world_size * share / points, so that DDP's average of the ranks' gradients
+    is exactly the one-process full-batch gradient for any world size."""
+    dist = tg.distributed
+    dist.init_process_group("mpi")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if world > len(y):
+        raise SystemExit(f"tapegrad train: {world} ranks for {len(y)} points; pass more "
+                         f"--points or fewer ranks")
+    mine = tg.tensor(np.arange(rank, len(y), world))
+    scale = world * len(mine) / len(y)
+    return tg.nn.parallel.DistributedDataParallel(model), X[mine], y[mine], scale, rank, world
+
+
 def cmd_train(args):
     dtype = tg.float32 if args.dtype == "float32" else tg.float64
     X_np, y_np = two_spirals(args.points, args.seed)
@@ -162,36 +179,45 @@ def cmd_train(args):
     loss_fn = tg.nn.CrossEntropyLoss()
     opt = _optimizer(args, model)
     done = _resume(args, model, opt) if args.resume else 0
+    rank, world, net, Xs, ys, scale = 0, 1, model, X, y, 1.0
+    if args.distributed:
+        net, Xs, ys, scale, rank, world = _data_parallel(model, X, y)
 
     def objective(X, y):
-        return loss_fn(model(X), y)
+        loss = loss_fn(net(X), y)
+        return loss * scale if scale != 1.0 else loss
 
     if args.compiled:           # record the step once, replay it in compiled code after
         objective = tg.compile(objective)
 
+    say = print if rank == 0 else (lambda *a, **k: None)
     how = (f"Adam lr={args.lr}" if args.optimizer == "adam"
            else f"SGD lr={args.lr} momentum={args.momentum}")
-    print(f"two spirals: {len(y_np)} points; MLP 2-{'-'.join([str(args.width)] * args.layers)}-2 "
-          f"({args.activation}, {args.dtype}); {how}; "
-          f"seed {args.seed}{'; compiled' if args.compiled else ''}"
-          f"{f'; resumed after epoch {done}' if done else ''}")
+    say(f"two spirals: {len(y_np)} points; MLP 2-{'-'.join([str(args.width)] * args.layers)}-2 "
+        f"({args.activation}, {args.dtype}); {how}; "
+        f"seed {args.seed}{'; compiled' if args.compiled else ''}"
+        f"{f'; data-parallel over {world} MPI ranks' if args.distributed else ''}"
+        f"{f'; resumed after epoch {done}' if done else ''}")
     total = done + args.epochs
     every = max(1, args.epochs // (100 if sys.stderr.isatty() else 10))
     start = time.perf_counter()
     for epoch in range(done + 1, total + 1):
         opt.zero_grad()
-        loss = objective(X, y)
+        loss = objective(Xs, ys)
         loss.backward()
         opt.step()
-        if (epoch - done) % every == 0 or epoch == total:
-            _progress(epoch, total, loss.item())
-    sys.stderr.write(f"  ({time.perf_counter() - start:.1f} s)\n")
+        if rank == 0 and ((epoch - done) % every == 0 or epoch == total):
+            _progress(epoch, total, loss.item() / scale)
+    if rank == 0:
+        sys.stderr.write(f"  ({time.perf_counter() - start:.1f} s)\n")
     with tg.no_grad():
         logits = model(X)
         final = loss_fn(logits, y).item()
         acc = (logits.argmax(dim=1) == y).float().mean().item()
-    print(f"final loss {final:.4f}; training accuracy {100 * acc:.1f}% "
-          f"({int(round(acc * len(y_np)))}/{len(y_np)})")
+    say(f"final loss {final:.4f}; training accuracy {100 * acc:.1f}% "
+        f"({int(round(acc * len(y_np)))}/{len(y_np)})")
+    if rank != 0:
+        return 0
     if args.save:
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": total,
               "settings": {k: getattr(args, k) for k in _SETTINGS}}
@@ -333,6 +359,10 @@ def _parser():
                    help="optim.SGD (with --momentum) or optim.Adam (sgd)")
     t.add_argument("--compiled", action="store_true",
                    help="record the loss once with tapegrad.compile and replay it each step")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run as mpiexec -n 2 tapegrad train "
+                        "--distributed (each rank takes a share of the points; needs "
+                        "pip install 'tapegrad[distributed]')")
     t.add_argument("--save", metavar="PATH",
                    help="save the model, optimizer and epoch count here afterwards")
     t.add_argument("--resume", metavar="PATH",
@@ -381,6 +411,12 @@ def main(argv=None):
             bad(f"--lr must be positive, got {args.lr}")
         if args.points < 4:
             bad(f"--points must be at least 4 (two per arm), got {args.points}")
+        if args.distributed and args.compiled:
+            bad("--compiled and --distributed do not go together yet: a compiled replay "
+                "would skip DistributedDataParallel's forward; drop one of them")
+        if args.distributed and not tg.distributed.is_available():
+            bad("--distributed needs mpi4py and an MPI library: pip install "
+                "'tapegrad[distributed]', then run mpiexec -n 2 tapegrad train --distributed")
     try:
         return args.func(args)
     except BrokenPipeError:                # output piped into `head` and the like

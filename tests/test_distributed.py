@@ -58,6 +58,7 @@ _ALL = ["collectives_match_numpy", "mismatched_tensors_raise_on_every_rank",
         "ddp_gradient_equals_full_batch", "ddp_training_keeps_replicas_identical",
         "ddp_no_sync_accumulates_locally", "ddp_unused_parameters",
         "ddp_broadcasts_buffers_and_starts_buckets_early",
+        "ddp_under_compile_runs_eagerly_and_still_averages",
         "sampler_shards_are_disjoint_and_cover"]
 _WORLDS = {2: _ALL,
            3: ["collectives_match_numpy", "ddp_gradient_equals_full_batch",
@@ -228,3 +229,36 @@ def test_queue_callback_runs_after_every_gradient_is_in():
     assert log == ["hook", ("done", True, True)]
     with pytest.raises(RuntimeError, match="only be called during a backward"):
         engine.queue_callback(lambda: None)
+
+
+# ---- the command line ---------------------------------------------------------------------------
+def _train(n, *args):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "tapegrad", "train", *args]
+    if n is not None:
+        cmd = [_mpiexec(), "-n", str(n)] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env,
+                         cwd=Path(tg.__file__).parent.parent)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return res
+
+
+@needs_mpi
+@pytest.mark.parametrize("n", [2, 3])
+def test_cli_train_distributed_reaches_the_one_process_result(n):
+    flags = ("--dtype", "float64", "--epochs", "150", "--points", "200")
+    one = _train(None, *flags).stdout.splitlines()
+    many = _train(n, "--distributed", *flags)
+    lines = many.stdout.splitlines()
+    assert len(lines) == 2, many.stdout          # rank 0 alone prints
+    assert lines[0] == one[0] + f"; data-parallel over {n} MPI ranks"
+    assert lines[1] == one[1] and lines[1].startswith("final loss")
+    assert many.stderr.count("epoch 150/150") == 1
+
+
+def test_cli_train_refuses_compiled_with_distributed():
+    res = subprocess.run([sys.executable, "-m", "tapegrad", "train", "--distributed",
+                          "--compiled"], capture_output=True, text=True, timeout=TIMEOUT,
+                         cwd=Path(tg.__file__).parent.parent)
+    assert res.returncode == 2
+    assert "--compiled and --distributed do not go together" in res.stderr

@@ -9,6 +9,7 @@ failing check prints its traceback and aborts the job (the abort hook that
 """
 import copy
 import sys
+import warnings
 
 import numpy as np
 
@@ -279,6 +280,29 @@ def ddp_broadcasts_buffers_and_starts_buckets_early():
     ddp.eval()
     ddp(x)
     same_on_every_rank(model[1].running_mean.numpy(), "running_mean after broadcast")
+
+
+@case
+def ddp_under_compile_runs_eagerly_and_still_averages():
+    r, n = ranks()
+    model = _model(seed=4)
+    ref = copy.deepcopy(model)
+    ddp = DDP(model)
+    X, Y = _data(4 * n)
+    nn.functional.mse_loss(ref(X), Y).backward()
+    step = torch.compile(lambda x, y: nn.functional.mse_loss(ddp(x), y))
+    mine = slice(4 * r, 4 * (r + 1))
+    for i in range(2):                  # the first call traces, the second would replay
+        model.zero_grad()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            step(X[mine], Y[mine]).backward()
+        if i == 0:                      # compile says once that it runs the function eagerly
+            assert any("DistributedDataParallel" in str(w.message) for w in caught), \
+                [str(w.message) for w in caught]
+        for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=0, atol=1e-12,
+                                       err_msg=name)
 
 
 @case

@@ -7,7 +7,7 @@ batch, that average is exactly the gradient of the whole global batch.
 """
 import contextlib
 
-from ... import grad_mode
+from ... import grad_mode, tape as T
 from ...distributed import collectives as _coll
 from ...distributed.process_group import _group
 from ..modules.module import Module
@@ -26,7 +26,8 @@ class DistributedDataParallel(Module):
     ``bucket_cap_mb`` MiB (default 25), overlapping the reduction with the rest of the
     backward sweep. Inside ``no_sync()`` gradients only accumulate locally; the first
     backward after it averages the accumulated ones. The wrapped module is ``.module``,
-    and ``state_dict()`` keys start with ``module.`` as in PyTorch.
+    and ``state_dict()`` keys start with ``module.`` as in PyTorch. ``tapegrad.compile``
+    of a function that calls it runs that function eagerly, with compile's warning.
 
     Parameters that get no gradient in a backward are handled without
     ``find_unused_parameters`` (accepted, not needed): they take part with zeros and keep
@@ -79,6 +80,10 @@ class DistributedDataParallel(Module):
         d["reducer"] = Reducer(params, g, int(cap * (1 << 20)))
 
     def forward(self, *inputs, **kwargs):
+        # a compiled replay would skip this method, and with it the arming: compile falls
+        # back to running the function eagerly (with its warning) instead
+        T.refuse_in_trace("DistributedDataParallel's forward (it arms the gradient "
+                          "averaging, which a replay would skip)")
         if self.broadcast_buffers and self.__dict__["_group_"].size > 1:
             bufs = [b for _, b in self.module.named_buffers()]
             if bufs:
