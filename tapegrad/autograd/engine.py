@@ -453,8 +453,17 @@ def _accumulate(t, g):
 
 def _deliver(leaf, g, accumulate=True):
     """A leaf's whole gradient for this backward: its tensor hooks, then (backward only)
-    accumulation into .grad and its post-accumulate hooks. Returns the hooked gradient."""
+    accumulation into .grad and its post-accumulate hooks. Returns the hooked gradient.
+
+    A leaf whose one hook is a gradient taker (``take_gradient(leaf, g)``, the
+    DistributedDataParallel reducer's) and has no tensor hooks hands g, which may be a view
+    of the sweep's buffers, to the taker; when it returns True the taker has accumulated
+    it (into ``.grad`` at the latest when the backward ends) and nothing else runs."""
     hk = hooks.leaf_hooks(leaf) if hooks._LEAF else None
+    if accumulate and hk is not None and not hk[0] and len(hk[1]) == 1:
+        take = getattr(next(iter(hk[1].values())), "take_gradient", None)
+        if take is not None and take(leaf, g):
+            return g
     if hk is not None and hk[0]:
         g = g if isinstance(g, Tensor) else Tensor(np.array(g, copy=True))
         for fn in list(hk[0].values()):

@@ -157,7 +157,8 @@ def leaf_entry(t):
     e = _LEAF.get(id(t))
     if e is None or e[0]() is not t:
         key = id(t)
-        e = _LEAF[key] = [weakref.ref(t, lambda _, key=key: _LEAF.pop(key, None)),
+        # (the dict is bound, not looked up: at interpreter exit the global is None)
+        e = _LEAF[key] = [weakref.ref(t, lambda _, key=key, d=_LEAF: d.pop(key, None)),
                           _Hooks(), _Hooks()]
     return e
 

@@ -2,16 +2,24 @@
 
 The parameters are laid out, in reverse order of ``parameters()`` (about the order in
 which backward produces their gradients), in a few flat buffers ("buckets") of one dtype
-each: the first holds about 1 MiB, the rest up to ``bucket_cap_mb``. A post-accumulate-grad
-hook on every parameter copies its gradient into its bucket the moment the sweep has
-finished it (the engine delivers such leaves mid-sweep); when a bucket is full it starts a
-non-blocking ``Iallreduce`` on it and the sweep goes on, so communication overlaps the rest
-of backward. Buckets start in index order on every rank, whatever order the hooks fire in,
+each: the first holds about 1 MiB, the rest up to ``bucket_cap_mb``. A hook on every
+parameter puts its gradient into its bucket the moment the sweep has finished it (the
+engine delivers such leaves mid-sweep); when a bucket is full it starts a non-blocking
+``Iallreduce`` on it and the sweep goes on, so communication overlaps the rest of
+backward. Buckets start in index order on every rank, whatever order the hooks fire in,
 because MPI requires every rank to start collectives in the same order.
 
-When backward ends (a callback queued from the first hook), buckets whose parameters got
-no gradient this time are started too, every reduction is waited for, and each parameter's
-``.grad`` becomes the average over ranks. Each bucket carries one extra element per
+The hook is a gradient taker (see engine._deliver): when it is a parameter's only hook, the
+engine hands it the gradient straight from the sweep's buffers, and it writes
+(gradient + ``.grad``) / world_size into the bucket in one pass, instead of the engine
+copying the gradient into ``.grad`` and the hook copying ``.grad`` into the bucket; the
+sum over ranks is then already the average. When backward ends (a callback queued from
+the first hook), buckets whose parameters got no gradient this time are started too, and
+every reduction is waited for. A parameter whose ``.grad`` was None gets a view of its
+bucket as its ``.grad`` (no copy); a bucket whose memory has been handed out so is not
+written again: the next backward fills a new one, so a ``.grad`` kept from an earlier step
+never changes under its holder. A parameter that had a ``.grad`` gets the average written
+into it, in place, as accumulation would. Each bucket carries one extra element per
 parameter, 1 where this rank produced or holds a gradient for it: after the sum it says
 whether any rank did, and a parameter no rank used keeps ``.grad = None``, as in PyTorch.
 """
@@ -33,6 +41,7 @@ class _Bucket:
         n = int(self.offsets[-1])
         self.numel = n
         self.flat = np.zeros(n + len(params), dtype)      # values, then the used flags
+        self.lent = False             # some .grad is a view of flat
         self.ready = [False] * len(params)
         self.left = len(params)
         self.request = None
@@ -42,6 +51,9 @@ class _Bucket:
         return self.flat[o:o + self.sizes[i]]
 
     def reset(self):
+        if self.lent:
+            self.flat = np.empty_like(self.flat)
+            self.lent = False
         self.ready = [False] * len(self.params)
         self.left = len(self.params)
         self.request = None
@@ -66,8 +78,28 @@ def assign_buckets(params, cap_bytes, first_bytes=FIRST_BUCKET_BYTES):
     return [b[0] for b in buckets]
 
 
+class _Hook:
+    """The reducer's hook on one parameter: a post-accumulate-grad hook that is also a
+    gradient taker."""
+    __slots__ = ("reducer",)
+
+    def __init__(self, reducer):
+        self.reducer = reducer
+
+    def __call__(self, p):
+        self.reducer.arrived(p, None)
+
+    def take_gradient(self, p, g):
+        r = self.reducer
+        if not r.armed or isinstance(g, Tensor):     # (a Tensor: create_graph's gradient)
+            return False
+        r.arrived(p, g)
+        return True
+
+
 class Reducer:
-    """Averages the gradients of `params` over the ranks of `group` after each backward."""
+    """Averages the gradients of `params` over the ranks of `group` after each backward.
+    In a world of one process there is nothing to average: no hooks are registered."""
 
     def __init__(self, params, group, cap_bytes):
         from mpi4py import MPI
@@ -85,18 +117,25 @@ class Reducer:
         self.next = 0                 # the next bucket to start
         self.comm_seconds = 0.0       # time spent in MPI calls and bucket copies
         self.steps = 0
-        self.handles = [p.register_post_accumulate_grad_hook(self._hook) for p in params]
+        self.inv = 1.0 / group.size
+        hook = _Hook(self)
+        self.handles = ([p.register_post_accumulate_grad_hook(hook) for p in params]
+                        if group.size > 1 else [])
 
     # ---- during backward --------------------------------------------------------------------
     def arm(self):
         """Forward ran with gradient sync on: the next backward reduces."""
+        if not self.handles:
+            return
         self.armed = True
         self.queued = False
         self.next = 0
         for b in self.buckets:
             b.reset()
 
-    def _hook(self, p):
+    def arrived(self, p, g):
+        """p's gradient for this backward is complete: g (taken from the engine, not yet
+        in .grad), or None (already accumulated into .grad)."""
         if not self.armed:
             return
         if not self.queued:
@@ -107,7 +146,14 @@ class Reducer:
         if bucket.ready[i]:
             return
         t0 = time.perf_counter()
-        np.copyto(bucket.view(i), p._grad._data.reshape(-1))
+        view = bucket.view(i).reshape(p._data.shape)
+        if g is None:
+            np.multiply(p._grad._data, self.inv, out=view)
+        elif p._grad is None:
+            np.multiply(g, self.inv, out=view)
+        else:
+            np.add(p._grad._data, g, out=view)
+            view *= self.inv
         bucket.flat[bucket.numel + i] = 1
         bucket.ready[i] = True
         bucket.left -= 1
@@ -124,7 +170,7 @@ class Reducer:
                 if not bucket.ready[i]:       # no gradient from this backward
                     g = p._grad
                     if g is not None:         # (one accumulated under no_sync, say)
-                        np.copyto(bucket.view(i), g._data.reshape(-1))
+                        np.multiply(g._data.reshape(-1), self.inv, out=bucket.view(i))
                     else:
                         bucket.view(i)[...] = 0
                     bucket.flat[bucket.numel + i] = 1 if g is not None else 0
@@ -140,24 +186,23 @@ class Reducer:
         t0 = time.perf_counter()
         self.armed = False
         self._start_ready(force=True)
-        size = self.group.size
         for bucket in self.buckets:
             bucket.request.Wait()
-            vals = bucket.flat[:bucket.numel]
-            vals /= size
             used = bucket.flat[bucket.numel:]
             for i, p in enumerate(bucket.params):
                 if not used[i]:
                     continue
                 avg = bucket.view(i).reshape(p._data.shape)
                 if p._grad is None:
-                    p._grad = Tensor(avg.copy())
+                    p._grad = Tensor(avg)
+                    bucket.lent = True
                 else:
                     np.copyto(p._grad._data, avg)
         self.steps += 1
         self.comm_seconds += time.perf_counter() - t0
 
     def remove(self):
+        self.armed = False
         for h in self.handles:
             h.remove()
         self.handles = []
