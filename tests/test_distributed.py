@@ -262,3 +262,47 @@ def test_cli_train_refuses_compiled_with_distributed():
                          cwd=Path(tg.__file__).parent.parent)
     assert res.returncode == 2
     assert "--compiled and --distributed do not go together" in res.stderr
+
+
+# ---- docs/examples/ddp_train.py ---------------------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "ddp_train.py"
+
+
+def _example(n, library="tapegrad", extra_env=None):
+    """Run the example's main(library) (under mpiexec -n n unless n is None); rank 0 prints
+    the losses it returns."""
+    call = ("import os, sys, runpy; "
+            + (f"os.environ.update({extra_env!r}, RANK=os.environ['PMI_RANK'], "
+               f"WORLD_SIZE=os.environ['PMI_SIZE']); " if extra_env else "")
+            + f"import {library} as lib; "
+            + f"m = runpy.run_path({str(EXAMPLE)!r}); "
+            + f"losses = m['main'](lib, backend={'gloo' if library == 'torch' else 'mpi'!r}, "
+            + "verbose=False); "
+            + "os.environ.get('PMI_RANK', '0') == '0' and print('LOSSES', losses)")
+    cmd = [sys.executable, "-c", call]
+    if n is not None:
+        cmd = [_mpiexec(), "-n", str(n)] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert res.returncode == 0, res.stderr[-4000:]
+    got = [line for line in res.stdout.splitlines() if line.startswith("LOSSES")]
+    assert len(got) == 1, res.stdout
+    return [float(v) for v in got[0][len("LOSSES ["):-1].split(",")]
+
+
+@needs_mpi
+def test_example_on_two_ranks_trains_as_one_process():
+    one, two = _example(None), _example(2)
+    np.testing.assert_allclose(two, one, rtol=1e-4)
+    assert one[-1] < 0.02 < one[0]
+
+
+@needs_mpi
+def test_example_runs_under_pytorch_with_gloo():
+    pytest.importorskip("torch")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    losses = _example(2, "torch", {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    assert losses[-1] < 0.02 < losses[0]

@@ -46,7 +46,8 @@ def close(a, b, tol=1e-10):
 def test_every_example_is_listed_and_runs_as_a_script():
     listed = (EXAMPLES / "README.md").read_text()
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
-    assert len(scripts) == 10     # the autograd five, the GP fit, the nn four (test_examples_nn.py)
+    assert len(scripts) == 11     # the autograd five, the GP fit, the nn four (test_examples_nn.py),
+    #                               and data-parallel training (test_distributed.py)
     for name in scripts:
         assert f"({name})" in listed and f"python docs/examples/{name}" in listed
         source = (EXAMPLES / name).read_text()
