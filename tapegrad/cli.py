@@ -314,6 +314,10 @@ def cmd_info(args):
     print(f"compiled kernels cached in: {where or 'nowhere (NUMBA_DISABLE_JIT)'}")
     if os.environ.get("NUMBA_CACHE_DIR"):
         print("  (chosen by NUMBA_CACHE_DIR)")
+    mpi = ("mpi4py installed (mpiexec -n 2 tapegrad train --distributed)"
+           if tg.distributed.is_available()
+           else "no mpi4py: pip install 'tapegrad[distributed]'")
+    print(f"tapegrad.distributed: {mpi}")
     return 0
 
 

@@ -306,3 +306,12 @@ def test_example_runs_under_pytorch_with_gloo():
         port = s.getsockname()[1]
     losses = _example(2, "torch", {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     assert losses[-1] < 0.02 < losses[0]
+
+
+def test_info_says_whether_distributed_can_run():
+    out = subprocess.run([sys.executable, "-m", "tapegrad", "info"], capture_output=True,
+                         text=True, timeout=TIMEOUT, check=True,
+                         cwd=Path(tg.__file__).parent.parent).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("tapegrad.distributed:"))
+    want = "mpi4py installed" if dist.is_available() else "pip install 'tapegrad[distributed]'"
+    assert want in line
