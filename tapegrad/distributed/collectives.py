@@ -196,6 +196,11 @@ def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     _tensor(tensor, "broadcast: tensor")
     root = _rank_arg(g, "broadcast: src", src, group_src)
     _agree(g, "broadcast", _signature(tensor))
+    return _broadcast(g, tensor, root, async_op)
+
+
+def _broadcast(g, tensor, root, async_op=False):
+    """broadcast without the agreement check (for callers that made sure already)."""
     _unrecorded_write()
     buf, back = _buffer(tensor)
     finish = _written(tensor, back) if g.rank != root else (lambda: None)

@@ -84,12 +84,13 @@ class DistributedDataParallel(Module):
         # back to running the function eagerly (with its warning) instead
         T.refuse_in_trace("DistributedDataParallel's forward (it arms the gradient "
                           "averaging, which a replay would skip)")
-        if self.broadcast_buffers and self.__dict__["_group_"].size > 1:
+        g = self.__dict__["_group_"]
+        if self.broadcast_buffers and g.size > 1:
             bufs = [b for _, b in self.module.named_buffers()]
-            if bufs:
+            if bufs:       # (their shapes were checked to agree at construction)
                 with grad_mode.no_grad():
                     for b in bufs:
-                        _coll.broadcast(b, src=0)
+                        _coll._broadcast(g, b, 0)
         if grad_mode.is_grad_enabled() and self.require_backward_grad_sync:
             self.reducer.arm()
         return self.module(*inputs, **kwargs)
