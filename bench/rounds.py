@@ -124,3 +124,15 @@ def machine_line(a, commit):
     if a.export:       # describe() reads the working tree's commit, not the export's
         info = re.sub(r"tapegrad (\S+) \(git [^)]*\)", rf"tapegrad \1 (git {commit})", info)
     print(info.replace("\n", "  \n"))
+
+
+def main(a, name, module, run_once, render, notes=None):
+    """A runner's whole command: the rounds, then what was measured and how (``notes()``
+    may print more lines there), the machine, and ``render(runs)``'s Markdown."""
+    runs, kept, dropped, commit = measure(a, name, run_once)
+    header(a, module, runs, kept, dropped, commit)
+    if notes is not None:
+        notes()
+    machine_line(a, commit)
+    print(render(runs))
+    return 0

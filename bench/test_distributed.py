@@ -248,11 +248,8 @@ def main(argv=None):
     a = rounds.parser("python -m bench.test_distributed",
                       "W5 data-parallel on one and two MPI ranks, in rounds of fresh jobs, "
                       "as Markdown").parse_args(argv)
-    runs, kept, dropped, commit = rounds.measure(a, "distributed", _run_once)
-    rounds.header(a, "bench.test_distributed", runs, kept, dropped, commit)
-    rounds.machine_line(a, commit)
-    print(markdown(summarize(runs), len(runs)))
-    return 0
+    return rounds.main(a, "distributed", "bench.test_distributed", _run_once,
+                       lambda runs: markdown(summarize(runs), len(runs)))
 
 
 if __name__ == "__main__":

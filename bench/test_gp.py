@@ -298,11 +298,7 @@ def main(argv=None):
     a = rounds.parser("python -m bench.test_gp", "the GP benchmark in rounds of fresh "
                       "pytest-benchmark processes, as Markdown").parse_args(argv)
     machine.configure_threads()
-    runs, kept, dropped, commit = rounds.measure(a, "gp", _run_once)
-    rounds.header(a, "bench.test_gp", runs, kept, dropped, commit)
-    rounds.machine_line(a, commit)
-    print(markdown(runs))
-    return 0
+    return rounds.main(a, "gp", "bench.test_gp", _run_once, markdown)
 
 
 if __name__ == "__main__":

@@ -364,11 +364,8 @@ def main(argv=None):
     from bench import machine
     a = rounds.parser("python -m bench.test_higher_order", "W2 create_graph backward and W4 HVP, in rounds of fresh pytest-benchmark processes, as Markdown").parse_args(argv)
     machine.configure_threads()
-    runs, kept, dropped, commit = rounds.measure(a, "higher-order", _run_once)
-    rounds.header(a, "bench.test_higher_order", runs, kept, dropped, commit)
-    rounds.machine_line(a, commit)
-    print(markdown(summarize(runs), len(runs)))
-    return 0
+    return rounds.main(a, "higher-order", "bench.test_higher_order", _run_once,
+                       lambda runs: markdown(summarize(runs), len(runs)))
 
 
 if __name__ == "__main__":

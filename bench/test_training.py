@@ -355,15 +355,13 @@ def main(argv=None):
     from bench import machine
     a = rounds.parser("python -m bench.test_training", "W7's training step and W4's Adam step, in rounds of fresh pytest-benchmark processes, as Markdown").parse_args(argv)
     machine.configure_threads()
-    runs, kept, dropped, commit = rounds.measure(a, "training", _run_once)
-    rounds.header(a, "bench.test_training", runs, kept, dropped, commit)
-    try:
-        print(f"torch.optim.Adam(params) on CPU runs: {torch_default_impl()}")
-    except ImportError:
-        pass
-    rounds.machine_line(a, commit)
-    print(markdown(summarize(runs), len(runs)))
-    return 0
+    def notes():
+        try:
+            print(f"torch.optim.Adam(params) on CPU runs: {torch_default_impl()}")
+        except ImportError:
+            pass
+    return rounds.main(a, "training", "bench.test_training", _run_once,
+                       lambda runs: markdown(summarize(runs), len(runs)), notes)
 
 
 if __name__ == "__main__":

@@ -151,16 +151,25 @@ def _run(g, async_op, start, blocking, finish, keep):
 
 
 # ---- the collectives --------------------------------------------------------------------------
-def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
-    """Combine ``tensor`` over all ranks with ``op``; every rank gets the result in place."""
+def _reduction(what, tensor, op, group, root_arg=None):
+    """The checks and buffer of all_reduce and reduce: (group, MPI, MPI op, root, buffer,
+    write-back)."""
     g = _group(group)
-    _tensor(tensor, "all_reduce: tensor")
+    _tensor(tensor, f"{what}: tensor")
+    root = _rank_arg(g, f"{what}: dst", *root_arg) if root_arg is not None else None
     MPI = _mpi()
     mop = _mpi_op(MPI, op)
-    _avg_check(op, tensor, "all_reduce")
-    _agree(g, "all_reduce", _signature(tensor))
+    if op is ReduceOp.AVG and tensor._data.dtype.kind not in "fc":
+        raise ValueError(f"{what}: ReduceOp.AVG needs a floating point tensor, got "
+                         f"{tensor._data.dtype}; use SUM and divide")
+    _agree(g, what, _signature(tensor))
     _unrecorded_write()
-    buf, back = _buffer(tensor)
+    return (g, MPI, mop, root) + _buffer(tensor)
+
+
+def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
+    """Combine ``tensor`` over all ranks with ``op``; every rank gets the result in place."""
+    g, MPI, mop, _, buf, back = _reduction("all_reduce", tensor, op, group)
     then = _averager(op, buf, g.size)
     return _run(g, async_op, lambda: g.comm.Iallreduce(MPI.IN_PLACE, buf, op=mop),
                 lambda: g.comm.Allreduce(MPI.IN_PLACE, buf, op=mop),
@@ -170,15 +179,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
 def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_dst=None):
     """Combine ``tensor`` over all ranks into rank ``dst``'s tensor (the others' tensors are
     left as they were)."""
-    g = _group(group)
-    _tensor(tensor, "reduce: tensor")
-    root = _rank_arg(g, "reduce: dst", dst, group_dst)
-    MPI = _mpi()
-    mop = _mpi_op(MPI, op)
-    _avg_check(op, tensor, "reduce")
-    _agree(g, "reduce", _signature(tensor))
-    _unrecorded_write()
-    buf, back = _buffer(tensor)
+    g, MPI, mop, root, buf, back = _reduction("reduce", tensor, op, group, (dst, group_dst))
     if g.rank == root:
         send, recv = MPI.IN_PLACE, buf
         finish = _written(tensor, back, _averager(op, buf, g.size))
@@ -307,12 +308,6 @@ def _out_list(g, what, name, lst, like):
         if not t._data.flags.writeable:
             raise RuntimeError(f"{what}: {name}[{i}] is read-only; pass a writable tensor")
     return list(lst)
-
-
-def _avg_check(op, t, what):
-    if op is ReduceOp.AVG and t._data.dtype.kind not in "fc":
-        raise ValueError(f"{what}: ReduceOp.AVG needs a floating point tensor, got "
-                         f"{t._data.dtype}; use SUM and divide")
 
 
 def _averager(op, buf, size):
