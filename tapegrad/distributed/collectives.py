@@ -132,6 +132,10 @@ def _buffer(t):
     return buf, lambda: np.copyto(a, buf)
 
 
+def _nothing():
+    pass
+
+
 def _written(t, back=None, then=None):
     def finish():
         if back is not None:
@@ -142,7 +146,7 @@ def _written(t, back=None, then=None):
     return finish
 
 
-def _run(g, async_op, start, blocking, finish, keep):
+def _run(async_op, start, blocking, finish, keep):
     if async_op:
         return Work(start(), finish, keep)
     blocking()
@@ -171,7 +175,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Combine ``tensor`` over all ranks with ``op``; every rank gets the result in place."""
     g, MPI, mop, _, buf, back = _reduction("all_reduce", tensor, op, group)
     then = _averager(op, buf, g.size)
-    return _run(g, async_op, lambda: g.comm.Iallreduce(MPI.IN_PLACE, buf, op=mop),
+    return _run(async_op, lambda: g.comm.Iallreduce(MPI.IN_PLACE, buf, op=mop),
                 lambda: g.comm.Allreduce(MPI.IN_PLACE, buf, op=mop),
                 _written(tensor, back, then), (buf,))
 
@@ -185,9 +189,9 @@ def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_
         finish = _written(tensor, back, _averager(op, buf, g.size))
     else:
         send, recv = buf, None
-        finish = None
-    return _run(g, async_op, lambda: g.comm.Ireduce(send, recv, op=mop, root=root),
-                lambda: g.comm.Reduce(send, recv, op=mop, root=root), finish or (lambda: None),
+        finish = _nothing
+    return _run(async_op, lambda: g.comm.Ireduce(send, recv, op=mop, root=root),
+                lambda: g.comm.Reduce(send, recv, op=mop, root=root), finish,
                 (buf,))
 
 
@@ -204,8 +208,8 @@ def _broadcast(g, tensor, root, async_op=False):
     """broadcast without the agreement check (for callers that made sure already)."""
     _unrecorded_write()
     buf, back = _buffer(tensor)
-    finish = _written(tensor, back) if g.rank != root else (lambda: None)
-    return _run(g, async_op, lambda: g.comm.Ibcast(buf, root=root),
+    finish = _written(tensor, back) if g.rank != root else _nothing
+    return _run(async_op, lambda: g.comm.Ibcast(buf, root=root),
                 lambda: g.comm.Bcast(buf, root=root), finish, (buf,))
 
 
@@ -223,7 +227,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
         for o, part in zip(outs, recv):
             np.copyto(o._data, part)
             _mark_modified(o)
-    return _run(g, async_op, lambda: g.comm.Iallgather(send, recv),
+    return _run(async_op, lambda: g.comm.Iallgather(send, recv),
                 lambda: g.comm.Allgather(send, recv), finish, (send, recv))
 
 
@@ -247,7 +251,7 @@ def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group
             for o, part in zip(outs, recv):
                 np.copyto(o._data, part)
                 _mark_modified(o)
-    return _run(g, async_op, lambda: g.comm.Igather(send, recv, root=root),
+    return _run(async_op, lambda: g.comm.Igather(send, recv, root=root),
                 lambda: g.comm.Gather(send, recv, root=root), finish, (send, recv))
 
 
@@ -268,7 +272,7 @@ def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, gro
     _agree(g, "scatter", _signature(tensor))
     _unrecorded_write()
     buf, back = _buffer(tensor)
-    return _run(g, async_op, lambda: g.comm.Iscatter(send, buf, root=root),
+    return _run(async_op, lambda: g.comm.Iscatter(send, buf, root=root),
                 lambda: g.comm.Scatter(send, buf, root=root), _written(tensor, back),
                 (send, buf))
 

@@ -32,7 +32,9 @@ class DistributedDataParallel(Module):
     Parameters that get no gradient in a backward are handled without
     ``find_unused_parameters`` (accepted, not needed): they take part with zeros and keep
     ``.grad = None`` if no rank used them. ``device_ids`` and ``output_device`` must be
-    None or CPU: tapegrad runs on the CPU.
+    None or CPU: tapegrad runs on the CPU. ``gradient_as_bucket_view``, ``static_graph``
+    and ``check_reduction`` are accepted and change nothing (a ``.grad`` that was None is
+    always handed a view of its bucket).
     """
 
     def __init__(self, module, device_ids=None, output_device=None, dim=0,
@@ -61,22 +63,23 @@ class DistributedDataParallel(Module):
         d["find_unused_parameters"] = find_unused_parameters
         d["gradient_as_bucket_view"] = gradient_as_bucket_view
         d["static_graph"] = static_graph
-        params = [p for p in module.parameters() if p.requires_grad]
-        names = [n for n, p in module.named_parameters() if p.requires_grad]
+        named = list(module.named_parameters())
         _coll._agree(g, "DistributedDataParallel: the module's parameters",
-                     [(n, tuple(p.shape), p._data.dtype.str) for n, p in zip(names, params)])
+                     [(n, tuple(p.shape), p._data.dtype.str, p.requires_grad)
+                      for n, p in named])
+        params = [p for _, p in named if p.requires_grad]
         bufs = list(module.named_buffers())
         _coll._agree(g, "DistributedDataParallel: the module's buffers",
                      [(n, tuple(b.shape), b._data.dtype.str) for n, b in bufs])
         cap = 25 if bucket_cap_mb is None else bucket_cap_mb
         if not cap > 0:
             raise ValueError(f"bucket_cap_mb must be positive, got {bucket_cap_mb!r}")
-        if init_sync and g.size > 1:
+        if init_sync and g.size > 1:      # (shapes agreed just above: no check per tensor)
             with grad_mode.no_grad():
-                for p in module.parameters():
-                    _coll.broadcast(p, src=0)
+                for _, p in named:
+                    _coll._broadcast(g, p, 0)
                 for _, b in bufs:
-                    _coll.broadcast(b, src=0)
+                    _coll._broadcast(g, b, 0)
         d["reducer"] = Reducer(params, g, int(cap * (1 << 20)))
 
     def forward(self, *inputs, **kwargs):

@@ -105,7 +105,6 @@ class Reducer:
         from mpi4py import MPI
         self._MPI = MPI
         self.group = group
-        self.params = params
         self.buckets = [_Bucket(ps, ps[0]._data.dtype)
                         for ps in assign_buckets(list(reversed(params)), cap_bytes)]
         self.where = {}               # id(param) -> (bucket index, index in bucket)
@@ -200,9 +199,3 @@ class Reducer:
                     np.copyto(p._grad._data, avg)
         self.steps += 1
         self.comm_seconds += time.perf_counter() - t0
-
-    def remove(self):
-        self.armed = False
-        for h in self.handles:
-            h.remove()
-        self.handles = []
