@@ -11,6 +11,7 @@ are not left waiting in a collective forever: the same policy as ``python -m mpi
 """
 import importlib.util
 import sys
+import time
 
 _BACKENDS = ("mpi",)
 
@@ -158,6 +159,9 @@ def _install_abort_hook(MPI):
                              f"not wait for it\n")
             sys.stderr.flush()
             sys.stdout.flush()
+            # let mpiexec forward what was just written: MPI_Abort tears the job down at
+            # once, and on a busy machine the traceback was sometimes lost on the way
+            time.sleep(0.5)
         finally:     # (a SystemExit never reaches an excepthook: sys.exit(1) ends one
             MPI.COMM_WORLD.Abort(1)     # rank, and mpiexec then ends the job)
 
