@@ -1,5 +1,6 @@
 """The engine's contract: autograd semantics, one compiled sweep, bounded memory, errors."""
 import collections
+import contextlib
 import os
 import sys
 import threading
@@ -243,13 +244,86 @@ def test_eager_large_square_of_one_matrix(blas_on, monkeypatch):
     np.testing.assert_allclose(x.grad.numpy(), z @ m.T + m.T @ z, rtol=1e-10)
 
 
+@pytest.mark.parametrize("blas_on", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("retain", [True, False])
+@pytest.mark.parametrize("flip", ["a", "b", "ab"])
+def test_eager_large_matmul_of_transposed_views(flip, retain, dtype, blas_on, monkeypatch):
+    """x.t() @ w, x @ w.t() (Linear's product) and both: the sweep's BLAS call reads the
+    transposed operands where they are, with no Python VJP; gradients as numpy's reach
+    the viewed tensors and the views."""
+    from tapegrad.autograd import engine
+    if not blas_on:
+        monkeypatch.setattr(engine, "GEMM", np.zeros(2, np.int64))
+    rng = np.random.default_rng(13)
+    m, k, n = 40, 70, 30
+    a0 = rng.standard_normal((k, m) if "a" in flip else (m, k))
+    b0 = rng.standard_normal((n, k) if "b" in flip else (k, n))
+    dt = getattr(tg, dtype)
+    base_a = tg.tensor(a0, dtype=dt, requires_grad=True)
+    base_b = tg.tensor(b0, dtype=dt, requires_grad=True)
+    x = base_a.t() if "a" in flip else base_a
+    y = base_b.t() if "b" in flip else base_b
+    assert (not x.data.flags.c_contiguous) == ("a" in flip)
+    if retain:      # (then y's own gradient is read: w's may not skip y's TRANSPOSE record)
+        x.retain_grad()
+        y.retain_grad()
+    python_vjps = []
+    real = engine._matmul_vjp
+    monkeypatch.setattr(engine, "_matmul_vjp", lambda *a: python_vjps.append(1) or real(*a))
+    ((x @ y) ** 2 * 0.5).sum().backward()
+    xa, ya = x.data.astype(np.float64), y.data.astype(np.float64)
+    z = xa @ ya
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == "float64" else dict(rtol=2e-4, atol=2e-3)
+    if retain:
+        np.testing.assert_allclose(x.grad.numpy(), z @ ya.T, **tol)
+        np.testing.assert_allclose(y.grad.numpy(), xa.T @ z, **tol)
+    np.testing.assert_allclose(base_a.grad.numpy(), (z @ ya.T).T if "a" in flip
+                               else z @ ya.T, **tol)
+    np.testing.assert_allclose(base_b.grad.numpy(), (xa.T @ z).T if "b" in flip
+                               else xa.T @ z, **tol)
+    assert len(python_vjps) == (0 if blas_on and not BLAS_SWITCHED_OFF else 1)
+
+
+def test_a_transposed_operands_own_gradient_is_whole(monkeypatch):
+    """w's gradient may skip the TRANSPOSE record of w.t() (the sweep writes it into w
+    directly), but whoever reads w.t()'s own gradient gets all of it: autograd.grad on
+    it, a hook on it, anomaly mode; and a second consumer of w.t() still reaches w."""
+    rng = np.random.default_rng(14)
+    x = tg.tensor(rng.standard_normal((40, 70)))
+    w0 = rng.standard_normal((30, 70))
+    z = x.data @ w0.T
+
+    def graph():
+        w = tg.tensor(w0, requires_grad=True)
+        wt = w.t()
+        return w, wt, ((x @ wt) ** 2 * 0.5).sum() + (wt * 3.0).sum()
+    want_wt = x.data.T @ z + 3.0
+    w, wt, loss = graph()
+    (g,) = tg.autograd.grad(loss, wt)
+    np.testing.assert_allclose(g.numpy(), want_wt, rtol=1e-10)
+    w, wt, loss = graph()
+    seen = []
+    wt.register_hook(lambda g: seen.append(g.numpy().copy()))
+    loss.backward()
+    np.testing.assert_allclose(seen[0], want_wt, rtol=1e-10)
+    np.testing.assert_allclose(w.grad.numpy(), want_wt.T, rtol=1e-10)
+    for anomaly in (False, True):
+        w, wt, loss = graph()
+        with tg.autograd.detect_anomaly(check_nan=True) if anomaly else contextlib.nullcontext():
+            loss.backward()
+        np.testing.assert_allclose(w.grad.numpy(), want_wt.T, rtol=1e-10)
+
+
 def test_eager_large_matmul_odd_operands_take_numpy(monkeypatch):
-    """Operands that BLAS cannot read in place (a transposed view, mixed dtypes) and a
-    modified operand: right gradients, and the in-place error as before."""
+    """Operands that BLAS cannot read in place (a strided view that is no transpose, mixed
+    dtypes) and a modified operand: right gradients, and the in-place error as before."""
     rng = np.random.default_rng(10)
-    m = rng.standard_normal((300, 40))
+    m = rng.standard_normal((600, 40))
     w = tg.tensor(rng.standard_normal((300, 50)), dtype=tg.float64, requires_grad=True)
-    xt = tg.tensor(m, dtype=tg.float64).t()           # a view: not C-contiguous
+    xt = tg.tensor(m, dtype=tg.float64).t()[:, ::2]   # every other column: strided
+    assert not (xt.data.flags.c_contiguous or xt.data.flags.f_contiguous)
+    m = m[::2]
     ((xt @ w) ** 2 * 0.5).sum().backward()
     np.testing.assert_allclose(w.grad.numpy(), m @ (m.T @ w.data), rtol=1e-10)
     x32 = tg.tensor(m.T, dtype=tg.float32)
@@ -257,7 +331,7 @@ def test_eager_large_matmul_odd_operands_take_numpy(monkeypatch):
     ((x32 @ w) ** 2 * 0.5).sum().backward()           # float32 @ float64 -> float64
     np.testing.assert_allclose(w.grad.numpy(), m.astype(np.float32).astype(np.float64)
                                @ (x32.data.astype(np.float64) @ w.data), rtol=1e-10)
-    for xa in (m.T, np.ascontiguousarray(m.T)):      # numpy's VJP, then BLAS's
+    for xa in (m.T[:, ::-1], m.T, np.ascontiguousarray(m.T)):   # numpy's VJP, then BLAS's
         x = tg.tensor(xa, dtype=tg.float64, requires_grad=True)
         loss = ((x @ w) ** 2).sum()
         with tg.no_grad():

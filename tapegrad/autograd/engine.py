@@ -354,11 +354,31 @@ class _Functions:
             ctx._release()
 
 
-def _run(tp, seeds, retain_graph, early=None):
-    """Sweep the tape from the seeded slots; returns (grads, goff, touched, R)."""
+def _keep_transposes(tp, R, F, read):
+    """A product x @ w.t() may send w's gradient past the TRANSPOSE record of w.t() (F0's
+    bit 2, ops/linalg.py). Clear that bit where w.t()'s own gradient is looked at: the
+    slots in `read` (grad's inputs), retained or hooked records, everything in anomaly
+    mode."""
+    keep = set(read)
+    if tp.retained or tp.hooks:
+        keep.update(loc for g in list(tp.retained) + list(tp.hooks)
+                    if (loc := tp.local(g)) >= 0)
+    if not keep and not _anomaly.enabled:
+        return
+    n = tp.n
+    rows = op_of(R[:n, K.OPW]) == K.MATMUL
+    if not _anomaly.enabled:
+        rows &= np.isin(R[:n, K.B], np.fromiter(keep, np.int64, len(keep)))
+    F[:n, K.F0][rows] %= 4
+
+
+def _run(tp, seeds, retain_graph, early=None, read=()):
+    """Sweep the tape from the seeded slots; returns (grads, goff, touched, R). `read`:
+    non-leaf slots whose own gradients the caller reads afterwards."""
     R, F = tp.records()
     try:
         n = tp.n
+        _keep_transposes(tp, R, F, read)
         goff = np.empty(n, np.int64)
         t0, t1 = K.grad_offsets(R, n, goff)
         if tp.sweeping:      # a backward inside a sweep's Python call: the outer sweep's
@@ -675,7 +695,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             for j, ss in enumerate(slots):
                 result[j] += [got[loc] for loc in ss if loc in got]
         else:
-            grads, goff, touched, R = _run(tp, locs, bool(retain_graph))
+            inner = [x._gid for x in ins if x._tape is tp]
+            grads, goff, touched, R = _run(tp, locs, bool(retain_graph),
+                                           read=[tp.local(g) for g in inner])
             try:
                 for j, ss in enumerate(slots):
                     result[j] += [_read(tp, R, grads, goff, loc).copy() for loc in ss

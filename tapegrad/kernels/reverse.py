@@ -7,7 +7,8 @@ of its own below, taking the arithmetic from the op's rule (elementwise.py) or i
 import numpy as np
 from numba import njit
 
-from .schema import _U, A, B, C, dtype_of, F0, F1, op_of, OPW, P0, P1, rg_of, SIZE, VOFF
+from .schema import (_U, A, B, C, dtype_of, F0, F1, ndim_of, op_of, OPW, P0, P1, rg_of, SIZE,
+                     VOFF)
 from .opcodes import (ADD, ADDC, BCE, BCEWL, CAT, DEAD, EXTREME, FIRST_PY, GATHER, INPUT,
     LOGSOFTMAX, MATMUL, MEAN, MUL, MULC, NEG, NLL, R_A, R_B, R_C, R_OUT, RELU, RESHAPE,
     SCATTER, SOFTMAX, ST_BADOP, ST_CHAIN, ST_DEAD, ST_DIRTY, ST_DONE, ST_FREED, ST_PYTHON, SUB,
@@ -262,7 +263,7 @@ def sweep(R, F, V, G, goff, touched, freed, dirty_at, reads, iar, start, stop, d
                 if wb:
                     G[gb + ib] += db
         elif op == MATMUL:
-            _vjp_matmul(R, V, G, goff, touched, r, dt, gemm, how)
+            _vjp_matmul(R, F, V, G, goff, touched, r, dt, gemm, how)
         elif op == SUM or op == MEAN or op == EXTREME:
             _vjp_reduce(R, F, V, G, goff, r, op)
         elif op == GATHER or op == RESHAPE or op == SCATTER or op == CAT or op == TRANSPOSE:
@@ -329,8 +330,11 @@ def _mm_how(R, r, gemm):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _vjp_matmul(R, V, G, goff, touched, r, dt, gemm, how):
-    """Matrix product record r (1-D/2-D operands) by plain loops or numpy's BLAS (how)."""
+def _vjp_matmul(R, F, V, G, goff, touched, r, dt, gemm, how):
+    """Matrix product record r (1-D/2-D operands) by plain loops or numpy's BLAS (how).
+    An eager product's operands are read where numpy keeps them; F0's bits say which of
+    them is stored as its transpose, and whether b's gradient may skip b's TRANSPOSE
+    record (ops/linalg.py)."""
     mm, mk, mn, _ = _mm_dims(R, r, gemm[dt])
     go = goff[r]
     a = R[r, A]
@@ -344,19 +348,46 @@ def _vjp_matmul(R, V, G, goff, touched, r, dt, gemm, how):
     else:      # MM_BLAS (MM_NUMPY returned to Python above)
         # the operands' addresses: on the tape, or (eager) where numpy keeps them (P0/P1)
         pa, pb = R[r, P0], R[r, P1]
+        flip = np.int64(F[r, F0])
         if va >= 0 and R[b, VOFF] >= 0:
             pa = np.int64(V.ctypes.data) + va * V.itemsize
             pb = np.int64(V.ctypes.data) + R[b, VOFF] * V.itemsize
+            flip = 0
         if wa:   # ga (m x k) (+)= g (m x n) @ b.T; the first contribution writes
             beta = 1.0 if touched[a] else 0.0
             touched[a] = 1
-            _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, pb, 0, mn, beta, G,
-                  ga, mk)
-        if wb:   # gb (k x n) (+)= a.T @ g
+            if flip & 2:        # b's memory is b.T (n x k)
+                _gemm(gemm[dt], _NO_TRANS, _NO_TRANS, mm, mk, mn, G, go, mn, pb, 0, mk, beta,
+                      G, ga, mk)
+            else:
+                _gemm(gemm[dt], _NO_TRANS, _TRANS, mm, mk, mn, G, go, mn, pb, 0, mn, beta, G,
+                      ga, mk)
+        s = R[b, A] if (flip & 6) == 6 and R[b, A] >= 0 else -1
+        if wb and s >= 0 and op_of(R[b, OPW]) == TRANSPOSE and ndim_of(R[b, OPW]) == 2 \
+                and ndim_of(R[s, OPW]) == 2 and rg_of(R[s, OPW]) == 1 \
+                and dtype_of(R[s, OPW]) == dt:
+            # b = w.t() (a TRANSPOSE record, as in Linear): gw (n x k) (+)= g.T @ a goes
+            # straight into w's gradient, in w's layout, instead of into b's and then
+            # through the TRANSPOSE's strided copy (b's other consumers, if any, still
+            # reach w that way: gradients add). F0's bit 2 allows it; the engine clears
+            # it when hooks, retain_grad or anomaly mode would look at b's own gradient.
+            beta = 1.0 if touched[s] else 0.0
+            touched[s] = 1
+            if flip & 1:
+                _gemm(gemm[dt], _TRANS, _TRANS, mn, mk, mm, G, go, mn, pa, 0, mm, beta, G,
+                      goff[s], mk)
+            else:
+                _gemm(gemm[dt], _TRANS, _NO_TRANS, mn, mk, mm, G, go, mn, pa, 0, mk, beta,
+                      G, goff[s], mk)
+        elif wb:   # gb (k x n) (+)= a.T @ g
             beta = 1.0 if touched[b] else 0.0
             touched[b] = 1
-            _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, pa, 0, mk, G, go, mn, beta, G,
-                  goff[b], mn)
+            if flip & 1:        # a's memory is a.T (k x m)
+                _gemm(gemm[dt], _NO_TRANS, _NO_TRANS, mk, mn, mm, pa, 0, mm, G, go, mn, beta,
+                      G, goff[b], mn)
+            else:
+                _gemm(gemm[dt], _TRANS, _NO_TRANS, mk, mn, mm, pa, 0, mk, G, go, mn, beta, G,
+                      goff[b], mn)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -2,8 +2,13 @@
 MatmulBackward0 by the operands' dimensions), mm and dot.
 
 One MATMUL record each. Small 2-D products save their operands so that the sweep does the
-VJP inline; larger contiguous ones pass the operands' addresses, and the sweep's BLAS call
-reads them where they are (the arrays are kept alive in the tape's ``pyrefs``).
+VJP inline; larger ones whose operands are contiguous, or transposes of contiguous ones
+(``x @ w.t()``, as in Linear), pass the operands' addresses, and the sweep's BLAS call reads
+them where they are (the arrays are kept alive in the tape's ``pyrefs``). F0 then says which
+operand's memory holds its transpose: bit 0 for a, bit 1 for b; with b transposed, bit 2
+lets the sweep put w's gradient straight into w when b is the TRANSPOSE record of w
+(``x @ w.t()``), skipping the transpose's strided copy (kernels/reverse.py,
+``_vjp_matmul``; the engine clears the bit where b's own gradient is looked at).
 """
 import numpy as np
 
@@ -50,17 +55,31 @@ def matmul(x, y):
     sa = _slot(tp, x)
     sb = _slot(tp, y)
     pa = pb = 0
+    flip = 0
     if a.ndim <= 2 and b.ndim <= 2:
         if a.size * (b.shape[-1] if b.ndim == 2 else 1) <= K.SMALL_MM:
             tp.save(sa, a)      # small: the sweep does its VJP inline instead of calling numpy
             tp.save(sb, b)
-        elif a.dtype == b.dtype == out.dtype and a.flags.c_contiguous and b.flags.c_contiguous:
-            # the sweep's BLAS call reads the operands where they are (kept alive in pyrefs)
-            pa, pb = a.ctypes.data, b.ctypes.data
+        elif a.dtype == b.dtype == out.dtype:
+            ta, tb = _layout(a), _layout(b)
+            if ta >= 0 and tb >= 0:
+                # the sweep's BLAS call reads the operands where they are (kept alive in
+                # pyrefs), transposed where their memory holds the transpose
+                pa, pb, flip = a.ctypes.data, b.ctypes.data, ta | tb * 6
     word = K.MATMUL | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
-    gid = tp.append(word, sa, sb, -1, pa, pb, out, False)
+    gid = tp.append(word, sa, sb, -1, pa, pb, out, False, float(flip))
     tp.pyrefs[gid] = (a, b)
     return _graph(out, tp, gid, fn)
+
+
+def _layout(a):
+    """0: a's memory is a, row-major; 1: it is a.T row-major (a 2-D transposed view);
+    -1: neither (the VJP then runs in numpy)."""
+    if a.flags.c_contiguous:
+        return 0
+    if a.ndim == 2 and a.flags.f_contiguous:
+        return 1
+    return -1
 
 
 def mm(x, y):
