@@ -267,6 +267,13 @@ class Tape:
                                   np.empty(max(n64, 1), np.float64))
         return bufs
 
+    def grad_buffers_are(self, bufs):
+        return getattr(self, "_gbufs", None) is bufs
+
+    def drop_grad_buffers(self):
+        """Let go of the gradient buffers (parts of them became .grad tensors)."""
+        self._gbufs = None
+
     # ---- views for the sweep ----------------------------------------------------------
     def records(self):
         """(int64 view, float64 view) of the records; drop them before appending again."""

@@ -315,6 +315,72 @@ def test_a_transposed_operands_own_gradient_is_whole(monkeypatch):
         np.testing.assert_allclose(w.grad.numpy(), want_wt.T, rtol=1e-10)
 
 
+def test_a_leafs_transpose_is_a_view_that_shares_its_versions():
+    """w.t() of a leaf is a view of w, as in PyTorch: an in-place change of w (an optimizer
+    step under no_grad) before backward is the in-place error, not a gradient at the new
+    values, in the compiled sweep and under create_graph; an in-place op on the view
+    raises under grad mode and writes through to w under no_grad."""
+    rng = np.random.default_rng(15)
+    x = tg.tensor(rng.standard_normal((40, 70)))
+    w = tg.tensor(rng.standard_normal((30, 70)), requires_grad=True)
+    wt = w.t()
+    assert np.shares_memory(wt.data, w.data) and wt.grad_fn.name() == "TBackward0"
+    for create_graph in (False, True):
+        loss = ((x @ w.t()) ** 2).sum()
+        with tg.no_grad():
+            w.mul_(2)
+        with pytest.raises(RuntimeError, match=r"modified by an inplace operation: "
+                           r"\[tapegrad.float64 \[70, 30\]\], which is output 0 of "
+                           r"TBackward0, is at version \d+"):
+            tg.autograd.grad(loss, w, create_graph=create_graph)
+    with pytest.raises(RuntimeError, match="view of a tensor that requires grad"):
+        w.t().add_(1.0)
+    before, version = w.data.copy(), w._version
+    with tg.no_grad():
+        w.t().add_(1.0)
+    np.testing.assert_array_equal(w.data, before + 1.0)
+    assert w._version > version
+    loss = ((x @ w.t()) ** 2).sum()          # a fresh graph after the change is fine
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * (x.data @ w.data.T).T @ x.data, rtol=1e-10)
+
+
+def test_leaves_gradients_handed_over_without_copies_stay_their_own():
+    """When the leaves' gradients fill most of the sweep's buffer (a network's weights),
+    .grad is the buffer's region itself; the next backward gets other buffers, so a .grad
+    kept from an earlier step never changes, and accumulation without zero_grad adds."""
+    rng = np.random.default_rng(16)
+    model = tg.nn.Sequential(tg.nn.Linear(400, 200), tg.nn.Tanh(),
+                             tg.nn.Linear(200, 10)).double()
+    x = tg.tensor(rng.standard_normal((8, 400)))
+    W0, b0, W1, b1 = (p.data for p in model.parameters())
+
+    def want():
+        h = np.tanh(x.data @ W0.T + b0)
+        g = 2 * (h @ W1.T + b1) / 80
+        gh = (g @ W1) * (1 - h ** 2)
+        return [gh.T @ x.data, gh.sum(0), g.T @ h, g.sum(0)]
+    kept = []
+    for step in range(3):
+        model.zero_grad(set_to_none=True)
+        (model(x) ** 2).mean().backward()
+        grads = [p.grad for p in model.parameters()]
+        assert grads[0].data.base is not None        # a region of the sweep's buffer
+        for g, w in zip(grads, want()):
+            np.testing.assert_allclose(g.numpy(), w, rtol=1e-10, atol=1e-12)
+        for old, w in kept:
+            np.testing.assert_array_equal(old.numpy(), w)
+        assert not any(np.shares_memory(g.data, old.data) for g in grads for old, _ in kept)
+        kept.append((grads[0], grads[0].numpy().copy()))
+        with tg.no_grad():
+            for p in model.parameters():
+                p -= 0.1 * p.grad
+    first = [p.grad.numpy().copy() for p in model.parameters()]
+    (model(x) ** 2).mean().backward()                # no zero_grad: adds
+    for p, f, w in zip(model.parameters(), first, want()):
+        np.testing.assert_allclose(p.grad.numpy(), f + w, rtol=1e-10, atol=1e-12)
+
+
 def test_eager_large_matmul_odd_operands_take_numpy(monkeypatch):
     """Operands that BLAS cannot read in place (a strided view that is no transpose, mixed
     dtypes) and a modified operand: right gradients, and the in-place error as before."""

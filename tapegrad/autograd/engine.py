@@ -44,6 +44,38 @@ def _dirty_error(tp, R, r):
         "a value saved for backward was modified by an in-place operation")
 
 
+def _is_leaf_view(R, s):
+    """Is record s the TRANSPOSE of a leaf, whose value is a view of the leaf's memory
+    (ops/movement.py, ``_transposed_leaf``)? It then shares the leaf's in-place changes."""
+    return op_of(int(R[s, K.OPW])) == K.TRANSPOSE and op_of(int(R[int(R[s, K.A]), K.OPW])) \
+        == K.INPUT
+
+
+def _dirt_of(tp, R, s):
+    """(record count, version) of slot s's last in-place change, or None."""
+    info = tp.dirty.get(tp.gid(s))
+    if info is None and _is_leaf_view(R, s):
+        info = tp.dirty.get(tp.gid(int(R[s, K.A])))
+    return info
+
+
+def _dirty_slots(tp, R, n):
+    """Per slot, the record count at its last in-place change (0: none), for the sweep's
+    check; a leaf's TRANSPOSE records share the leaf's."""
+    dirty_at = np.zeros(n, np.int64)
+    for g, (count, _) in tp.dirty.items():
+        loc = tp.local(g)
+        if loc >= 0:
+            dirty_at[loc] = count
+    tr = np.flatnonzero(op_of(R[:n, K.OPW]) == K.TRANSPOSE)
+    if tr.size:
+        a = R[tr, K.A]
+        views = op_of(R[a, K.OPW]) == K.INPUT
+        tr, a = tr[views], a[views]
+        dirty_at[tr] = np.maximum(dirty_at[tr], dirty_at[a])
+    return dirty_at
+
+
 def _stale_error(tp, R, r):
     """The error for record r reading a saved value modified in place since, or None."""
     if not tp.dirty:
@@ -54,7 +86,7 @@ def _stale_error(tp, R, r):
         if not bits & bit:
             continue
         s = r if field < 0 else int(R[r, field])
-        info = tp.dirty.get(tp.gid(s))
+        info = _dirt_of(tp, R, s)
         if info is None or r >= info[0]:
             continue
         w = int(R[s, K.OPW])
@@ -388,14 +420,7 @@ def _run(tp, seeds, retain_graph, early=None, read=()):
             grads = tp.grad_buffers(t0, t1)
         touched = np.zeros(n, np.uint8)
         freed = tp.freed_flags()
-        if tp.dirty:
-            dirty_at = np.zeros(n, np.int64)
-            for g, (count, _) in tp.dirty.items():
-                loc = tp.local(g)
-                if loc >= 0:
-                    dirty_at[loc] = count
-        else:
-            dirty_at = _NO_DIRTY
+        dirty_at = _dirty_slots(tp, R, n) if tp.dirty else _NO_DIRTY
         start = 0
         for loc, val in seeds:
             _acc(grads[dtype_of(int(R[loc, K.OPW]))], goff, R, touched, loc, val)
@@ -469,6 +494,39 @@ def _accumulate(t, g):
         t._grad = Tensor(np.array(g, dtype=t.data.dtype, copy=True))
     else:
         t._grad.data += g
+
+
+def _hand_over(tp, R, grads, goff, pairs):
+    """Accumulate the sweep's gradients into the .grad of leaves [(leaf, slot)].
+
+    A leaf whose .grad is None needs an array of its own. When those leaves' regions are
+    a third of the sweep's buffers or more (a network's parameters: the rest holds the
+    activations' gradients and, for ``w.t()``, regions the sweep skips), the regions
+    themselves become the new .grad tensors and the tape lets go of the buffers; the next
+    backward allocates others, which reuse the memory once those .grad are dropped (as
+    zero_grad does). Otherwise each gets a copy. Either way memory stays bounded by about
+    two buffers."""
+    if not pairs:
+        return
+    lent = [0, 0]
+    for leaf, loc in pairs:
+        if leaf._grad is None:
+            w = int(R[loc, K.OPW])
+            if leaf._data.dtype == grads[dtype_of(w)].dtype:
+                lent[dtype_of(w)] += int(R[loc, K.SIZE])
+    lend = (tp.grad_buffers_are(grads) and lent[0] + lent[1] >= _LEND_MIN
+            and all(3 * k >= b.shape[0] for k, b in zip(lent, grads) if k))
+    for leaf, loc in pairs:
+        g = _read(tp, R, grads, goff, loc)
+        if lend and leaf._grad is None and g.dtype == leaf._data.dtype:
+            leaf._grad = Tensor(g)
+        else:
+            _accumulate(leaf, g)
+    if lend:
+        tp.drop_grad_buffers()
+
+
+_LEND_MIN = 1 << 16    # below this many elements a copy costs less than new buffers
 
 
 def _deliver(leaf, g, accumulate=True):
@@ -630,10 +688,9 @@ def _backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
                 if parts:
                     _deliver(leaf, _sum(parts) if len(parts) > 1 else parts[0])
         else:
-            for g, leaf in list(tp.leaves.items()):
-                loc = tp.local(g)
-                if 0 <= loc < n and touched[loc]:
-                    _accumulate(leaf, _read(tp, R, grads, goff, loc))
+            pairs = [(leaf, loc) for g, leaf in list(tp.leaves.items())
+                     if 0 <= (loc := tp.local(g)) < n and touched[loc]]
+            _hand_over(tp, R, grads, goff, pairs)
         for g, ref in list(tp.retained.items()):
             t = ref()
             loc = tp.local(g)

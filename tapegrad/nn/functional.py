@@ -85,10 +85,14 @@ def log_softmax(input, dim=None):
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``, with weight of shape (out_features, in_features).
 
-    A recorded transpose copies its input (and its VJP transposes back): for a batch
-    smaller than the layer, transposing the input and the result, ``(weight @ input.T).T``,
-    moves less data than transposing the weight."""
-    if weight.ndim == 2 and getattr(input, "ndim", 0) == 2:
+    Eagerly, the transpose of a leaf weight is a view, which the product hands to BLAS as
+    it is, and whose gradient goes straight into the weight's (ops/movement.py). A weight
+    with history, or any weight in a compiled program, has a transpose that copies (and
+    its VJP transposes back): for a batch smaller than the layer, transposing the input
+    and the result, ``(weight @ input.T).T``, then moves less data than transposing the
+    weight."""
+    if weight.ndim == 2 and getattr(input, "ndim", 0) == 2 and (
+            weight._tape is not None or _tape._tls.tape.save_all):
         rows, (out_f, in_f) = input.shape[0], weight.shape
         if rows * (in_f + out_f) < out_f * in_f:
             out = ops.t(ops.matmul(weight, ops.t(input)))

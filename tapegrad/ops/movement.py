@@ -4,7 +4,8 @@ transpose/t/permute, reshape/view/flatten/squeeze/unsqueeze, expand, clone, cat 
 Outside a graph a movement op returns a numpy view of its input when numpy gives one
 (``_base`` links the two); on a graph it records a copy: GATHER with an index map for
 indexing, permutations and expand, RESHAPE for shape changes and clone, CAT for cat and
-stack.
+stack. The one exception is the transpose of a leaf (``w.t()``), whose TRANSPOSE record's
+value is a view of the leaf (``_transposed_leaf``).
 """
 import numpy as np
 
@@ -117,6 +118,8 @@ def _perm_gather(x, axes, fn):
     nd = len(axes)
     if nd >= 2 and axes == tuple(range(nd - 2)) + (nd - 1, nd - 2):
         # the last two dims swapped (t(), .T of a matrix, mT): a TRANSPOSE record, no map
+        if x._tape is None and x._rg and grad_enabled():
+            return _transposed_leaf(x, out, fn)
         return _view_of(x, out, fn, lambda o: _transposed(x, o, fn))
     return _view_of(x, out, fn, lambda o: _gather(
         x, o, np.arange(x._data.size).reshape(x._data.shape).transpose(axes), fn))
@@ -129,6 +132,21 @@ def _transposed(x, out, fn):
     word = K.TRANSPOSE | (out.dtype == float64) * DT_BIT | RG_BIT | fn << NAME_SHIFT
     gid = tp.append(word, a, -1, -1, m, k, out, False)
     return _graph(out, tp, gid, fn)
+
+
+def _transposed_leaf(x, view, fn):
+    """The transpose of a leaf that requires grad (``w.t()`` in Linear): a TRANSPOSE record
+    whose value is a view of the leaf's memory, as PyTorch's is, not a copy. A product
+    ``x @ w.t()`` then hands the view's address to BLAS with a transpose flag and the
+    sweep puts w's gradient straight into w's (ops/linalg.py). The view shares the leaf's
+    version: the engine counts an in-place change of the leaf as a change of every
+    TRANSPOSE record of it (``_views_share_dirt``), and an in-place op on the view raises
+    under grad mode (``_base``) and marks the leaf under no_grad. Only leaves get a view:
+    a leaf's history cannot be rebased by an in-place op, so the view's values and its
+    gradient's path stay consistent."""
+    t = _transposed(x, view, fn)
+    t._base = x
+    return t
 
 
 def transpose(x, dim0, dim1):
