@@ -346,8 +346,8 @@ def test_a_leafs_transpose_is_a_view_that_shares_its_versions():
 
 
 def test_leaves_gradients_handed_over_without_copies_stay_their_own():
-    """When the leaves' gradients fill most of the sweep's buffer (a network's weights),
-    .grad is the buffer's region itself; the next backward gets other buffers, so a .grad
+    """When the leaves' gradients fill a third of the sweep's buffer or more (a network's
+    weights), .grad is the buffer's region itself; the next backward gets other buffers, so a .grad
     kept from an earlier step never changes, and accumulation without zero_grad adds."""
     rng = np.random.default_rng(16)
     model = tg.nn.Sequential(tg.nn.Linear(400, 200), tg.nn.Tanh(),
@@ -360,6 +360,10 @@ def test_leaves_gradients_handed_over_without_copies_stay_their_own():
         g = 2 * (h @ W1.T + b1) / 80
         gh = (g @ W1) * (1 - h ** 2)
         return [gh.T @ x.data, gh.sum(0), g.T @ h, g.sum(0)]
+    big = tg.zeros(2_000_000, dtype=tg.float64, requires_grad=True)
+    (big * 2.0 * 3.0 + 1.0).sum().backward()   # leaves the tape's buffers large...
+    (model(x) ** 2).mean().backward()   # ...which this backward lets go (it copies)
+    assert model[0].weight.grad.data.base is None
     kept = []
     for step in range(3):
         model.zero_grad(set_to_none=True)

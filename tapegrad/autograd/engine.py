@@ -514,8 +514,16 @@ def _hand_over(tp, R, grads, goff, pairs):
             w = int(R[loc, K.OPW])
             if leaf._data.dtype == grads[dtype_of(w)].dtype:
                 lent[dtype_of(w)] += int(R[loc, K.SIZE])
-    lend = (tp.grad_buffers_are(grads) and lent[0] + lent[1] >= _LEND_MIN
-            and all(3 * k >= b.shape[0] for k, b in zip(lent, grads) if k))
+    lend = tp.grad_buffers_are(grads) and lent[0] + lent[1] >= _LEND_MIN
+    if lend and not all(3 * k >= b.shape[0] for k, b in zip(lent, grads) if k):
+        lend = False
+        n = len(goff)
+        dts = dtype_of(R[:n, K.OPW])
+        need = [int(R[:n, K.SIZE][dts == d].sum()) for d in (0, 1)]
+        if all(3 * k >= need[d] for d, k in enumerate(lent) if k) and \
+                any(b.shape[0] > 8 * max(m, 1) for b, m in zip(grads, need)):
+            tp.drop_grad_buffers()     # left large by an earlier, larger graph: next time
+            # this graph's own size is allocated, and its gradients can be lent
     for leaf, loc in pairs:
         g = _read(tp, R, grads, goff, loc)
         if lend and leaf._grad is None and g.dtype == leaf._data.dtype:
