@@ -365,9 +365,17 @@ def test_leaves_gradients_handed_over_without_copies_stay_their_own():
     (model(x) ** 2).mean().backward()   # ...which this backward lets go (it copies)
     assert model[0].weight.grad.data.base is None
     kept = []
+    hooked = tg.zeros(3, requires_grad=True)       # a hook on another leaf, for steps 1-2
+    seen = []
     for step in range(3):
         model.zero_grad(set_to_none=True)
-        (model(x) ** 2).mean().backward()
+        hooked.grad = None
+        if step == 1:
+            hooked.register_hook(lambda g: seen.append(g) or g * 2)
+        loss = (model(x) ** 2).mean() + (hooked * 1.0).sum()
+        loss.backward()
+        if step:
+            np.testing.assert_array_equal(hooked.grad.numpy(), [2.0] * 3)
         grads = [p.grad for p in model.parameters()]
         assert grads[0].data.base is not None        # a region of the sweep's buffer
         for g, w in zip(grads, want()):
@@ -446,6 +454,8 @@ def test_mlp_backward_is_one_compiled_call(monkeypatch):
 
 # ---- memory lifecycle ---------------------------------------------------------------------------------
 def test_training_loop_keeps_tape_empty_between_iterations():
+    import gc
+    gc.collect()    # graphs an earlier test's caught exceptions kept alive, in cycles
     tg.manual_seed(1)
     w = tg.randn(32, 16, requires_grad=True)
     x = tg.randn(64, 32)

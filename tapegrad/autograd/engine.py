@@ -686,15 +686,21 @@ def _backward(tensors, grad_tensors, retain_graph, create_graph, inputs):
     grads, goff, touched, R = _run(tp, locs, bool(retain_graph), early)
     n = touched.shape[0]     # records a Function's backward made since are not this graph's
     try:
-        if hooks._LEAF:
+        if hooks._LEAF:     # some leaf has hooks; those without go by _hand_over
             done = early[1] if early is not None else ()
+            pairs = []
             for leaf, slots in list(_leaf_slots(tp)):
                 if id(leaf) in done:
                     continue
-                parts = [_read(tp, R, grads, goff, loc) for loc in slots
-                         if loc < n and touched[loc]]
-                if parts:
-                    _deliver(leaf, _sum(parts) if len(parts) > 1 else parts[0])
+                slots = [loc for loc in slots if loc < n and touched[loc]]
+                if not slots:
+                    continue
+                if hooks.leaf_hooks(leaf) is None:
+                    pairs += [(leaf, loc) for loc in slots]
+                    continue
+                parts = [_read(tp, R, grads, goff, loc) for loc in slots]
+                _deliver(leaf, _sum(parts) if len(parts) > 1 else parts[0])
+            _hand_over(tp, R, grads, goff, pairs)
         else:
             pairs = [(leaf, loc) for g, leaf in list(tp.leaves.items())
                      if 0 <= (loc := tp.local(g)) < n and touched[loc]]
