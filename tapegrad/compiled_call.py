@@ -22,6 +22,7 @@ the gradients it returns can be differentiated again.
 
 from .autograd import hooks as _hooks
 from .autograd.anomaly_mode import state as _anomaly
+from .autograd.engine import worth_lending
 from .autograd.function import _FunctionNode, _second_time, node_records
 from .grad_mode import enable_grad
 from .ops import _graph, _plain, _slot
@@ -89,14 +90,23 @@ class CompiledFunctionBackward(_FunctionNode):
         freed = tp.freed_flags()
         if loc < 0 or freed[loc]:
             return False            # the engine raises its error
-        G, touched = self._prog.scalar_reverse(self._frame.vals, self._out_slots[0])
-        for (o, n, shape, slot), (_, t) in zip(self._prog.grad_at(self._sources), self._sources):
+        prog = self._prog
+        G, touched = prog.scalar_reverse(self._frame.vals, self._out_slots[0])
+        at = prog.grad_at(self._sources)
+        # as the engine does (_hand_over): gradients that fill a third of the buffer become
+        # .grad as they are, and this thread's program takes a new buffer
+        lend = worth_lending(sum(n for (_, n, _, slot), (_, t) in zip(at, self._sources)
+                                 if touched[slot] and t._grad is None
+                                 and t._data.dtype == G.dtype), G.shape[0])
+        for (o, n, shape, slot), (_, t) in zip(at, self._sources):
             if touched[slot]:
                 g = G[o:o + n].reshape(shape)
                 if t._grad is None:
-                    t._grad = _plain(g.copy())
+                    t._grad = _plain(g if lend and t._data.dtype == G.dtype else g.copy())
                 else:
                     t._grad._data += g
+        if lend:
+            prog.renew_grads()
         freed[loc] = 1
         self._release()
         return True

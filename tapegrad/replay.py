@@ -203,6 +203,14 @@ class Program:
             sc.touched = np.empty(self.n, np.uint8)
         return sc
 
+    def renew_grads(self):
+        """This thread's gradient buffer now backs .grad tensors (a compiled node lent its
+        regions): later sweeps get a new one."""
+        sc = self._scratch
+        g = list(sc.grads)
+        g[self.dt] = np.empty_like(g[self.dt])
+        sc.grads = tuple(g)
+
     def load(self, arrays, vals):
         """Write the inputs' current values into `vals` (args from `arrays`)."""
         for d, o, n, kind, src in self._load:

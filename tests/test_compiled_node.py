@@ -336,3 +336,34 @@ def test_frames_of_unreachable_calls_are_reclaimed_before_they_pile_up():
     out.backward()
     np.testing.assert_allclose(x.grad.numpy()[:3], (lambda v: np.exp(np.tanh(v) * v) * (
         np.tanh(v) + v * (1 - np.tanh(v) ** 2)))(np.linspace(-1, 1, 100_000)[:3]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_leaf_gradients_become_grad_without_a_copy_and_stay_their_own(dtype):
+    """A call whose leaves' gradients fill most of its program's buffer (a weight) hands
+    the regions to .grad and the program takes a new buffer: a .grad kept from one step
+    never changes at the next, and without zero_grad gradients add."""
+    r = np.random.default_rng(5)
+    x = tg.tensor(r.standard_normal((4, 300)).astype(dtype))
+    w = tg.tensor(r.standard_normal((300, 300)).astype(dtype) / 20, requires_grad=True)
+    fc = tg.compile(lambda x, w: ((x @ w).tanh() ** 2).sum())
+
+    def want():
+        h = np.tanh(x.data.astype(np.float64) @ w.data.astype(np.float64))
+        return x.data.T.astype(np.float64) @ (2 * h * (1 - h ** 2))
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)   # 300-term sums
+    kept = []
+    for step in range(4):
+        w.grad = None
+        fc(x, w).backward()
+        np.testing.assert_allclose(w.grad.numpy(), want(), **tol)
+        if step:                                  # (the first call records, eagerly)
+            assert w.grad.data.base is not None   # the program buffer's region
+        for old, value in kept:
+            np.testing.assert_array_equal(old.numpy(), value)
+        kept.append((w.grad, w.grad.numpy().copy()))
+        with tg.no_grad():
+            w -= 0.1 * w.grad
+    first = w.grad.numpy().copy()
+    fc(x, w).backward()
+    np.testing.assert_allclose(w.grad.numpy(), first + want(), **tol)

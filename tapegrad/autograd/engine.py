@@ -515,7 +515,7 @@ def _hand_over(tp, R, grads, goff, pairs):
             if leaf._data.dtype == grads[dtype_of(w)].dtype:
                 lent[dtype_of(w)] += int(R[loc, K.SIZE])
     lend = tp.grad_buffers_are(grads) and lent[0] + lent[1] >= _LEND_MIN
-    if lend and not all(3 * k >= b.shape[0] for k, b in zip(lent, grads) if k):
+    if lend and not all(worth_lending(k, b.shape[0], 0) for k, b in zip(lent, grads) if k):
         lend = False
         n = len(goff)
         dts = dtype_of(R[:n, K.OPW])
@@ -535,6 +535,12 @@ def _hand_over(tp, R, grads, goff, pairs):
 
 
 _LEND_MIN = 1 << 16    # below this many elements a copy costs less than new buffers
+
+
+def worth_lending(lent, size, least=_LEND_MIN):
+    """Should `lent` elements of a gradient buffer of `size` become .grad tensors, and the
+    buffer be replaced, rather than be copied out? (A third of it, and not a few.)"""
+    return lent >= least and 3 * lent >= size
 
 
 def _deliver(leaf, g, accumulate=True):
