@@ -520,7 +520,7 @@ def _hand_over(tp, R, grads, goff, pairs):
         n = len(goff)
         dts = dtype_of(R[:n, K.OPW])
         need = [int(R[:n, K.SIZE][dts == d].sum()) for d in (0, 1)]
-        if all(3 * k >= need[d] for d, k in enumerate(lent) if k) and \
+        if all(worth_lending(k, need[d], 0) for d, k in enumerate(lent) if k) and \
                 any(b.shape[0] > 8 * max(m, 1) for b, m in zip(grads, need)):
             tp.drop_grad_buffers()     # left large by an earlier, larger graph: next time
             # this graph's own size is allocated, and its gradients can be lent
