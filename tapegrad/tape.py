@@ -265,6 +265,7 @@ class Tape:
         if bufs is None or bufs[0].shape[0] < n32 or bufs[1].shape[0] < n64:
             bufs = self._gbufs = (np.empty(max(n32, 1), np.float32),
                                   np.empty(max(n64, 1), np.float64))
+        self.grad_need = (n32, n64)      # what this backward's graph uses of them
         return bufs
 
     def grad_buffers_are(self, bufs):

@@ -517,9 +517,7 @@ def _hand_over(tp, R, grads, goff, pairs):
     lend = tp.grad_buffers_are(grads) and lent[0] + lent[1] >= _LEND_MIN
     if lend and not all(worth_lending(k, b.shape[0], 0) for k, b in zip(lent, grads) if k):
         lend = False
-        n = len(goff)
-        dts = dtype_of(R[:n, K.OPW])
-        need = [int(R[:n, K.SIZE][dts == d].sum()) for d in (0, 1)]
+        need = tp.grad_need
         if all(worth_lending(k, need[d], 0) for d, k in enumerate(lent) if k) and \
                 any(b.shape[0] > 8 * max(m, 1) for b, m in zip(grads, need)):
             tp.drop_grad_buffers()     # left large by an earlier, larger graph: next time
