@@ -310,15 +310,29 @@ def cmd_info(args):
     blas = ("numpy's bundled OpenBLAS, called from compiled code" if K.GEMM.any()
             else "numpy's matmul (no bundled OpenBLAS found, or NUMBA_DISABLE_JIT)")
     print(f"matrix products: {blas}")
-    where = cachekey.cache_location(K.sweep)
+    from tapegrad.kernels import reverse, tiers
+    where = cachekey.cache_location(reverse.sweep)
     print(f"compiled kernels cached in: {where or 'nowhere (NUMBA_DISABLE_JIT)'}")
     if os.environ.get("NUMBA_CACHE_DIR"):
         print("  (chosen by NUMBA_CACHE_DIR)")
+    if where:
+        done = [s for s in tiers.STAGES if tiers.state().ready(s)]
+        todo = [s for s in tiers.STAGES if s not in done]
+        print(f"  warm-up stages compiled: {', '.join(done) or 'none'}"
+              + (f" (to do: {', '.join(todo)}; `tapegrad warmup` compiles them now)"
+                 if todo else ""))
     mpi = ("mpi4py installed (mpiexec -n 2 tapegrad train --distributed)"
            if tg.distributed.is_available()
            else "no mpi4py: pip install 'tapegrad[distributed]'")
     print(f"tapegrad.distributed: {mpi}")
     return 0
+
+
+# ---- warmup ----------------------------------------------------------------------------------
+def cmd_warmup(args):
+    """Compile the kernels into the cache now (tapegrad.warmup), stage by stage."""
+    from tapegrad import warmup
+    return warmup.main(args.stages)
 
 
 # ---- entry point -----------------------------------------------------------------------------
@@ -389,6 +403,16 @@ def _parser():
                                    "that compiled code calls, and the folder where the "
                                    "compiled kernels are cached.")
     i.set_defaults(func=cmd_info)
+
+    from tapegrad.kernels.tiers import STAGES
+    w = sub.add_parser("warmup", help="compile the kernels into the cache now",
+                       description="Compile the kernels into Numba's cache in the foreground "
+                                   "(a first backward on a cold cache otherwise starts this "
+                                   "in the background and runs interpreted kernels "
+                                   "meanwhile). Stages: " + ", ".join(STAGES) + " (all).")
+    w.add_argument("stages", nargs="*", metavar="STAGE",
+                   help="stages to compile (default: all)")
+    w.set_defaults(func=cmd_warmup)
 
     b = sub.add_parser("bench", help="run the benchmark report (python -m bench)",
                        description="Hand over to the benchmark report in bench/report.py; "

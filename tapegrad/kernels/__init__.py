@@ -15,10 +15,13 @@
                  call
     memory       gradient layout, liveness, compaction and relocation of tapes
     cachekey     keys Numba's cache on all of these files at once
+    tiers        a cold start's interpreted kernels while a warm-up process compiles
 
 Python code uses this package's names (``from . import kernels as K``); the modules import
 each other directly. Nothing here imports the rest of tapegrad.
 """
+import sys
+
 from . import cachekey
 
 cachekey.install()   # before any kernel is decorated: their caches are made then
@@ -40,3 +43,7 @@ __all__ = schema.__all__ + opcodes.__all__ + [
     "MM_LOOPS", "MM_NUMPY",
     "SMALL_MM", "_mm_dims", "sweep", "NPLAN", "plan_chains", "NUMPY_UFUNC", "forward", "to_numpy",
     "tangent", "program_reverse", "value_and_grad", "compact", "grad_offsets", "mark_live", "relocate"]
+
+from . import tiers  # noqa: E402
+
+tiers.install(sys.modules[__name__])   # stubs in place of the entry points on a cold cache

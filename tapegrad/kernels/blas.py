@@ -71,7 +71,7 @@ _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
 @intrinsic
-def _gemm(typingctx, fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, ldz):
+def _blas_gemm(typingctx, fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, ldz):
     """Z[zo:] = X[xo:] @ Y[yo:] + beta Z[zo:] (row-major; ta/tb: transpose X/Y) by calling
     the cblas_?gemm whose address is fn (the ILP64 interface: 64-bit sizes). X or Y may
     instead be the address of a C-contiguous array of Z's dtype (xo/yo then unused)."""
@@ -104,6 +104,32 @@ def _gemm(typingctx, fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, l
                          int64(15)])
         return context.get_dummy_value()
     return sig, codegen
+
+
+def _operand(X, o, ld, rows, dt):
+    """`rows` rows of leading dimension ld at X[o:], or at address X (Python's _gemm)."""
+    if isinstance(X, np.ndarray):
+        return X[o:o + rows * ld].reshape(rows, ld)
+    raw = (ctypes.c_char * (rows * ld * dt.itemsize)).from_address(int(X))
+    return np.frombuffer(raw, dt).reshape(rows, ld)
+
+
+def _numpy_gemm(fn, ta, tb, m, n, k, X, xo, ldx, Y, yo, ldy, beta, Z, zo, ldz):
+    """_gemm in Python: numpy's matmul of the same operands (fn unused)."""
+    x = _operand(X, xo, ldx, k if ta == _TRANS else m, Z.dtype)
+    x = x[:, :m].T if ta == _TRANS else x[:, :k]
+    y = _operand(Y, yo, ldy, n if tb == _TRANS else k, Z.dtype)
+    y = y[:, :k].T if tb == _TRANS else y[:, :n]
+    z = Z[zo:zo + m * ldz].reshape(m, ldz)[:, :n]
+    if beta == 0:      # Z is not read (it may hold anything), as in BLAS
+        z[...] = x @ y
+    else:
+        z += x @ y if beta == 1 else x @ y + (beta - 1) * z
+
+
+# Python code (NUMBA_DISABLE_JIT) cannot call the intrinsic. NUMBA_DISABLE_JIT passes no gemm
+# address, so only the interpreted kernels of a cold start (kernels/tiers.py) run numpy's
+_gemm = _numpy_gemm if numba.config.DISABLE_JIT else _blas_gemm
 
 
 @njit(cache=True, nogil=True)
