@@ -1,9 +1,14 @@
 """Time to first gradient, in a fresh process each run.
 
 - ``import`` + W1's first backward: tapegrad with an empty Numba cache (NUMBA_CACHE_DIR a
-  new temporary folder: everything compiles) and with a warm one (the same folder after
-  one untimed run: the sweep loads from disk); PyTorch beside it. The clock starts before
-  the import, inside the child, so interpreter start-up (the same for all) is not counted.
+  new temporary folder: the first calls run the kernels' Python code while a warm-up
+  process compiles them, kernels/tiers.py), the time until that process has compiled the
+  float32 sweep and the step runs compiled, the same first backward compiling in the
+  process (TAPEGRAD_BACKGROUND_COMPILE=0, as before the warm-up existed), and a warm cache
+  (filled by ``python -m tapegrad.warmup`` first: everything loads from disk); PyTorch
+  beside it. The clock starts before the import, inside the child, so interpreter
+  start-up (the same for all) is not counted. Each cold run's warm-up process is stopped
+  when its run ends, except in the run that waits for it.
 - Recording plus compiling W2 for replay: the first call of
   ``func.value_and_grad(compile(f))`` (tapegrad, warm and empty cache) against the first
   call of ``jax.jit(jax.value_and_grad(f))``, timed after the imports.
@@ -12,6 +17,7 @@
 """
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,7 +32,26 @@ x, y = T.ones(5), T.zeros(3)
 w, b = T.randn(5, 3, requires_grad=True), T.randn(3, requires_grad=True)
 F.binary_cross_entropy_with_logits(x @ w + b, y).backward()
 assert w.grad is not None
-print(time.perf_counter() - t0)
+t = time.perf_counter() - t0
+if {until_compiled}:
+    from tapegrad import kernels as K
+    from tapegrad.kernels import tiers
+    while not tiers.state().ready("eager32"):
+        time.sleep(0.05)
+    F.binary_cross_entropy_with_logits(x @ w + b, y).backward()
+    assert K.reverse.sweep.signatures      # this step ran the compiled sweep
+    t = time.perf_counter() - t0
+print(_warmup_pid(), t)
+"""
+
+# the pid of the warm-up process this child started (0: none), for stopping it
+PID = """
+def _warmup_pid():
+    try:
+        from tapegrad.kernels import tiers
+        return tiers.state().child.pid if tiers._STATE and tiers.state().child else 0
+    except ImportError:
+        return 0
 """
 
 
@@ -54,23 +79,43 @@ else:
     x = tg.tensor(x0, requires_grad=True)
     t0 = time.perf_counter()
     loss, g = tg.func.value_and_grad(tg.compile(f))(x)
-print(time.perf_counter() - t0)
+print(_warmup_pid(), time.perf_counter() - t0)
 """
 
 
-def _child(code, cache_dir=None):
-    env = dict(os.environ)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env(cache_dir, background=True):
+    env = dict(os.environ, TAPEGRAD_BACKGROUND_COMPILE="1" if background else "0")
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True, cwd=root)
-    return float(out.stdout.split()[-1])
+    return env
 
 
-def first_backward(module, cache_dir=None):
-    """Seconds from ``import module`` to the end of W1's first backward, in a new process."""
-    return _child(FIRST_BACKWARD.format(module=module), cache_dir)
+def _child(code, cache_dir=None, background=True):
+    out = subprocess.run([sys.executable, "-c", PID + code], env=_env(cache_dir, background),
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    pid, seconds = out.stdout.split()[-2:]
+    if int(pid):
+        try:
+            os.killpg(int(pid), signal.SIGKILL)     # its own session: stop its group
+        except (ProcessLookupError, AttributeError):
+            pass
+    return float(seconds)
+
+
+def fill(cache_dir):
+    """Compile everything into cache_dir in the foreground (``python -m tapegrad.warmup``)."""
+    subprocess.run([sys.executable, "-m", "tapegrad.warmup"], env=_env(cache_dir), cwd=ROOT,
+                   check=True, capture_output=True)
+
+
+def first_backward(module, cache_dir=None, until_compiled=False, background=True):
+    """Seconds from ``import module`` to the end of W1's first backward, in a new process
+    (until_compiled: to the end of the first step that ran the compiled sweep)."""
+    return _child(FIRST_BACKWARD.format(module=module, until_compiled=bool(until_compiled)),
+                  cache_dir, background)
 
 
 def first_replay(jax=False, cache_dir=None):
@@ -78,17 +123,27 @@ def first_replay(jax=False, cache_dir=None):
     return _child(FIRST_REPLAY.format(jax=bool(jax)), cache_dir)
 
 
+UNTIL_COMPILED = "tapegrad, empty Numba cache, until a step runs the compiled sweep"
+IN_PROCESS = "tapegrad, empty Numba cache, compiling in the process"
+
+
 def measure(runs=3, log=lambda msg: None):
     """{label: [seconds per run]} for tapegrad (empty and warm cache) and torch."""
     res = {"tapegrad, empty Numba cache": [], "tapegrad, warm Numba cache": [],
-           "torch": []}
+           UNTIL_COMPILED: [], IN_PROCESS: [], "torch": []}
     with tempfile.TemporaryDirectory(prefix="tapegrad-latency-") as tmp:
         for i in range(runs):
             log(f"latency: empty cache run {i + 1}/{runs}")
             res["tapegrad, empty Numba cache"].append(
                 first_backward("tapegrad", os.path.join(tmp, f"cold{i}")))
+        log("latency: empty cache, until the warm-up has compiled the sweep (one run)")
+        res[UNTIL_COMPILED].append(first_backward("tapegrad", os.path.join(tmp, "until"),
+                                                  until_compiled=True))
+        log("latency: empty cache, compiling in the process (one run)")
+        res[IN_PROCESS].append(first_backward("tapegrad", os.path.join(tmp, "inproc"),
+                                              background=False))
         warm = os.path.join(tmp, "warm")
-        first_backward("tapegrad", warm)             # fills the cache, untimed
+        fill(warm)                                   # fills the cache, untimed
         for i in range(runs):
             res["tapegrad, warm Numba cache"].append(first_backward("tapegrad", warm))
     try:
@@ -111,7 +166,7 @@ def measure_replay(runs=3, log=lambda msg: None):
             res["tapegrad W2 replay, empty Numba cache"].append(
                 first_replay(False, os.path.join(tmp, f"cold{i}")))
         warm = os.path.join(tmp, "warm")
-        first_replay(False, warm)                    # fills the cache, untimed
+        fill(warm)                                   # fills the cache, untimed
         for i in range(runs):
             res["tapegrad W2 replay, warm Numba cache"].append(first_replay(False, warm))
     try:

@@ -455,16 +455,6 @@ WHY = [
     "it: one compiled entry for the reverse sweep and the `.grad` writes with fewer "
     "arguments (a packed argument block per program), and leaves that keep their INPUT "
     "records between steps.",
-    "**Cold start (first backward and first replay with an empty Numba cache).** Numba "
-    "compiles the whole reverse sweep, every op family's VJP with it, at the first "
-    "backward (about 18 s of CPU on a busy machine here, of which the sweep's own body, "
-    "its inlined elementwise loops, is half); a first replay compiles the forward and "
-    "program kernels too. The read-only-install half of the issue is done (a cache is "
-    "always found, and `tapegrad info` names it). What would close the time: compiling "
-    "the rarely used families (create_graph's UVJP, decoded chains, the fused losses) as "
-    "separate kernels the sweep hands records to, and casting the elementwise rules' "
-    "arguments to one type so each compiles once (several now compile for two or three "
-    "type combinations).",
     "**Eager forward (W1-W3, recording cost).** A recorded op costs about 1.9 µs: numpy's "
     "own call (0.35 µs on one element), a Tensor object and its lifetime tracking (about "
     "0.45 µs; tapegrad with nothing requiring grad costs 0.8 µs an op), and the record "
@@ -518,8 +508,18 @@ NOTES = [
     "Per-op rows divide a whole phase by the 3,000 chain ops, so they include the final "
     "`sum` and, for backward, starting the sweep and filling `.grad`.",
     "Latency: a fresh process per run; the clock starts before `import` (interpreter "
-    "start-up excluded). Empty cache: `NUMBA_CACHE_DIR` set to a new folder; warm: the "
-    "same folder after one untimed run.",
+    "start-up excluded). Empty cache: `NUMBA_CACHE_DIR` set to a new folder, and the "
+    "warm-up process a run starts is stopped when the run ends (except in the run that "
+    "waits for it); warm: a folder `python -m tapegrad.warmup` filled first.",
+    "Cold start (first backward and first replay with an empty Numba cache): the "
+    "targets measure the first gradient: on an empty cache the kernels' own Python code "
+    "runs while a warm-up process compiles them into the cache (design.md, \"Compile "
+    "latency\"), so W1's first backward and W2's first replay finish in well under a "
+    "second. Compiling itself takes as long as before (the rows `until a step runs the "
+    "compiled sweep` and `compiling in the process` show it: about 20-25 s here); what "
+    "would shorten it is compiling the rarely used families (create_graph's UVJP, decoded "
+    "chains, the fused losses) as separate kernels the sweep hands records to, and casting "
+    "the elementwise rules' arguments to one type so each compiles once.",
     "Memory: tape bytes from `tapegrad.tape_size()` with W2's or W3's graph built, before "
     "backward. W5 peak: a fresh process per system; every system builds its parameters "
     "and runs one W5 step (compiled code loaded, JAX compiled, first allocations made) "

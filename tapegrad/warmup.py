@@ -88,8 +88,10 @@ def run_stage(stage):
     {"eager": _eager, "replay": _replay}[family](_DTYPES[bits])
 
 
-def main(argv=None):
-    stages = list(argv if argv is not None else sys.argv[1:]) or list(tiers.STAGES)
+def main(stages=None):
+    """Compile `stages` (default: all, or the command line's) and mark each done; returns
+    the exit status (2 for an unknown stage)."""
+    stages = list(stages if stages is not None else sys.argv[1:]) or list(tiers.STAGES)
     bad = [s for s in stages if s not in tiers.STAGES]
     if bad:
         print(f"unknown stage(s) {', '.join(bad)}; the stages are {', '.join(tiers.STAGES)}",

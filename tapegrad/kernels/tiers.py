@@ -91,7 +91,9 @@ ENTRIES = {
 
 
 def enabled():
-    return (not numba.config.DISABLE_JIT
+    # POSIX only: the liveness test of the lock's holder is os.kill(pid, 0), which on
+    # Windows would end that process
+    return (not numba.config.DISABLE_JIT and os.name == "posix"
             and os.environ.get("TAPEGRAD_BACKGROUND_COMPILE", "1") != "0"
             and os.environ.get("TAPEGRAD_WARMUP_CHILD") != "1")
 
@@ -113,6 +115,7 @@ class Warmup:
         self.folder = folder
         self._key = None
         self.child = None          # the warm-up process this one started
+        self.owner = os.getpid()   # the process that started it (a fork cannot reap it)
         self.failed = False
         self.started = False
         self._lock = threading.Lock()
@@ -140,8 +143,8 @@ class Warmup:
             return None
         if pid <= 0:
             return None
-        if self.child is not None and pid == self.child.pid:
-            return pid if self.child.poll() is None else None
+        if self.child is not None and pid == self.child.pid and os.getpid() == self.owner:
+            return pid if self.child.poll() is None else None   # poll reaps it when done
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -160,15 +163,17 @@ class Warmup:
                 return          # another process's warm-up is filling this cache
             order = [first] + [s for s in STAGES if s != first]
             env = dict(os.environ, TAPEGRAD_WARMUP_CHILD="1")
+            # run from the folder holding this tapegrad, so `-m` imports this one (a
+            # checkout, a copy on sys.path) and not another; an installed one is found
+            # from anywhere, and site-packages is not put before the standard library
             root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-            env["PYTHONPATH"] = os.pathsep.join(
-                [root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+            site = os.path.basename(root) in ("site-packages", "dist-packages")
             try:
                 log = open(self.path("log"), "w")
                 self.child = subprocess.Popen(
                     [sys.executable, "-m", "tapegrad.warmup", *order], env=env,
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True)
+                    cwd=self.folder if site else root, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
                 log.close()
             except OSError as e:
                 self._fail(f"could not start the warm-up process ({e})")
@@ -179,7 +184,7 @@ class Warmup:
             return False
         if self.holder() is not None:
             return True
-        if self.child is not None and self.child.poll() is None:
+        if self.child is not None and os.getpid() == self.owner and self.child.poll() is None:
             return True       # started, not yet holding the lock
         return False
 
@@ -222,27 +227,32 @@ def state():
 def _interpreted(name):
     """The Python function of entry `name`: the kernel modules imported again, as plain
     Python (Numba's DISABLE_JIT switch on while they execute), into a package of their own."""
-    if not _TWIN:
-        here = os.path.dirname(os.path.abspath(__file__))
-        pkg = "tapegrad._interpreted_kernels"
-        spec = importlib.util.spec_from_file_location(
-            pkg, os.path.join(here, "opcodes.py"), submodule_search_locations=[here])
-        package = importlib.util.module_from_spec(spec)   # empty: no __init__ runs
-        sys.modules[pkg] = package
-        was = numba.config.DISABLE_JIT
-        numba.config.DISABLE_JIT = True
-        try:
-            mods = {m: importlib.import_module(f"{pkg}.{m}")
-                    for m in ("reverse", "memory", "blas", "elementwise", "forward",
-                              "tangent", "program", "chains")}
-        finally:
-            numba.config.DISABLE_JIT = was
-        for entry in ENTRIES:
-            for m in mods.values():
-                if hasattr(m, entry):
-                    _TWIN[entry] = getattr(m, entry)
-                    break
+    with _TWIN_LOCK:
+        if not _TWIN:
+            _import_interpreted()
     return _TWIN[name]
+
+
+_TWIN_LOCK = threading.Lock()
+
+
+def _import_interpreted():
+    """Import the kernel modules again as tapegrad._interpreted_kernels.*, as plain Python."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    pkg = "tapegrad._interpreted_kernels"
+    spec = importlib.util.spec_from_file_location(
+        pkg, os.path.join(here, "opcodes.py"), submodule_search_locations=[here])
+    sys.modules[pkg] = importlib.util.module_from_spec(spec)   # empty: no __init__ runs
+    was = numba.config.DISABLE_JIT
+    numba.config.DISABLE_JIT = True
+    try:
+        mods = [importlib.import_module(f"{pkg}.{m}")
+                for m in ("reverse", "memory", "blas", "elementwise", "forward", "tangent",
+                          "program", "chains")]
+    finally:
+        numba.config.DISABLE_JIT = was
+    for entry in ENTRIES:
+        _TWIN[entry] = next(getattr(m, entry) for m in mods if hasattr(m, entry))
 
 
 def _stage(family, dt):
