@@ -144,7 +144,7 @@ class Warmup:
         if pid <= 0:
             return None
         if self.child is not None and pid == self.child.pid and os.getpid() == self.owner:
-            return pid if self.child.poll() is None else None   # poll reaps it when done
+            return pid if self._child_running() else None
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -184,9 +184,12 @@ class Warmup:
             return False
         if self.holder() is not None:
             return True
-        if self.child is not None and os.getpid() == self.owner and self.child.poll() is None:
-            return True       # started, not yet holding the lock
-        return False
+        return self._child_running()     # started, not yet holding the lock
+
+    def _child_running(self):
+        """Is the warm-up this process started still running? (poll reaps it when done;
+        a forked process cannot, and asks the lock's pid instead)"""
+        return self.child is not None and os.getpid() == self.owner and self.child.poll() is None
 
     def settled(self, stage):
         """Is stage compiled (or will this process have to compile it itself)?"""
@@ -274,13 +277,11 @@ def _stub(package, name, compiled):
         w = state()
         stage = _stage(family, dt_of(args))
         if not w.settled(stage):
-            if _cost(rows_of(args)) <= INTERPRET_BUDGET:
-                w.start(stage)
-                if not w.settled(stage):
-                    return _interpreted(name)(*args)
-            else:
-                w.start(stage)
+            w.start(stage)
+            if _cost(rows_of(args)) > INTERPRET_BUDGET:
                 w.wait(stage)
+            elif not w.settled(stage):
+                return _interpreted(name)(*args)
         if all(w.settled(s) for s in stages):
             setattr(package, name, compiled)    # every later call goes straight to Numba
         return compiled(*args)
